@@ -1,0 +1,1 @@
+"""sampan.api (see DESIGN.md for its layer)."""

@@ -1,0 +1,1 @@
+"""sampan.build (see DESIGN.md for its layer)."""

@@ -1,0 +1,1 @@
+"""sampan.cli (see DESIGN.md for its layer)."""

@@ -1,0 +1,1 @@
+"""sampan.client (see DESIGN.md for its layer)."""

@@ -1,0 +1,1 @@
+"""sampan.daemon (see DESIGN.md for its layer)."""

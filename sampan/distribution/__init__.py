@@ -1,0 +1,1 @@
+"""sampan.distribution (see DESIGN.md for its layer)."""

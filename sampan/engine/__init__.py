@@ -1,0 +1,1 @@
+"""sampan.engine (see DESIGN.md for its layer)."""

@@ -1,0 +1,1 @@
+"""sampan.image (see DESIGN.md for its layer)."""

@@ -1,0 +1,1 @@
+"""sampan.network (see DESIGN.md for its layer)."""

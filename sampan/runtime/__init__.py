@@ -1,0 +1,1 @@
+"""sampan.runtime (see DESIGN.md for its layer)."""

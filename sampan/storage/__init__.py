@@ -1,0 +1,1 @@
+"""Storage: the content store (blobs by digest) and snapshotters (layers as mounts)."""

@@ -1,0 +1,273 @@
+"""Fixtures every sampan test may use.
+
+* ``data_root``: a fresh data root (``--data-root``) for this test only.
+* ``names``: per-test names for a socket, bridge, netns, nft table, subnet and free TCP ports,
+  so that tests never collide with each other, with the host or with a peer engine.
+* the leak checker: every test marked ``root`` fails if it leaves behind a mount, a process, a
+  cgroup, a network link, a netns or an nftables table that was not there before it ran (and
+  the checker removes what it found, so one leak does not cascade into other tests).
+* ``base_images``: the busybox (and, when asked, Debian) rootfs tars, built once per test run
+  into a cache outside the clone (``$SAMPAN_TEST_CACHE``, default /var/tmp/sampan-test-cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("SAMPAN_TEST_CACHE", "/var/tmp/sampan-test-cache"))
+IS_ROOT = os.geteuid() == 0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip_root = pytest.mark.skip(reason="needs root")
+    for item in items:
+        if "root" in item.keywords and not IS_ROOT:
+            item.add_marker(skip_root)
+
+
+# ---------------------------------------------------------------- per-test names
+
+
+@dataclass(frozen=True)
+class Names:
+    """Names unique to one test (derived from its node id and pid)."""
+
+    tag: str  # 8 hex characters
+
+    @property
+    def bridge(self) -> str:
+        return f"sp-br{self.tag[:8]}"  # <= 15 characters (IFNAMSIZ)
+
+    @property
+    def netns(self) -> str:
+        return f"sp-ns-{self.tag}"
+
+    @property
+    def nft_table(self) -> str:
+        return f"sampan_t{self.tag}"
+
+    @property
+    def subnet(self) -> str:
+        """A /24 in 10.231.0.0/16 .. 10.239.0.0/16, picked by the tag."""
+        n = int(self.tag, 16)
+        return f"10.{231 + n % 9}.{(n >> 4) % 256}.0/24"
+
+    def free_port(self) -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def names(request: pytest.FixtureRequest) -> Names:
+    tag = hashlib.sha256(f"{request.node.nodeid}:{os.getpid()}".encode()).hexdigest()[:8]
+    return Names(tag)
+
+
+@pytest.fixture
+def data_root(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    root.mkdir(mode=0o700)
+    return root
+
+
+# ---------------------------------------------------------------- leak checker
+
+
+def _mounts() -> set[str]:
+    out = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            out.add(fields[4])  # mount point
+    return out
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    out: set[int] = set()
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in out:
+                out.add(child)
+                stack.append(child)
+    return out
+
+
+def _sampan_processes() -> set[int]:
+    """Processes whose command line mentions sampan (daemons, shims, runtimes) or a test dir."""
+    out = set()
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if b"sampan" in cmd and b"pytest" not in cmd:
+            out.add(int(entry))
+    return out
+
+
+def _cgroups() -> set[str]:
+    out = set()
+    base = Path("/sys/fs/cgroup")
+    for ctrl in base.iterdir() if base.exists() else []:
+        for path in ctrl.glob("**/*sampan*"):
+            if path.is_dir():
+                out.add(str(path))
+    return out
+
+
+def _run(*cmd: str) -> str:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def _links() -> set[str]:
+    return {line.split(":")[1].strip().split("@")[0] for line in _run("ip", "-o", "link").splitlines()}
+
+
+def _nft_tables() -> set[str]:
+    return {line.strip() for line in _run("nft", "list", "tables").splitlines() if line.strip()}
+
+
+def _netns() -> set[str]:
+    try:
+        return set(os.listdir("/run/netns"))
+    except FileNotFoundError:
+        return set()
+
+
+@dataclass
+class _Snapshot:
+    mounts: set[str]
+    procs: set[int]
+    cgroups: set[str]
+    links: set[str]
+    nft: set[str]
+    netns: set[str]
+
+    @classmethod
+    def take(cls) -> _Snapshot:
+        return cls(
+            _mounts(),
+            _descendants(os.getpid()) | _sampan_processes(),
+            _cgroups(),
+            _links(),
+            _nft_tables(),
+            _netns(),
+        )
+
+
+def _cleanup(leaks: dict[str, list[str]]) -> None:
+    for pid in leaks.get("processes", []):
+        try:
+            os.kill(int(pid.split()[0]), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+    for mnt in sorted(leaks.get("mounts", []), key=len, reverse=True):
+        _run("umount", "-l", mnt)
+    for cg in sorted(leaks.get("cgroups", []), key=len, reverse=True):
+        try:
+            os.rmdir(cg)
+        except OSError:
+            pass
+    for link in leaks.get("links", []):
+        _run("ip", "link", "del", link)
+    for table in leaks.get("nft tables", []):
+        _run("nft", "delete", "table", *table.split()[1:])
+    for ns in leaks.get("netns", []):
+        _run("ip", "netns", "del", ns)
+
+
+def _describe(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f"{pid} {f.read().replace(b'\0', b' ').decode(errors='replace')[:120]}"
+    except OSError:
+        return str(pid)
+
+
+@pytest.fixture(autouse=True)
+def leak_check(request: pytest.FixtureRequest) -> Iterator[None]:
+    if "root" not in request.node.keywords or not IS_ROOT:
+        yield
+        return
+    before = _Snapshot.take()
+    yield
+    after = _Snapshot.take()
+    # processes that are already exiting do not count
+    alive = {p for p in after.procs - before.procs if Path(f"/proc/{p}").exists()}
+    alive = {p for p in alive if not _is_zombie(p)}
+    leaks = {
+        "mounts": sorted(after.mounts - before.mounts),
+        "processes": [_describe(p) for p in sorted(alive)],
+        "cgroups": sorted(after.cgroups - before.cgroups),
+        "links": sorted(after.links - before.links),
+        "nft tables": sorted(after.nft - before.nft),
+        "netns": sorted(after.netns - before.netns),
+    }
+    leaks = {k: v for k, v in leaks.items() if v}
+    if leaks:
+        _cleanup(leaks)
+        pytest.fail(f"test left behind: {leaks}", pytrace=False)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+# ---------------------------------------------------------------- base images
+
+
+def _build_cached(script: str, output: Path) -> Path:
+    if not output.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["bash", str(REPO / "scripts" / script), str(output)], check=True)
+    return output
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs_tar() -> Path:
+    """A rootfs tar of busybox from Debian's busybox-static (``sampan import`` takes it)."""
+    return _build_cached("mkimage-busybox.sh", CACHE / "busybox-rootfs.tar")
+
+
+@pytest.fixture(scope="session")
+def debian_rootfs_tar() -> Path:
+    """A rootfs tar of Debian bookworm (debootstrap minbase); slow the first time."""
+    return _build_cached("mkimage-debian.sh", CACHE / "debian-bookworm-rootfs.tar")
+
+
+PYTHON = sys.executable
