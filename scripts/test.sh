@@ -34,7 +34,7 @@ lint() {
   local rc=0
   "$PY" -m ruff check sampan tests bench || rc=1
   "$PY" -m mypy || rc=1
-  lint-imports --config pyproject.toml || "$PY" -m importlinter.cli --config pyproject.toml 2>/dev/null || rc=1
+  lint-imports pyproject.toml || rc=1
   return $rc
 }
 

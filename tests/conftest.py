@@ -210,7 +210,8 @@ def _cleanup(leaks: dict[str, list[str]]) -> None:
 def _describe(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f"{pid} {f.read().replace(b'\0', b' ').decode(errors='replace')[:120]}"
+            cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        return f"{pid} {cmd[:120]}"
     except OSError:
         return str(pid)
 
