@@ -1,0 +1,114 @@
+"""Cgroups: one manager protocol, one implementation per cgroup version.
+
+Vocabulary
+----------
+*cgroup path*
+    The container's place in the cgroup tree, as OCI ``linux.cgroupsPath`` spells it: absolute
+    paths (``/sampan/<id>``, the default) are relative to the root of each hierarchy; relative
+    paths are relative to the cgroup of the calling process.
+*hierarchy*
+    One mounted cgroup filesystem.  cgroup v1 has one per controller (or per group of co-mounted
+    controllers: ``cpu,cpuacct``); cgroup v2 has a single unified one.
+*layout*
+    What this machine mounts: ``v2`` (unified only), ``v1`` (legacy only) or ``hybrid`` (v1
+    controllers plus a cgroup2 mount that holds few or no controllers).  Hybrid machines are
+    driven through v1 for every controller bound to v1; whatever sits on the v2 side (here at
+    most ``hugetlb``) is left alone.
+
+Typical use (the runtime's parent side)::
+
+    mgr = new_manager(spec.linux.cgroups_path, container_id)   # detects the layout
+    mgr.create()                     # idempotent; parents made as needed
+    mgr.set(spec.linux.resources)    # OCI linux.resources; InvalidConfig names a bad field
+    mgr.add(init_pid)                # before the init execs the user's program
+    ...
+    mgr.stats()                      # CgroupStats, same fields on v1 and v2
+    mgr.freeze(); mgr.thaw()         # pause / resume
+    mgr.kill_all(signal.SIGKILL)     # delete --force
+    mgr.destroy()                    # rmdir everywhere; waits briefly for tasks to go
+
+Nothing here needs CAP_SYS_RESOURCE: cgroup limits are plain file writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = ["CgroupManager", "CgroupStats", "new_manager"]
+
+
+@dataclass
+class CgroupStats:
+    """A container's resource usage, uniform for cgroup v1 and v2.
+
+    Units: bytes and nanoseconds.  A limit of 0 means unlimited (``memory_limit``,
+    ``pids_limit``).  A counter the kernel does not provide on this version reads 0 (or ``[]``
+    for ``cpu_percpu_ns`` on v2).  ``blkio`` holds ``(major, minor, op, bytes)`` with ``op`` one
+    of ``Read``, ``Write``, ``Sync``, ``Async``, ``Discard``, ``Total`` (v1) or ``Read``,
+    ``Write``, ``Discard`` (v2).  ``oom_events`` counts times the group hit OOM (v2
+    ``memory.events`` oom; on v1 the kernel only exposes kills, so it equals ``oom_kill``).
+    """
+
+    memory_usage: int = 0
+    memory_limit: int = 0
+    memory_max_usage: int = 0
+    memory_stat: dict[str, int] = field(default_factory=dict)
+    oom_events: int = 0
+    oom_kill: int = 0
+    cpu_total_ns: int = 0
+    cpu_percpu_ns: list[int] = field(default_factory=list)
+    cpu_user_ns: int = 0
+    cpu_system_ns: int = 0
+    throttled_periods: int = 0
+    throttled_time_ns: int = 0
+    periods: int = 0
+    pids_current: int = 0
+    pids_limit: int = 0
+    blkio: list[tuple[int, int, str, int]] = field(default_factory=list)
+
+
+class CgroupManager(Protocol):
+    """The cgroup of one container, on whichever cgroup version the machine runs."""
+
+    path: str  # the cgroup path (absolute, as seen from the hierarchy root)
+
+    def create(self) -> None:
+        """Make the cgroup (and its parents); idempotent.  On v1, cpuset cpus/mems are copied
+        from the parent so that tasks can join."""
+
+    def set(self, resources: dict[str, Any]) -> None:
+        """Apply OCI ``linux.resources``: memory limit/reservation/swap/swappiness, cpu
+        shares/quota/period/realtime/cpus/mems, pids limit, blockIO weight and throttles,
+        device rules.  Raises ``InvalidConfig`` naming the field on a bad value or a missing
+        controller."""
+
+    def add(self, pid: int) -> None:
+        """Move a process into the cgroup (every hierarchy)."""
+
+    def pids(self) -> list[int]:
+        """The processes in the cgroup (not its children)."""
+
+    def freeze(self) -> None:
+        """Freeze every task; returns once the kernel reports the group frozen."""
+
+    def thaw(self) -> None: ...
+
+    def frozen(self) -> bool: ...
+
+    def stats(self) -> CgroupStats: ...
+
+    def kill_all(self, sig: int) -> None:
+        """Signal every process in the cgroup (frozen while signalling, so none escapes by
+        forking)."""
+
+    def destroy(self) -> None:
+        """Remove the cgroup everywhere; idempotent; waits briefly for exiting tasks."""
+
+
+def new_manager(cgroups_path: str | None, container_id: str) -> CgroupManager:
+    """The manager for this machine's layout (detected from /proc/self/mountinfo and
+    /proc/self/cgroup).  ``cgroups_path`` None means ``/sampan/<container_id>``."""
+    from sampan.runtime.cgroups.select import manager_for_host
+
+    return manager_for_host(cgroups_path, container_id)
