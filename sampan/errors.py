@@ -11,6 +11,7 @@ status back into a class.  Nothing else picks a behaviour by matching message te
      │    ├── InvalidReference      "invalid reference format"
      │    ├── UnsafeArchiveEntry    a layer entry that would escape or corrupt the layer
      │    ├── DigestMismatch        content whose digest is not the one announced
+     │    ├── DockerfileParseError  "dockerfile parse error on line 3: unknown instruction: RUNN"
      │    └── InvalidConfig         a config file or OCI spec field
      ├── NotFound
      │    ├── NoSuchImage           "No such image: busybox:latest"
@@ -79,6 +80,16 @@ class InvalidConfig(InvalidArgument):
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")
         self.field = field
+
+
+class DockerfileParseError(InvalidArgument):
+    """A Dockerfile that cannot be parsed: "dockerfile parse error on line 3: ..." (BuildKit)."""
+
+    def __init__(self, message: str, line: int = 0) -> None:
+        prefix = f"dockerfile parse error on line {line}: " if line > 0 else ""
+        super().__init__(prefix + message)
+        self.line = line
+        self.reason = message
 
 
 class NotFound(SampanError):
