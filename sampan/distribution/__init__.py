@@ -1,1 +1,9 @@
-"""sampan.distribution (see DESIGN.md for its layer)."""
+"""sampan.distribution: one copy routine between image locations (see ``copy.py``).
+
+The entry points the engine calls: ``load_archive`` (``docker load``) and ``save_archive``
+(``docker save``).
+"""
+
+from sampan.distribution.dockerarchive import load_archive, save_archive
+
+__all__ = ["load_archive", "save_archive"]

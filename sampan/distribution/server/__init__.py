@@ -1,0 +1,1 @@
+"""The OCI Distribution registry server (``sampan registry serve``)."""

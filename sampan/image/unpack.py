@@ -1,0 +1,259 @@
+"""Staging: how blobs and layers enter the store before their image exists.
+
+One operation (a load, an import, later a pull or a commit) opens a :class:`Staging`.  It
+writes blobs through the content store (digest verified, fsynced, renamed) and unpacks layers
+into *active* snapshots that it commits under their chain IDs.  While the staging is open,
+what it touched is *leased*: no removal or prune of another image frees it.  The image rows go
+into the database in one transaction at the very end (``ImageStore.add_image``); then
+``close()`` frees whatever this operation created that no image row names (junk blobs of an
+archive, everything after a failure).
+
+A crash at any point leaves only unreferenced blobs, committed snapshots that no row names,
+active ``extract-`` snapshots and files under ``tmp/``: ``ImageStore.reconcile`` removes them.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, BinaryIO
+
+from sampan.errors import Conflict, NotFound
+from sampan.image.schema import LayerRecord
+from sampan.oci import digest as dg
+from sampan.oci import mediatypes as mt
+from sampan.storage.compression import detect
+from sampan.storage.content import ContentWriter
+
+if TYPE_CHECKING:
+    from sampan.storage.archive import AppliedLayer
+
+if TYPE_CHECKING:
+    from sampan.image.store import ImageStore
+
+EXTRACT_PREFIX = "extract-"
+LABEL_DIFF_ID = "sampan.diff_id"
+LABEL_SIZE = "sampan.size"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class LayerBlob:
+    """A layer to unpack: its blob in the content store and the diff_id the config announces."""
+
+    blob: str
+    media_type: str
+    diff_id: str
+    where: str = ""
+
+
+class TeeReader(io.RawIOBase):
+    """Reads ``src`` and writes every byte read into ``sink`` (a content writer)."""
+
+    def __init__(self, src: BinaryIO, sink: ContentWriter) -> None:
+        super().__init__()
+        self._src = src
+        self._sink = sink
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._src.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        if n:
+            self._sink.write(data)
+        return n
+
+    def drain(self) -> None:
+        while True:
+            data = self._src.read(_CHUNK)
+            if not data:
+                return
+            self._sink.write(data)
+
+
+class Staging:
+    """Blobs and layers of one operation; see the module docstring."""
+
+    def __init__(self, store: ImageStore) -> None:
+        self.store = store
+        self.blobs: set[str] = set()
+        self.created_blobs: set[str] = set()
+        self.layers: set[str] = set()
+        self.created_layers: list[str] = []
+        self._closed = False
+
+    # ---------------------------------------------------------------- blobs
+
+    def lease_blob(self, digest: str, *, created: bool = False) -> None:
+        if digest not in self.blobs:
+            self.blobs.add(digest)
+            self.store.lease(blobs=[digest])
+        if created:
+            self.created_blobs.add(digest)
+
+    def writer(self, *, expected: str | None = None, size: int | None = None, what: str = "blob") -> ContentWriter:
+        return self.store.content.writer(expected=expected, size=size, what=what)
+
+    def put_bytes(self, data: bytes, *, expected: str | None = None, what: str = "blob") -> str:
+        digest = dg.of_bytes(data)
+        if self.store.content.exists(digest):
+            if expected is not None and expected != digest:
+                from sampan.errors import DigestMismatch
+
+                raise DigestMismatch(what, expected, digest)
+            self.lease_blob(digest)
+            return digest
+        digest = self.store.content.put_bytes(data, expected=expected, what=what)
+        self.lease_blob(digest, created=True)
+        return digest
+
+    def copy_blob(self, src: BinaryIO, *, expected: str | None = None, size: int | None = None, what: str = "blob") -> str:
+        """Stream ``src`` into the content store (skipped when ``expected`` is already there)."""
+        if expected is not None and self.store.content.exists(expected):
+            self.lease_blob(expected)
+            return expected
+        with self.writer(expected=expected, size=size, what=what) as w:
+            while True:
+                chunk = src.read(_CHUNK)
+                if not chunk:
+                    break
+                w.write(chunk)
+            existed = expected is not None and self.store.content.exists(expected)
+            digest = w.commit()
+        self.lease_blob(digest, created=not existed)
+        return digest
+
+    # ---------------------------------------------------------------- layers
+
+    def unpack(self, layers: list[LayerBlob]) -> list[LayerRecord]:
+        """Make sure a committed snapshot exists for every chain of ``layers``; in order."""
+        diff_ids = [layer.diff_id for layer in layers]
+        chains = dg.chain_ids(diff_ids)
+        records: list[LayerRecord] = []
+        parent: str | None = None
+        for layer, chain in zip(layers, chains, strict=True):
+            self._lease_layer(chain)
+            blob_size = self.store.content.size(layer.blob)
+            size = self._committed_size(chain)
+            if size is None:
+                with self.store.content.open(layer.blob) as f:
+                    size = self._apply(
+                        f, chain, parent, expected_diff_id=layer.diff_id,
+                        where=layer.where or f"layer {layer.blob}",
+                    ).size
+            records.append(
+                LayerRecord(
+                    diff_id=layer.diff_id, chain_id=chain, blob=layer.blob,
+                    media_type=layer.media_type, blob_size=blob_size, size=size,
+                )
+            )
+            parent = chain
+        return records
+
+    def unpack_stream(self, src: BinaryIO, *, what: str = "layer") -> LayerRecord:
+        """Store ``src`` as a blob as given and unpack it as a base layer, reading it once
+        (``docker import``)."""
+        with self.store.content.writer(what=what) as w:
+            tee = TeeReader(src, w)
+            reader = io.BufferedReader(tee, _CHUNK)
+            applied = self._apply(reader, None, None, expected_diff_id=None, where=what)
+            while reader.read(_CHUNK):  # what apply_layer left (tar padding) is part of the blob
+                pass
+            blob = w.commit()
+        self.lease_blob(blob, created=True)
+        with self.store.content.open(blob) as f:
+            head = f.read(8)
+        return LayerRecord(
+            diff_id=applied.diff_id, chain_id=applied.diff_id, blob=blob,
+            media_type=_layer_media_type(detect(head)),
+            blob_size=self.store.content.size(blob), size=applied.size,
+        )
+
+    def _apply(
+        self, f: BinaryIO, chain: str | None, parent: str | None, *,
+        expected_diff_id: str | None, where: str,
+    ) -> AppliedLayer:
+        """Unpack ``f`` into a new active snapshot and commit it as ``chain`` (a base layer
+        given ``chain=None`` is named by its diff_id, known once it is unpacked)."""
+        from sampan.storage.archive import apply_layer
+
+        sn = self.store.snapshotter
+        key = f"{EXTRACT_PREFIX}{uuid.uuid4().hex}"
+        sn.prepare(key, parent)
+        try:
+            applied = apply_layer(
+                f, sn.upper_dir(key), whiteouts=sn.whiteouts, compression="auto",
+                expected_diff_id=expected_diff_id, where=where,
+            )
+            target = chain or applied.diff_id
+            self._lease_layer(target)
+            if self._committed_size(target) is not None:
+                self._drop(key)
+                return applied
+            labels = {LABEL_DIFF_ID: applied.diff_id, LABEL_SIZE: str(applied.size)}
+            try:
+                sn.commit(target, key, labels=labels)
+                self.created_layers.append(target)
+            except Conflict:
+                if self._committed_size(target) is None:
+                    raise
+                self._drop(key)
+        except BaseException:
+            self._drop(key)
+            raise
+        return applied
+
+    def _drop(self, key: str) -> None:
+        try:
+            self.store.snapshotter.remove(key)
+        except NotFound:
+            pass
+
+    def _lease_layer(self, chain: str) -> None:
+        if chain not in self.layers:
+            self.layers.add(chain)
+            self.store.lease(layers=[chain])
+
+    def _committed_size(self, chain: str) -> int | None:
+        try:
+            info = self.store.snapshotter.stat(chain)
+        except NotFound:
+            return None
+        if info.kind.value != "committed":
+            return None
+        try:
+            return int(info.labels.get(LABEL_SIZE, "0"))
+        except ValueError:
+            return 0
+
+    # ---------------------------------------------------------------- end
+
+    def close(self) -> None:
+        """Free what this operation created that no image names; drop the leases."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.store.free_unreferenced(
+                blobs=sorted(self.created_blobs), layers=list(reversed(self.created_layers)),
+                own_lease=True,
+            )
+        finally:
+            self.store.release(blobs=self.blobs, layers=self.layers)
+
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(
+        self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _layer_media_type(compression: str) -> str:
+    return {"gzip": mt.OCI_LAYER_GZIP, "zstd": mt.OCI_LAYER_ZSTD}.get(compression, mt.OCI_LAYER)
