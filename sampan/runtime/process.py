@@ -1,0 +1,191 @@
+"""The parent side of starting a container's init (or an exec'd process): fork, put the child
+in its cgroup, answer its requests (id maps, hooks) and wait for CREATED or ERROR.
+
+The pid namespace is the one thing the parent sets: unshare(CLONE_NEWPID) (or setns to a
+given one) changes only where the *next* child goes, so the parent forks and then returns its
+own ``pid_for_children`` to where it was.  Every other namespace is made by the child: if the
+parent unshared the mount namespace, the child's pivot_root would pivot the parent too.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sampan._sys import ns
+from sampan.errors import InvalidConfig, SampanError
+from sampan.oci import runtime as oci
+from sampan.runtime import sync
+from sampan.runtime.init import InitConfig
+
+
+class ChildFailed(SampanError):
+    """Raised in the parent with the child's one-line error (the class of the child's error is
+    lost across the socket; callers treat it as the error of create)."""
+
+
+def _fork_in_pidns(pidns_path: str | None, new_pidns: bool, child: Callable[[], None]) -> int:
+    own = os.open("/proc/self/ns/pid_for_children", os.O_RDONLY | os.O_CLOEXEC) if (new_pidns or pidns_path) else -1
+    try:
+        if pidns_path:
+            fd = os.open(pidns_path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                ns.setns(fd, ns.CLONE_NEWPID)
+            finally:
+                os.close(fd)
+        elif new_pidns:
+            ns.unshare(ns.CLONE_NEWPID)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                child()
+            finally:
+                os._exit(1)
+        return pid
+    finally:
+        if own >= 0:
+            ns.setns(own, ns.CLONE_NEWPID)
+            os.close(own)
+
+
+def _write_id_maps(pid: int, linux: oci.Linux) -> None:
+    def fmt(maps: tuple[oci.IDMapping, ...]) -> str:
+        return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+
+    try:
+        with open(f"/proc/{pid}/uid_map", "w") as f:
+            f.write(fmt(linux.uid_mappings))
+        with open(f"/proc/{pid}/gid_map", "w") as f:
+            f.write(fmt(linux.gid_mappings))
+    except OSError as exc:
+        raise InvalidConfig("linux.uidMappings", f"cannot write id maps: {exc.strerror}") from None
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def spawn(
+    cfg: InitConfig,
+    *,
+    on_pid: Callable[[int], None] | None = None,
+    run_hooks: Callable[[], None] | None = None,
+    pidns_path: str | None = None,
+    new_pidns: bool = False,
+) -> int:
+    """Fork the init described by ``cfg``, drive it to CREATED and return its pid.
+
+    ``on_pid`` runs before GO (the cgroup placement); ``run_hooks`` answers HOOKS.  On any
+    failure the child is killed and reaped and the error is raised here.
+    """
+    from sampan.runtime import init
+
+    parent_sock, child_sock = sync.pair()
+    cfg.sync_sock = child_sock
+
+    def child() -> None:
+        parent_sock.close()
+        init.main(cfg)
+
+    pid = _fork_in_pidns(pidns_path, new_pidns, child)
+    child_sock.close()
+    if cfg.console_sock is not None:
+        cfg.console_sock.close()
+    try:
+        if on_pid is not None:
+            on_pid(pid)
+        sync.send(parent_sock, sync.GO)
+        while True:
+            msg = sync.recv(parent_sock)
+            if msg is None:
+                _, status = os.waitpid(pid, 0)
+                pid = -1
+                raise ChildFailed(f"container init died during setup ({_describe(status)})")
+            kind = msg["type"]
+            if kind == sync.USERNS:
+                _write_id_maps(pid, cfg.spec.linux)
+                sync.send(parent_sock, sync.USERNS_DONE)
+            elif kind == sync.HOOKS:
+                if run_hooks is not None:
+                    run_hooks()
+                sync.send(parent_sock, sync.HOOKS_DONE)
+            elif kind == sync.CREATED:
+                return pid
+            elif kind == sync.ERROR:
+                raise ChildFailed(str(msg.get("message", "unknown error")))
+    except BaseException:
+        if pid > 0:
+            _reap(pid)
+        raise
+    finally:
+        parent_sock.close()
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
+
+
+def exit_code(status: int) -> int:
+    """A wait status as a shell would report it: the exit code, or 128+n for signal n."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.waitstatus_to_exitcode(status)
+
+
+def wait_forwarding(pid: int, forward: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)) -> int:
+    """Wait for our child ``pid``, passing the listed signals on to it; return its exit code."""
+    old: dict[int, Any] = {}
+
+    def handler(signum: int, _frame: object) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in forward:
+        old[sig] = signal.signal(sig, handler)
+    try:
+        _, status = os.waitpid(pid, 0)
+        return exit_code(status)
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def wait_gone(pid: int, start: int, timeout: float = 5.0) -> bool:
+    """Poll until ``pid`` (with start time ``start``) is gone; reap it if it is our child."""
+    from sampan.runtime.state import pid_start_time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        if pid_start_time(pid) != start:
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def connect_console(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        raise InvalidConfig("--console-socket", f"cannot connect to {path}: {exc.strerror}") from None
+    return sock

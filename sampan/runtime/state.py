@@ -1,0 +1,151 @@
+"""A container's state directory and its explicit state machine.
+
+``<root>/<id>/`` holds ``state.json`` (what ``state`` prints plus the runtime's own fields) and,
+between create and start, ``exec.fifo`` (the init blocks opening it for writing; ``start``
+opens it for reading).  Status::
+
+    creating ──▶ created ──▶ running ◀──▶ paused
+        │           │           │           │
+        └───────────┴───────────┴───────────┴──▶ stopped (the init exited) ──▶ (deleted)
+
+The stored status is corrected against the kernel on every read: a container whose init is
+gone (or whose pid now belongs to another process, told apart by its start time) is stopped.
+Illegal transitions raise ``Conflict``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sampan.errors import Conflict, InvalidArgument, NoSuchContainer
+
+CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
+
+_ALLOWED: dict[str, tuple[str, ...]] = {
+    CREATING: (CREATED, STOPPED),
+    CREATED: (RUNNING, STOPPED),
+    RUNNING: (PAUSED, STOPPED),
+    PAUSED: (RUNNING, STOPPED),
+    STOPPED: (),
+}
+
+_ID = re.compile(r"^[\w+\-.]+$")
+
+
+def check_id(container_id: str) -> None:
+    if not container_id or not _ID.match(container_id) or container_id in (".", ".."):
+        raise InvalidArgument(f"invalid container id format: {container_id!r}")
+
+
+def pid_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (clock ticks since boot), or None when the pid is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+@dataclass
+class State:
+    id: str
+    bundle: str
+    pid: int = 0
+    pid_start: int = 0
+    status: str = CREATING
+    created: str = ""
+    annotations: dict[str, str] = field(default_factory=dict)
+    oci_version: str = "1.2.0"
+    cgroups_path: str | None = None
+    use_cgroups: bool = False
+    seccomp_key: str = ""
+    hooks: dict[str, Any] = field(default_factory=dict)  # poststop/poststart hooks as raw JSON
+
+    def to_oci(self) -> dict[str, Any]:
+        """The runtime-spec state object (what ``state`` prints)."""
+        out: dict[str, Any] = {
+            "ociVersion": self.oci_version,
+            "id": self.id,
+            "status": self.status,
+            "pid": self.pid if self.status != STOPPED else 0,
+            "bundle": self.bundle,
+            "created": self.created,
+        }
+        if self.annotations:
+            out["annotations"] = self.annotations
+        return out
+
+    def alive(self) -> bool:
+        return self.pid > 0 and pid_start_time(self.pid) == self.pid_start
+
+    def move(self, status: str) -> None:
+        if status not in _ALLOWED[self.status]:
+            raise Conflict(f"container {self.id} is {self.status}: cannot make it {status}")
+        self.status = status
+
+
+def now_rfc3339() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+class StateDir:
+    """``<root>/<id>``: made by :meth:`create`, removed by :meth:`remove`."""
+
+    def __init__(self, root: Path, container_id: str) -> None:
+        check_id(container_id)
+        self.root = root
+        self.id = container_id
+        self.path = root / container_id
+
+    @property
+    def fifo(self) -> Path:
+        return self.path / "exec.fifo"
+
+    def create(self) -> None:
+        self.root.mkdir(mode=0o711, parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(mode=0o711)
+        except FileExistsError:
+            raise Conflict(f"container with id exists: {self.id}") from None
+
+    def exists(self) -> bool:
+        return (self.path / "state.json").exists()
+
+    def load(self) -> State:
+        try:
+            with open(self.path / "state.json") as f:
+                raw = json.load(f)
+        except FileNotFoundError:
+            raise NoSuchContainer(self.id) from None
+        st = State(**raw)
+        if st.status != STOPPED and st.status != CREATING and not st.alive():
+            st.status = STOPPED
+        return st
+
+    def save(self, st: State) -> None:
+        tmp = self.path / f"state.json.{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump(asdict(st), f)
+        os.rename(tmp, self.path / "state.json")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def list_ids(root: Path) -> list[str]:
+    try:
+        return sorted(p.name for p in root.iterdir() if (p / "state.json").exists())
+    except FileNotFoundError:
+        return []

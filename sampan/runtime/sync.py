@@ -1,0 +1,70 @@
+"""The parent/child protocol of ``create``: one SOCK_SEQPACKET socketpair, one JSON object per
+packet (``{"type": ..., ...}``), so message boundaries need no framing.
+
+::
+
+    parent (runtime: create / run / exec)          child (container init)
+    ─────────────────────────────────────          ──────────────────────
+    fork  ────────────────────────────────────────▶ wait for GO
+    cgroup: create, set, add(child pid)
+    GO  ──────────────────────────────────────────▶ join/unshare the user namespace
+                     ◀──────────────────────────── USERNS      (only for a new user ns)
+    write uid_map, setgroups, gid_map
+    USERNS_DONE ──────────────────────────────────▶ join/unshare the other namespaces,
+                                                    hostname, mounts, /dev
+                     ◀──────────────────────────── HOOKS       (only if prestart/createRuntime)
+    run prestart + createRuntime hooks
+    HOOKS_DONE ───────────────────────────────────▶ createContainer hooks, pivot_root, masked
+                                                    and read-only paths, sysctl, console (PTY
+                                                    master to the console socket), rlimits,
+                                                    executable lookup
+                     ◀──────────────────────────── CREATED
+    write state.json and the pid file; return       block opening exec.fifo for writing
+    start: open exec.fifo for reading ············▶ (unblocks) startContainer hooks, user,
+                                                    capabilities, seccomp, execve
+                     ◀──────────────────────────── ERROR {"message"}  at any step, then exit 1
+
+The parent treats EOF before CREATED as the child's death and reports its exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+from sampan.errors import Internal
+
+GO = "go"
+USERNS = "userns"
+USERNS_DONE = "userns_done"
+HOOKS = "hooks"
+HOOKS_DONE = "hooks_done"
+CREATED = "created"
+ERROR = "error"
+
+
+def pair() -> tuple[socket.socket, socket.socket]:
+    """(parent end, child end); both close-on-exec."""
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+
+def send(sock: socket.socket, kind: str, **fields: Any) -> None:
+    sock.send(json.dumps({"type": kind, **fields}).encode())
+
+
+def recv(sock: socket.socket) -> dict[str, Any] | None:
+    """The next message, or None at EOF."""
+    data = sock.recv(65536)
+    if not data:
+        return None
+    msg: dict[str, Any] = json.loads(data)
+    return msg
+
+
+def expect(sock: socket.socket, kind: str) -> dict[str, Any]:
+    """Receive a message of type ``kind`` (the child's side: anything else is fatal)."""
+    msg = recv(sock)
+    if msg is None or msg.get("type") != kind:
+        raise Internal(f"sync: expected {kind!r} from the runtime, got {msg!r}")
+    return msg
