@@ -58,21 +58,39 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
-def decompressed(src: BinaryIO) -> BinaryIO:
+def decompressed(src: BinaryIO) -> BinaryIO | _Checked:
     """``src`` as a plain tar stream, whatever it was compressed with (gzip, zstd, bzip2, xz)."""
     head = _read_exact(src, 6, allow_short=True)
     stream: BinaryIO = io.BufferedReader(_Prefixed(head, src), _CHUNK)
     if head.startswith(b"BZh"):
-        return bz2.BZ2File(stream)  # type: ignore[return-value]
+        return _Checked(bz2.BZ2File(stream), "bzip2")  # type: ignore[arg-type]
     if head.startswith(b"\xfd7zXZ\x00"):
-        return lzma.LZMAFile(stream)  # type: ignore[return-value]
+        return _Checked(lzma.LZMAFile(stream), "xz")  # type: ignore[arg-type]
     kind = compression.detect(head)
     if kind:
-        return compression.decompressing_reader(stream, kind)
+        return _Checked(compression.decompressing_reader(stream, kind), kind)
     return stream
 
 
-def _read_exact(src: BinaryIO, n: int, *, allow_short: bool = False) -> bytes:
+class _Checked:
+    """A decompressing reader whose corruption errors become one-line InvalidArgument."""
+
+    def __init__(self, reader: BinaryIO, kind: str) -> None:
+        self._reader = reader
+        self._kind = kind
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._reader.read(size)
+        except (OSError, EOFError, ValueError, lzma.LZMAError) as exc:
+            raise InvalidArgument(f"archive: corrupt {self._kind} stream: {exc}") from None
+        except Exception as exc:  # zstandard.ZstdError
+            if type(exc).__module__.startswith("zstandard"):
+                raise InvalidArgument(f"archive: corrupt {self._kind} stream: {exc}") from None
+            raise
+
+
+def _read_exact(src: BinaryIO | _Checked, n: int, *, allow_short: bool = False) -> bytes:
     parts = []
     left = n
     while left:
@@ -90,7 +108,7 @@ def _read_exact(src: BinaryIO, n: int, *, allow_short: bool = False) -> bytes:
 class MemberReader(io.RawIOBase):
     """The data of one member: at most ``size`` bytes of the underlying stream."""
 
-    def __init__(self, src: BinaryIO, size: int) -> None:
+    def __init__(self, src: BinaryIO | _Checked, size: int) -> None:
         super().__init__()
         self._src = src
         self.left = size
@@ -147,7 +165,7 @@ def _pax_records(data: bytes) -> dict[str, str]:
     return out
 
 
-def iter_members(src: BinaryIO) -> Iterator[tuple[Member, MemberReader]]:
+def iter_members(src: BinaryIO | _Checked) -> Iterator[tuple[Member, MemberReader]]:
     """Each member of the tar stream ``src`` with a reader of its data (skipped if unread)."""
     long_name: str | None = None
     long_link: str | None = None

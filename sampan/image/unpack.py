@@ -14,17 +14,18 @@ active ``extract-`` snapshots and files under ``tmp/``: ``ImageStore.reconcile``
 
 from __future__ import annotations
 
+import hashlib
 import io
 import uuid
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO
 
-from sampan.errors import Conflict, NotFound
+from sampan.errors import Conflict, DigestMismatch, InvalidArgument, NotFound
 from sampan.image.schema import LayerRecord
 from sampan.oci import digest as dg
 from sampan.oci import mediatypes as mt
-from sampan.storage.compression import detect
+from sampan.storage.compression import decompressing_reader, detect
 from sampan.storage.content import ContentWriter
 
 if TYPE_CHECKING:
@@ -140,6 +141,8 @@ class Staging:
             self._lease_layer(chain)
             blob_size = self.store.content.size(layer.blob)
             size = self._committed_size(chain)
+            if size is not None and not self._known_pair(layer):
+                self._verify_diff(layer)
             if size is None:
                 with self.store.content.open(layer.blob) as f:
                     size = self._apply(
@@ -213,6 +216,31 @@ class Staging:
             self.store.snapshotter.remove(key)
         except NotFound:
             pass
+
+    def _known_pair(self, layer: LayerBlob) -> bool:
+        return self.store.db.query_one(
+            "SELECT 1 FROM image_layers WHERE blob = ? AND diff_id = ? LIMIT 1",
+            (layer.blob, layer.diff_id),
+        ) is not None
+
+    def _verify_diff(self, layer: LayerBlob) -> None:
+        """The layer is unpacked already; check that this blob really is that diff."""
+        h = hashlib.sha256()
+        with self.store.content.open(layer.blob) as f:
+            head = f.read(8)
+            f.seek(0)
+            kind = detect(head)
+            reader = decompressing_reader(f, kind) if kind else f
+            try:
+                while chunk := reader.read(_CHUNK):
+                    h.update(chunk)
+            except (OSError, EOFError, ValueError) as exc:
+                raise InvalidArgument(f"{layer.where or layer.blob}: corrupt {kind} stream: {exc}") from None
+            except Exception as exc:  # zstandard.ZstdError and the like
+                raise InvalidArgument(f"{layer.where or layer.blob}: corrupt {kind} stream: {exc}") from None
+        actual = "sha256:" + h.hexdigest()
+        if actual != layer.diff_id:
+            raise DigestMismatch(layer.where or f"layer {layer.blob}", layer.diff_id, actual)
 
     def _lease_layer(self, chain: str) -> None:
         if chain not in self.layers:

@@ -133,11 +133,11 @@ class Registry:
             m = pattern.match(tail)
             if m is None:
                 continue
+            args = m.groupdict()
+            name = check_name(args.pop("name"))
             attr = methods.get(request.method)
             if attr is None:
                 raise RegistryError("UNSUPPORTED", f"{request.method} not allowed on {request.path}", status=405)
-            args = m.groupdict()
-            name = check_name(args.pop("name"))
             self.cfg.authorizer.authorize(request.headers, self._needed(request, name))
             handler: Handler | None = getattr(self, attr, None)
             if handler is None:

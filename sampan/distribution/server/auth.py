@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import bcrypt
-
 from sampan.distribution.server.errors import RegistryError
 from sampan.errors import InvalidConfig
 
@@ -91,6 +89,8 @@ class PasswordCheck:
         key = hashlib.sha256(f"{user}\0{password}\0{hashed}".encode()).digest()
         if key in self._ok:
             return True
+        import bcrypt  # imported here: only the auth modes need it
+
         try:
             good = bcrypt.checkpw(password.encode(), hashed.encode())
         except ValueError:
