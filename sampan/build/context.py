@@ -1,0 +1,348 @@
+"""The build context: which files a build sees (.dockerignore), and the context tar.
+
+Vocabulary: the *context* is a directory (or the tar made from it) the Dockerfile's COPY and
+ADD read from; *excludes* are the patterns of an ignore file; a path is *included* when no
+pattern excludes it.
+
+Ignore files (moby's ``patternmatcher`` and ``ignorefile``):
+
+- one pattern a line; a line starting with ``#`` is a comment; blank lines are skipped;
+  surrounding whitespace is trimmed;
+- a pattern is cleaned like a path (``./a//b/`` is ``a/b``) and a leading ``/`` is dropped,
+  so patterns are always relative to the context root;
+- ``*`` and ``?`` match within one path element, ``[...]`` is a character class, ``\\``
+  escapes; ``**`` matches any number of elements (``**/x``, ``a/**/b``, ``a/**``);
+- a pattern that matches a directory excludes everything below it;
+- ``!pattern`` re-includes; the *last* pattern that matches a path decides;
+- ``<Dockerfile>.dockerignore`` next to the Dockerfile (``app.Dockerfile.dockerignore`` for
+  ``-f app.Dockerfile``) is used instead of the context's ``.dockerignore`` when it exists;
+- the Dockerfile and the ignore file are always sent, even when excluded (the docker CLI
+  adds ``!Dockerfile`` and ``!.dockerignore`` exceptions; the builder drops them again).
+
+The tar is what ``docker build`` sends as the body of ``POST /build``: entries in lexical walk
+order, paths relative to the root, owner 0:0, modes and mtimes kept, hard links kept as links.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import re
+import stat
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from sampan.errors import InvalidArgument, from_oserror
+
+IGNORE_FILE = ".dockerignore"
+_BOM = "\ufeff"
+_ESCAPE = frozenset(".+()|{}$")
+
+
+def go_clean(path: str) -> str:
+    """Go's ``filepath.Clean`` on a slash path ("" becomes "."; "//a" becomes "/a")."""
+    if not path:
+        return "."
+    cleaned = posixpath.normpath(path)
+    if cleaned.startswith("//"):
+        cleaned = "/" + cleaned.lstrip("/")
+    return cleaned
+
+
+def read_ignore_patterns(data: str | bytes) -> list[str]:
+    """The patterns of an ignore file, cleaned as moby's ``ignorefile.ReadAll`` does."""
+    text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
+    if text.startswith(_BOM):
+        text = text[1:]
+    patterns = []
+    for raw in text.splitlines():
+        if raw.startswith("#"):
+            continue
+        pattern = raw.strip()
+        if not pattern:
+            continue
+        invert = pattern.startswith("!")
+        if invert:
+            pattern = pattern[1:].strip()
+        if pattern:
+            pattern = go_clean(pattern)
+            if len(pattern) > 1 and pattern.startswith("/"):
+                pattern = pattern[1:]
+        patterns.append("!" + pattern if invert else pattern)
+    return patterns
+
+
+@dataclass
+class Pattern:
+    """One compiled pattern; ``exclusion`` is True for a ``!`` pattern."""
+
+    cleaned: str
+    exclusion: bool = False
+    dirs: list[str] = field(default_factory=list)
+    kind: str = "exact"
+    regex: re.Pattern[str] | None = None
+
+    def __post_init__(self) -> None:
+        self.dirs = self.cleaned.split("/")
+        self._compile()
+
+    def _compile(self) -> None:
+        out = "^"
+        kind = "exact"
+        p = self.cleaned
+        i, n = 0, len(p)
+        first = True
+        while i < n:
+            ch = p[i]
+            i += 1
+            if ch == "*":
+                if i < n and p[i] == "*":
+                    i += 1
+                    if i < n and p[i] == "/":
+                        i += 1
+                    if i == n:
+                        if kind == "exact":
+                            kind = "prefix"
+                        else:
+                            out += ".*"
+                            kind = "regexp"
+                    else:
+                        out += "(.*/)?"
+                        kind = "regexp"
+                    if first:
+                        kind = "suffix"
+                else:
+                    out += "[^/]*"
+                    kind = "regexp"
+            elif ch == "?":
+                out += "[^/]"
+                kind = "regexp"
+            elif ch in _ESCAPE:
+                out += "\\" + ch
+            elif ch == "\\":
+                if i < n:
+                    out += "\\" + p[i]
+                    i += 1
+                    kind = "regexp"
+                else:
+                    out += "\\\\"
+            elif ch in "[]":
+                out += ch
+                kind = "regexp"
+            else:
+                out += ch
+            first = False
+        self.kind = kind
+        if kind == "regexp":
+            try:
+                self.regex = re.compile(out + "$")
+            except re.error:
+                raise InvalidArgument(f"syntax error in pattern: {self.cleaned}") from None
+
+    def match(self, path: str) -> bool:
+        if self.kind == "exact":
+            return path == self.cleaned
+        if self.kind == "prefix":
+            return path.startswith(self.cleaned[:-2])
+        if self.kind == "suffix":
+            suffix = self.cleaned[2:]
+            if path.endswith(suffix):
+                return True
+            return suffix.startswith("/") and path == suffix[1:]
+        assert self.regex is not None
+        return self.regex.match(path) is not None
+
+
+class PatternMatcher:
+    """Decides whether a context path is excluded (moby's ``patternmatcher``)."""
+
+    def __init__(self, patterns: list[str]) -> None:
+        self.patterns: list[Pattern] = []
+        for raw in patterns:
+            p = raw.strip()
+            if not p:
+                continue
+            p = go_clean(p)
+            exclusion = p.startswith("!")
+            if exclusion:
+                if len(p) == 1:
+                    raise InvalidArgument('illegal exclusion pattern: "!"')
+                p = p[1:]
+            self.patterns.append(Pattern(p, exclusion))
+        self.exclusions = any(p.exclusion for p in self.patterns)
+
+    def matches(self, path: str) -> bool:
+        """True when ``path`` (or, for a pattern as deep as its parent, that parent) is
+        excluded by the last matching pattern."""
+        path = go_clean(path)
+        if path == ".":
+            return False
+        matched = False
+        parent = posixpath.dirname(path) or "."
+        parent_dirs = parent.split("/")
+        for pattern in self.patterns:
+            if pattern.exclusion != matched:
+                continue
+            hit = pattern.match(path)
+            if not hit and parent != "." and len(pattern.dirs) <= len(parent_dirs):
+                hit = pattern.match("/".join(parent_dirs[: len(pattern.dirs)]))
+            if hit:
+                matched = not pattern.exclusion
+        return matched
+
+    def matches_using_parent(self, path: str, parent: list[bool] | None) -> tuple[bool, list[bool]]:
+        """Whether ``path`` is excluded, given the per-pattern results of its parent
+        directory (None at the top); returns the results to pass to its children."""
+        matched = False
+        info = [False] * len(self.patterns)
+        for i, pattern in enumerate(self.patterns):
+            hit = parent[i] if parent else False
+            if not hit:
+                if pattern.exclusion != matched:
+                    continue
+                hit = pattern.match(path)
+                if not hit and not parent:
+                    dirname = posixpath.dirname(path)
+                    if dirname:
+                        parts = dirname.split("/")
+                        hit = any(
+                            pattern.match("/".join(parts[: k + 1])) for k in range(len(parts))
+                        )
+            info[i] = hit
+            if hit:
+                matched = not pattern.exclusion
+        return matched, info
+
+
+def ignore_file_for(context: Path, dockerfile: str | Path | None = None) -> Path | None:
+    """The ignore file that applies: ``<dockerfile>.dockerignore`` beside the Dockerfile if it
+    exists, else ``<context>/.dockerignore`` if it exists, else None."""
+    if dockerfile is not None and str(dockerfile) != "-":
+        df = Path(dockerfile)
+        if not df.is_absolute():
+            df = context / df
+        specific = df.with_name(df.name + IGNORE_FILE)
+        if specific.is_file():
+            return specific
+    default = context / IGNORE_FILE
+    return default if default.is_file() else None
+
+
+def load_excludes(context: Path, dockerfile: str | Path | None = None) -> list[str]:
+    """The patterns that apply to a build of ``context`` with ``dockerfile``."""
+    path = ignore_file_for(context, dockerfile)
+    if path is None:
+        return []
+    try:
+        return read_ignore_patterns(path.read_bytes())
+    except OSError as exc:
+        raise from_oserror(exc, f"read {path}") from None
+
+
+def keep_build_files(
+    excludes: list[str], dockerfile: str, *, from_stdin: bool = False
+) -> list[str]:
+    """Add exceptions so the Dockerfile and .dockerignore are always sent (docker CLI)."""
+    result = list(excludes)
+    if PatternMatcher(result).matches(IGNORE_FILE):
+        result.append("!" + IGNORE_FILE)
+    dockerfile = dockerfile.replace(os.sep, "/")
+    if not from_stdin and PatternMatcher(result).matches(dockerfile):
+        result.append("!" + dockerfile)
+    return result
+
+
+def walk_context(context: Path, excludes: list[str]) -> Iterator[str]:
+    """The included paths of ``context``, relative, in the order the tar lists them.
+
+    A directory that is excluded is not listed; its contents are not visited unless an
+    exception pattern could re-include something below it (as Docker's TarWithOptions)."""
+    pm = PatternMatcher(excludes)
+    root = Path(context)
+    if not root.is_dir():
+        raise InvalidArgument(f"unable to prepare context: path {str(context)!r} not found")
+
+    def visit(rel_dir: str, parent: list[bool] | None) -> Iterator[str]:
+        full = root / rel_dir if rel_dir else root
+        try:
+            names = sorted(os.listdir(full))
+        except OSError as exc:
+            raise from_oserror(exc, f"error checking context: read {full}") from None
+        for name in names:
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            is_dir = stat.S_ISDIR(os.lstat(root / rel).st_mode)
+            skip, info = pm.matches_using_parent(rel, parent)
+            if skip:
+                if not is_dir or not pm.exclusions:
+                    continue
+                prefix = rel + "/"
+                if not any(
+                    p.exclusion and (p.cleaned + "/").startswith(prefix) for p in pm.patterns
+                ):
+                    continue
+            else:
+                yield rel
+            if is_dir:
+                yield from visit(rel, info)
+
+    yield from visit("", None)
+
+
+def write_context_tar(
+    context: Path,
+    out: BinaryIO,
+    *,
+    excludes: list[str] | None = None,
+    extra: dict[str, bytes] | None = None,
+) -> list[str]:
+    """Write the context tar of ``context`` to ``out``; return the entry names.
+
+    ``extra`` adds in-memory files at the root (the Dockerfile read from stdin with
+    ``-f -``).  Owners are 0:0 as the docker CLI sends them."""
+    names: list[str] = []
+
+    def owner_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info
+
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for rel in walk_context(context, excludes or []):
+            path = context / rel
+            mode = os.lstat(path).st_mode
+            if stat.S_ISSOCK(mode):
+                continue
+            try:
+                tar.add(path, arcname=rel, recursive=False, filter=owner_root)
+            except OSError as exc:
+                raise from_oserror(exc, f"error checking context: add {rel}") from None
+            names.append(rel)
+        for name, data in sorted((extra or {}).items()):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o600
+            tar.addfile(info, io.BytesIO(data))
+            names.append(name)
+    return names
+
+
+def read_context_tar(src: BinaryIO, dest: Path) -> None:
+    """Unpack a context tar (plain, gzip or zstd) into the empty directory ``dest``.
+
+    Uses the storage layer's safe extractor: nothing is written outside ``dest``; devices
+    are skipped.  Names starting with ``.wh.`` are read as whiteouts there, so such files
+    do not reach the build (a difference from Docker, which keeps them)."""
+    from sampan.storage.archive import apply_layer
+
+    apply_layer(src, dest, whiteouts="delete", where="build context")
+
+
+def context_files(context: Path, dockerfile: str = "Dockerfile") -> list[str]:
+    """The included paths of an unpacked context for the builder (its own .dockerignore
+    applied, and the Dockerfile and ignore file dropped when they are excluded)."""
+    excludes = load_excludes(context, dockerfile)
+    return list(walk_context(context, excludes))

@@ -1,0 +1,2 @@
+FROM busybox
+ADD ["file with spaces.txt", "/dst dir/"]

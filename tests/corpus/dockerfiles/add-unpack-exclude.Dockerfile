@@ -1,0 +1,3 @@
+FROM busybox
+ADD --unpack=false archive.tar.gz /raw/
+ADD --exclude=*.log logs/ /logs/

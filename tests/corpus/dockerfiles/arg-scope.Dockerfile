@@ -1,0 +1,5 @@
+ARG GLOBAL=g
+FROM busybox
+RUN echo ${GLOBAL:-unset}
+ARG GLOBAL
+RUN echo $GLOBAL

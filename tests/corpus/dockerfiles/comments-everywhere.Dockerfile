@@ -1,0 +1,6 @@
+# leading comment
+
+   # indented comment
+FROM busybox
+# between
+RUN echo a # not a comment inside the line

@@ -1,0 +1,3 @@
+FROM busybox
+ARG UID=1000
+COPY --chown=${UID}:${UID} a /a

@@ -1,0 +1,5 @@
+FROM busybox
+COPY <<-"END" /script.sh
+	#!/bin/sh
+	echo $literal
+	END

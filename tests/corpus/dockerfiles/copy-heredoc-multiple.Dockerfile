@@ -1,0 +1,6 @@
+FROM busybox
+COPY <<one <<two /dst/
+first file
+one
+second file
+two

@@ -1,0 +1,4 @@
+FROM busybox
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["echo hi"]
+ENTRYPOINT exec top -b

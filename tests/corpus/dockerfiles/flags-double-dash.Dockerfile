@@ -1,0 +1,3 @@
+FROM busybox
+RUN -- --not-a-flag
+COPY -- a b

@@ -1,0 +1,4 @@
+FROM busybox AS Build
+RUN echo hi > /out
+FROM busybox as final
+COPY --from=build /out /out

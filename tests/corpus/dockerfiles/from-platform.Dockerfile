@@ -1,0 +1,2 @@
+FROM --platform=linux/amd64 busybox AS base
+FROM --platform=$BUILDPLATFORM busybox

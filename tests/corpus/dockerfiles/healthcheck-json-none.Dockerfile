@@ -1,0 +1,3 @@
+FROM busybox
+HEALTHCHECK CMD ["/bin/true"]
+HEALTHCHECK NONE

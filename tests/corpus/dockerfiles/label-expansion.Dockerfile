@@ -1,0 +1,3 @@
+FROM busybox
+ARG V=1.2
+LABEL version=$V "quoted key"="${V}-x"

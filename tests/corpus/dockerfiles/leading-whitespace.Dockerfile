@@ -1,0 +1,3 @@
+   FROM busybox
+	RUN echo tabbed
+      CMD echo spaced

@@ -1,0 +1,4 @@
+from busybox as lower
+run echo lower
+env a=b
+cmd ["sh"]

@@ -1,0 +1,4 @@
+FROM busybox
+RUN echo one \
+    && echo two \
+    && echo three

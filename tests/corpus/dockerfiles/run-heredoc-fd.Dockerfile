@@ -1,0 +1,6 @@
+FROM busybox
+RUN cat 3<<X 4<<Y
+three
+X
+four
+Y

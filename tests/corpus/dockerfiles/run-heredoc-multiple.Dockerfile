@@ -1,0 +1,6 @@
+FROM busybox
+RUN <<A <<B
+echo first
+A
+echo second
+B

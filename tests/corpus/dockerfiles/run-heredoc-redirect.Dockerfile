@@ -1,0 +1,4 @@
+FROM busybox
+RUN cat <<EOF > /etc/motd
+welcome
+EOF

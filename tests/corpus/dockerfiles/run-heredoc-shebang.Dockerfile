@@ -1,0 +1,6 @@
+FROM busybox
+RUN <<EOF
+#!/bin/sh
+set -e
+echo $HOME
+EOF

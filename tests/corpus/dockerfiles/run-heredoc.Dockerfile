@@ -1,0 +1,5 @@
+FROM busybox
+RUN <<EOF
+echo from heredoc
+echo second line
+EOF

@@ -1,0 +1,2 @@
+FROM busybox
+RUN echo hello > /hello && cat /hello

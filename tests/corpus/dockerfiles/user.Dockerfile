@@ -1,0 +1,5 @@
+FROM busybox
+USER nobody
+USER 1000:1000
+ARG U=daemon
+USER $U

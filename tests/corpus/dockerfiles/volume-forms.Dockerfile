@@ -1,0 +1,4 @@
+FROM busybox
+VOLUME /data
+VOLUME /a /b
+VOLUME ["/json1", "/json2"]

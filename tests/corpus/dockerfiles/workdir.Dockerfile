@@ -1,0 +1,5 @@
+FROM busybox
+WORKDIR /app
+WORKDIR sub
+ENV DIR=/opt
+WORKDIR $DIR/x
