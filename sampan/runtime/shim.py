@@ -1,0 +1,529 @@
+"""The shim: one small monitor per container.
+
+It is the parent (as child subreaper) of the container's pid 1; it holds the container's stdio
+(pipes, or the PTY master received on a console socket), writes the json-file log, records the
+exit status, signal and time in ``<state_dir>/state.json`` (written atomically), and serves the
+protocol of :mod:`sampan.runtime.shimproto` on ``<state_dir>/shim.sock``.  It runs in its own
+session, so it outlives the daemon that started it; a restarted daemon re-adopts a container by
+reading state.json and connecting to the socket.
+
+Life of a shim::
+
+    fork server ──fork──> child: setsid, fork ──> shim (child exits; the shim is orphaned)
+    shim: subreaper, stdio to /dev/null + shim.log, bind shim.sock, open the log
+          runtime create (CLI: `<rt> --root R --log F create --bundle B --pid-file P ID`;
+                          "sampan": sampan.runtime.container.create() in a forked helper)
+          reply {"ok": true, "pid": shim pid, "container_pid": N} on the launcher's socket
+    loop: poll(listener, clients, container stdout/stderr or PTY master, stdin, SIGCHLD pipe)
+          "start" -> runtime start; output -> log + attached clients; SIGCHLD -> reap
+    pid 1 exits -> drain output, state.json {status: stopped, exit_code, signal, exited_at},
+          answer waiters, end attach streams; keep serving until "delete"
+    "delete" -> runtime delete, answer, remove the socket, exit
+
+Imports are kept to os, signal, select, socket, json, time, errno and sampan's small protocol
+modules (ctypes only through ``_sys`` for prctl), because the shim is forked from a fork server
+that pre-imported them (``forkserver.py``): its memory is mostly shared pages.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import select
+import signal
+import socket
+import time
+from typing import Any, NoReturn
+
+from sampan import errors
+from sampan.runtime import shimproto as proto
+from sampan.runtime.jsonlog import JsonLogWriter, rfc3339nano
+from sampan.runtime.shimdriver import RuntimeDriver, ShimConfig
+
+MAX_CLIENT_BUFFER = 4 << 20
+TIOCSWINSZ = 0x5414
+
+
+def _now() -> str:
+    return rfc3339nano(time.time_ns())
+
+
+class _Client:
+    __slots__ = (
+        "attach",
+        "close_stdin",
+        "closing",
+        "inbuf",
+        "outbuf",
+        "read_closed",
+        "sock",
+        "streams",
+        "takes_stdin",
+        "waiting",
+    )
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.inbuf = bytearray()
+        self.outbuf = bytearray()
+        self.closing = False  # close once outbuf is flushed
+        self.read_closed = False
+        self.attach = False
+        self.waiting = False
+        self.takes_stdin = False
+        self.close_stdin = False
+        self.streams: tuple[str, ...] = ()
+
+
+class Shim:
+    def __init__(self, config: ShimConfig) -> None:
+        self.cfg = config
+        self.driver = RuntimeDriver(config)
+        self.status = "creating"
+        self.pid = 0
+        self.exit_code: int | None = None
+        self.signal: int | None = None
+        self.created_at = _now()
+        self.started_at = ""
+        self.exited_at = ""
+        self.out_fds: dict[int, str] = {}  # fd -> "stdout" | "stderr"
+        self.stdin_fd = -1
+        self.stdin_buf = bytearray()
+        self.stdin_close_pending = False
+        self.clients: dict[int, _Client] = {}
+        self.listener: socket.socket | None = None
+        self.log: JsonLogWriter | None = None
+        self.wake_r = -1
+        self.done = False
+
+    # ------------------------------------------------------------ setup
+
+    def setup(self) -> None:
+        """Everything up to a created container; raises a sampan error on failure."""
+        from sampan._sys.reaper import set_child_subreaper
+
+        cfg = self.cfg
+        set_child_subreaper()
+        os.makedirs(cfg.state_dir, mode=0o700, exist_ok=True)
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wake_r = wake_r
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_IGN)
+        try:
+            os.unlink(cfg.socket_path)
+        except FileNotFoundError:
+            pass
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        proto.bind_unix(listener, cfg.socket_path)
+        os.chmod(cfg.socket_path, 0o600)
+        listener.listen(64)
+        listener.setblocking(False)
+        self.listener = listener
+        self.log = JsonLogWriter(
+            cfg.log_path, max_size=cfg.log_max_size, max_files=cfg.log_max_files
+        )
+        created = self.driver.create()
+        self.pid, self.out_fds, self.stdin_fd = created.pid, created.out_fds, created.stdin_fd
+        self.status = "created"
+        self.save_state()
+
+    # ------------------------------------------------------------ state
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "id": self.cfg.container_id,
+            "status": self.status,
+            "pid": self.pid,
+            "shim_pid": os.getpid(),
+            "exit_code": self.exit_code,
+            "signal": self.signal,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "exited_at": self.exited_at,
+            "tty": self.cfg.tty,
+            "log_path": self.cfg.log_path,
+            "socket": self.cfg.socket_path,
+        }
+
+    def save_state(self) -> None:
+        tmp = f"{self.cfg.state_path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.state(), f)
+        os.replace(tmp, self.cfg.state_path)
+
+    # ------------------------------------------------------------ the loop
+
+    def serve(self) -> None:
+        assert self.listener is not None
+        lfd = self.listener.fileno()
+        self.reap()
+        while not self.done:
+            poller = select.poll()
+            poller.register(lfd, select.POLLIN)
+            poller.register(self.wake_r, select.POLLIN)
+            for fd in self.out_fds:
+                poller.register(fd, select.POLLIN)
+            if self.stdin_fd >= 0 and self.stdin_buf and self.stdin_fd not in self.out_fds:
+                poller.register(self.stdin_fd, select.POLLOUT)
+            for fd, c in self.clients.items():
+                mask = (0 if c.read_closed else select.POLLIN) | (select.POLLOUT if c.outbuf else 0)
+                poller.register(fd, mask or select.POLLHUP)
+            tty_out = self.cfg.tty and self.stdin_fd in self.out_fds and self.stdin_buf
+            for fd, ev in poller.poll(50 if tty_out else -1):
+                if fd == lfd:
+                    self.accept()
+                elif fd == self.wake_r:
+                    _drain(self.wake_r)
+                    self.reap()
+                elif fd in self.out_fds:
+                    self.read_output(fd)
+                elif fd in self.clients:
+                    self.client_event(self.clients[fd], ev)
+                elif fd == self.stdin_fd:
+                    self.flush_stdin()
+            if tty_out:
+                self.flush_stdin()
+
+    def accept(self) -> None:
+        assert self.listener is not None
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            sock.setblocking(False)
+            self.clients[sock.fileno()] = _Client(sock)
+
+    def read_output(self, fd: int) -> bool:
+        """Read once from a container stream; returns False at its end."""
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return True
+        except OSError as exc:
+            if exc.errno != errno.EIO:  # EIO: the PTY's last slave is closed
+                raise
+            data = b""
+        stream = self.out_fds[fd]
+        if not data:
+            del self.out_fds[fd]
+            if self.log is not None:
+                self.log.flush(stream)
+            if fd != self.stdin_fd:
+                os.close(fd)
+            return False
+        if self.log is not None:
+            self.log.write(stream, data)
+        chunk = (
+            data
+            if self.cfg.tty
+            else proto.frame(proto.STDOUT if stream == "stdout" else proto.STDERR, data)
+        )
+        for c in list(self.clients.values()):
+            if c.attach and stream in c.streams and not c.closing:
+                c.outbuf += chunk
+                if len(c.outbuf) > MAX_CLIENT_BUFFER:
+                    self.drop(c)  # a client that does not read does not stall the container
+                else:
+                    self.flush_client(c)
+        return True
+
+    def flush_stdin(self) -> None:
+        if self.stdin_fd < 0:
+            self.stdin_buf.clear()
+            return
+        try:
+            while self.stdin_buf:
+                n = os.write(self.stdin_fd, self.stdin_buf)
+                del self.stdin_buf[:n]
+        except BlockingIOError:
+            return
+        except OSError:  # EPIPE: nobody reads stdin any more
+            self.stdin_buf.clear()
+        if self.stdin_close_pending and not self.stdin_buf:
+            self.close_stdin()
+
+    def close_stdin(self) -> None:
+        self.stdin_close_pending = False
+        if self.stdin_fd < 0:
+            return
+        if self.cfg.tty:
+            self.stdin_buf += b"\x04"  # EOF for the line discipline; the master stays open
+            return
+        os.close(self.stdin_fd)
+        self.stdin_fd = -1
+
+    def client_event(self, c: _Client, ev: int) -> None:
+        if ev & select.POLLOUT:
+            self.flush_client(c)
+        if ev & (select.POLLIN | select.POLLHUP | select.POLLERR) and not c.read_closed:
+            try:
+                data = c.sock.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                self.drop(c)
+                return
+            if not data:
+                c.read_closed = True
+                if c.attach and c.takes_stdin and c.close_stdin:
+                    self.stdin_close_pending = True
+                    self.flush_stdin()
+                elif not c.attach and not c.waiting:
+                    self.drop(c)
+                return
+            if c.attach:
+                if c.takes_stdin and self.stdin_fd >= 0:
+                    self.stdin_buf += data
+                    self.flush_stdin()
+                return
+            c.inbuf += data
+            if b"\n" in c.inbuf:
+                line = bytes(c.inbuf[: c.inbuf.index(b"\n")])
+                c.inbuf.clear()
+                self.request(c, line)
+            elif len(c.inbuf) > 65536:
+                self.drop(c)
+
+    def flush_client(self, c: _Client) -> None:
+        try:
+            while c.outbuf:
+                n = c.sock.send(c.outbuf)
+                del c.outbuf[:n]
+        except BlockingIOError:
+            return
+        except OSError:
+            self.drop(c)
+            return
+        if c.closing:
+            self.drop(c)
+
+    def drop(self, c: _Client) -> None:
+        self.clients.pop(c.sock.fileno(), None)
+        c.sock.close()
+
+    def reply(self, c: _Client, message: dict[str, Any], *, close: bool = True) -> None:
+        c.outbuf += proto.encode(message)
+        c.closing = close
+        self.flush_client(c)
+
+    # ------------------------------------------------------------ requests
+
+    def request(self, c: _Client, line: bytes) -> None:
+        try:
+            req = json.loads(line)
+            op = req.get("op") if isinstance(req, dict) else None
+            handler = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
+            if handler is None:
+                raise errors.InvalidArgument(f"unknown shim request {op!r}")
+            handler(c, req)
+        except errors.SampanError as exc:
+            self.reply(c, proto.error_reply(exc))
+        except (ValueError, OSError) as exc:
+            self.reply(c, proto.error_reply(errors.Internal(f"shim: {exc}")))
+
+    def op_status(self, c: _Client, req: dict[str, Any]) -> None:
+        self.reply(c, {"ok": True, **self.state()})
+
+    def op_wait(self, c: _Client, req: dict[str, Any]) -> None:
+        if self.status == "stopped":
+            self.reply(c, {"ok": True, **self.state()})
+        else:
+            c.waiting = True
+
+    def op_start(self, c: _Client, req: dict[str, Any]) -> None:
+        if self.status == "running":
+            raise errors.NotModified("container already started")
+        if self.status != "created":
+            raise errors.ContainerNotRunning(f"cannot start a container that is {self.status}")
+        self.driver.call("start", [self.cfg.container_id])
+        if self.status == "created":  # it may already have exited
+            self.status = "running"
+        self.started_at = _now()
+        self.save_state()
+        self.reply(c, {"ok": True, **self.state()})
+
+    def op_signal(self, c: _Client, req: dict[str, Any]) -> None:
+        sig = int(req.get("signal", signal.SIGTERM))
+        if self.status == "stopped":
+            raise errors.ContainerNotRunning(f"container {self.cfg.container_id} is not running")
+        if req.get("all"):
+            self.driver.call("kill", ["--all", self.cfg.container_id, str(sig)], sig=sig, all=True)
+        else:
+            os.kill(self.pid, sig)
+        self.reply(c, {"ok": True})
+
+    def op_resize(self, c: _Client, req: dict[str, Any]) -> None:
+        if not self.cfg.tty or not self.out_fds:
+            raise errors.Conflict("container has no terminal to resize")
+        import fcntl
+        import struct
+
+        size = struct.pack("HHHH", int(req["height"]), int(req["width"]), 0, 0)
+        fcntl.ioctl(next(iter(self.out_fds)), TIOCSWINSZ, size)
+        self.reply(c, {"ok": True})
+
+    def op_close_stdin(self, c: _Client, req: dict[str, Any]) -> None:
+        self.stdin_close_pending = True
+        self.flush_stdin()
+        self.reply(c, {"ok": True})
+
+    def op_attach(self, c: _Client, req: dict[str, Any]) -> None:
+        c.attach = True
+        c.takes_stdin = bool(req.get("stdin")) and self.stdin_fd >= 0
+        c.close_stdin = bool(req.get("close_stdin"))
+        c.streams = tuple(s for s in ("stdout", "stderr") if req.get(s, True))
+        self.reply(c, {"ok": True, "tty": self.cfg.tty}, close=self.status == "stopped")
+
+    def op_delete(self, c: _Client, req: dict[str, Any]) -> None:
+        force = bool(req.get("force"))
+        if self.status in ("running", "created") and not force:
+            raise errors.ContainerRunning(
+                f"cannot delete container {self.cfg.container_id}: it is {self.status}"
+            )
+        if self.status != "stopped":
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            while self.status != "stopped":
+                self.reap(block=True)
+        try:
+            cli = ["--force"] if force else []
+            self.driver.call("delete", [*cli, self.cfg.container_id], force=force)
+        except errors.NotFound:
+            pass
+        c.sock.setblocking(True)
+        c.sock.sendall(proto.encode({"ok": True, **self.state()}))
+        self.drop(c)
+        self.done = True
+
+    # ------------------------------------------------------------ exit
+
+    def reap(self, *, block: bool = False) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                if block and self.status != "stopped":  # pid 1 is gone but was not our child
+                    self.exited(255)
+                return
+            if pid == 0:
+                return
+            if pid == self.pid and self.status != "stopped":
+                self.exited(status)
+                if block:
+                    return
+
+    def exited(self, status: int) -> None:
+        code = os.waitstatus_to_exitcode(status)
+        self.signal = -code if code < 0 else None
+        self.exit_code = 128 - code if code < 0 else code
+        self.exited_at = _now()
+        for fd in list(self.out_fds):
+            while fd in self.out_fds and self.read_output(fd):
+                pass
+        if self.log is not None:
+            self.log.flush()
+        self.status = "stopped"
+        self.save_state()
+        for c in list(self.clients.values()):
+            if c.waiting:
+                self.reply(c, {"ok": True, **self.state()})
+            elif c.attach:
+                c.closing = True
+                if not c.outbuf:
+                    self.drop(c)
+
+    def close(self) -> None:
+        for c in list(self.clients.values()):
+            self.drop(c)
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+            try:
+                os.unlink(self.cfg.socket_path)
+            except OSError:
+                pass
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+
+# ---------------------------------------------------------------- process plumbing
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def run(raw_config: dict[str, Any], reply: socket.socket) -> NoReturn:
+    """Become the shim: detach (setsid + fork), create the container, answer on ``reply``,
+    serve until deleted.  Never returns; exits the process."""
+    os.setsid()
+    if os.fork() != 0:
+        os._exit(0)
+    code = 1
+    shim: Shim | None = None
+    try:
+        try:
+            with open("/proc/self/comm", "w") as f:
+                f.write("sampan-shim")
+        except OSError:
+            pass
+        config = ShimConfig(raw_config)
+        os.chdir("/")
+        os.makedirs(config.state_dir, mode=0o700, exist_ok=True)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        logfd = os.open(
+            os.path.join(config.state_dir, "shim.log"),
+            os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+            0o600,
+        )
+        os.dup2(devnull, 0)
+        os.dup2(logfd, 1)
+        os.dup2(logfd, 2)
+        os.close(devnull)
+        os.close(logfd)
+        shim = Shim(config)
+        try:
+            shim.setup()
+        except BaseException as exc:
+            if shim.pid:  # created, but the shim cannot serve it: remove it again
+                try:
+                    os.kill(shim.pid, signal.SIGKILL)
+                    shim.driver.call("delete", ["--force", config.container_id], force=True)
+                except (OSError, errors.SampanError):
+                    pass
+            shim.close()  # before answering: the caller finds nothing left behind
+            reply.sendall(proto.encode(proto.error_reply(exc)))
+            raise
+        reply.sendall(
+            proto.encode(
+                {
+                    "ok": True,
+                    "pid": os.getpid(),
+                    "container_pid": shim.pid,
+                    "socket": config.socket_path,
+                }
+            )
+        )
+        reply.close()
+        shim.serve()
+        code = 0
+    except BaseException as exc:
+        try:
+            os.write(2, f"sampan-shim: {type(exc).__name__}: {exc}\n".encode())
+        except OSError:
+            pass
+    finally:
+        if shim is not None:
+            shim.close()
+        os._exit(code)
