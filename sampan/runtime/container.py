@@ -65,6 +65,18 @@ def _wants_cgroups(linux: Any) -> bool:
     return True
 
 
+def _with_default_devices(resources: dict[str, Any], devices: Any) -> dict[str, Any]:
+    """runc appends its allowed devices (and the spec's own devices) after the spec's rules."""
+    if "devices" not in resources:
+        return resources
+    from sampan.oci.defaults import DEFAULT_DEVICE_RULES
+
+    rules = list(resources["devices"]) + [dict(r) for r in DEFAULT_DEVICE_RULES]
+    for d in devices:
+        rules.append({"allow": True, "type": d.type if d.type != "u" else "c", "major": d.major, "minor": d.minor, "access": "rwm"})
+    return {**resources, "devices": rules}
+
+
 def create(
     root: Path,
     id: str,
@@ -123,7 +135,7 @@ def create(
             if mgr is not None:
                 mgr.create()
                 if spec.linux.resources:
-                    mgr.set(spec.linux.resources)
+                    mgr.set(_with_default_devices(spec.linux.resources, spec.linux.devices))
                 mgr.add(pid)
 
         def run_hooks() -> None:

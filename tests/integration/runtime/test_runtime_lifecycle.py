@@ -1,0 +1,185 @@
+"""create/start/state/kill/delete/exec/run through the Python API and the CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from sampan.errors import Conflict, ContainerNotRunning, NoSuchContainer
+from sampan.runtime import container
+
+pytestmark = pytest.mark.root
+
+
+def _wait_status(root: Path, cid: str, status: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if container.state(root, cid)["status"] == status:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{cid} never became {status}: {container.state(root, cid)}")
+
+
+def test_run_returns_exit_code(bundle, cli, cid):
+    bundle.write(bundle.config("echo hello; exit 3"))
+    r = cli("run", "--bundle", str(bundle.path), cid)
+    assert r.returncode == 3, r.stderr
+    assert r.stdout == "hello\n"
+    assert cli("state", cid).returncode == 1  # deleted after run
+
+
+def test_lifecycle_api(bundle, rt_root, cid, tmp_path):
+    bundle.write(bundle.config("echo started > /tmp/mark; exec sleep 30"))
+    out = tmp_path / "out"
+    with open(out, "w") as f, open(os.devnull) as null:
+        pid = container.create(rt_root, cid, bundle.path, stdio=(null.fileno(), f.fileno(), f.fileno()))
+    try:
+        st = container.state(rt_root, cid)
+        assert st["status"] == "created" and st["pid"] == pid and st["id"] == cid
+        assert not (bundle.rootfs / "tmp" / "mark").exists()  # user program not yet started
+        with pytest.raises(Conflict):
+            container.create(rt_root, cid, bundle.path)
+        container.start(rt_root, cid)
+        assert container.state(rt_root, cid)["status"] == "running"
+        with pytest.raises(Conflict):
+            container.start(rt_root, cid)
+        with pytest.raises(Conflict):
+            container.delete(rt_root, cid)
+        assert pid in container.ps(rt_root, cid)
+        container.kill(rt_root, cid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        assert container.state(rt_root, cid)["status"] == "stopped"
+        with pytest.raises(ContainerNotRunning):
+            container.kill(rt_root, cid, signal.SIGTERM)
+    finally:
+        container.delete(rt_root, cid, force=True)
+    with pytest.raises(NoSuchContainer):
+        container.state(rt_root, cid)
+    assert not (rt_root / cid).exists()
+
+
+def test_kill_signal_exit_code_cli(bundle, cli, cid, rt_root):
+    """run exits 128+n when the container is killed by signal n."""
+    from tests.integration.runtime.conftest import runtime_cmd
+
+    bundle.write(bundle.config("exec sleep 30"))
+    proc = subprocess.Popen([*runtime_cmd("sampan", rt_root), "run", "-b", str(bundle.path), cid])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            r = cli("state", cid)
+            if r.returncode == 0 and '"running"' in r.stdout:
+                break
+            time.sleep(0.02)
+        assert cli("kill", cid, "KILL").returncode == 0
+        assert proc.wait(10) == 137
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_exec_joins_container(bundle, rt_root, cid, tmp_path):
+    bundle.write(bundle.config("exec sleep 30"))
+    with open(os.devnull) as null:
+        pid = container.create(rt_root, cid, bundle.path, stdio=(null.fileno(), null.fileno(), null.fileno()))
+    try:
+        container.start(rt_root, cid)
+        out = tmp_path / "exec.out"
+        with open(out, "w") as f, open(os.devnull) as null:
+            epid = container.exec_process(
+                rt_root, cid,
+                {"args": ["sh", "-c", "hostname; ps -o pid,comm | grep -c sleep; ls /proc | grep -c '^[0-9]'; exit 5"], "cwd": "/", "env": ["PATH=/bin"]},
+                stdio=(null.fileno(), f.fileno(), f.fileno()),
+            )
+        assert container.wait_exec(epid) == 5
+        lines = out.read_text().split()
+        assert lines[0] == "sampan"
+        assert lines[1] == "1"  # sees the container's sleep
+        assert int(lines[2]) < 6  # and not the host's processes
+    finally:
+        container.delete(rt_root, cid, force=True)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+
+def test_create_start_cli_and_list(bundle, cli, cid, tmp_path):
+    bundle.write(bundle.config("exec sleep 30"))
+    pid_file = tmp_path / "pid"
+    r = cli("create", "-b", str(bundle.path), "--pid-file", str(pid_file), cid)
+    assert r.returncode == 0, r.stderr
+    try:
+        pid = int(pid_file.read_text())
+        assert cli("list", "-q").stdout.split() == [cid]
+        assert cli("start", cid).returncode == 0
+        assert '"running"' in cli("state", cid).stdout
+        r = cli("exec", cid, "sh", "-c", "echo in-$(hostname)")
+        assert (r.returncode, r.stdout) == (0, "in-sampan\n"), r.stderr
+        assert str(pid) in cli("ps", cid).stdout
+        r = cli("delete", cid)
+        assert r.returncode == 1 and "not stopped" in r.stderr
+    finally:
+        assert cli("delete", "--force", cid).returncode == 0
+    assert cli("list", "-q").stdout == ""
+
+
+def test_console_socket(bundle, cli, cid, tmp_path):
+    sock_path = tmp_path / "console.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(sock_path))
+    listener.listen(1)
+    bundle.write(bundle.config("tty; echo done", terminal=True))
+    r = cli("create", "-b", str(bundle.path), "--console-socket", str(sock_path), cid)
+    assert r.returncode == 0, r.stderr
+    try:
+        conn, _ = listener.accept()
+        _msg, fds, _f, _a = socket.recv_fds(conn, 1024, 1)
+        assert len(fds) == 1
+        master = fds[0]
+        assert cli("start", cid).returncode == 0
+        data = b""
+        deadline = time.monotonic() + 10
+        while b"done" not in data and time.monotonic() < deadline:
+            try:
+                chunk = os.read(master, 1024)
+            except OSError:
+                break
+            data += chunk
+        assert b"/dev/pts/0" in data, data
+        os.close(master)
+        conn.close()
+    finally:
+        listener.close()
+        cli("delete", "--force", cid)
+
+
+def test_hooks_run_with_state(bundle, cli, cid, tmp_path):
+    log = tmp_path / "hooks.log"
+    cfg = bundle.config("exit 0")
+    hook = lambda name: {"path": "/bin/sh", "args": ["sh", "-c", f"cat >> {log}; echo ' {name}' >> {log}"]}  # noqa: E731
+    cfg["hooks"] = {k: [hook(k)] for k in ("prestart", "createRuntime", "poststart", "poststop")}
+    bundle.write(cfg)
+    r = cli("run", "-b", str(bundle.path), cid)
+    assert r.returncode == 0, r.stderr
+    text = log.read_text()
+    for kind in ("prestart", "createRuntime", "poststart", "poststop"):
+        assert f" {kind}" in text
+    assert f'"id": "{cid}"' in text or f'"id":"{cid}"' in text
+
+
+def test_failing_hook_fails_create(bundle, cli, cid, rt_root):
+    cfg = bundle.config("exit 0")
+    cfg["hooks"] = {"createRuntime": [{"path": "/bin/false"}]}
+    bundle.write(cfg)
+    r = cli("create", "-b", str(bundle.path), cid)
+    assert r.returncode == 1
+    assert "hooks.createRuntime[0]" in r.stderr
+    assert not (rt_root / cid).exists()
