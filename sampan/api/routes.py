@@ -1,0 +1,39 @@
+"""The Engine API route table: one line per endpoint (method, path, handler).
+
+Each path is served both bare (``/images/json``) and with a version prefix
+(``/v1.51/images/json``); ``{name:.+}`` lets image names carry slashes
+(``localhost:5000/team/app:1``).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from sampan.api.handlers import images, system
+
+ROUTES: list[tuple[str, str, object]] = [
+    ("GET", "/_ping", system.ping),
+    ("HEAD", "/_ping", system.ping),
+    ("GET", "/version", system.version),
+    ("GET", "/info", system.info),
+    ("GET", "/events", system.events),
+    ("GET", "/system/df", system.disk_usage),
+    ("GET", "/images/json", images.list_images),
+    ("POST", "/images/create", images.create),
+    ("POST", "/images/load", images.load),
+    ("GET", "/images/get", images.get_many),
+    ("POST", "/images/prune", images.prune),
+    ("GET", "/images/{name:.+}/json", images.inspect),
+    ("GET", "/images/{name:.+}/history", images.history),
+    ("GET", "/images/{name:.+}/get", images.get_one),
+    ("POST", "/images/{name:.+}/tag", images.tag),
+    ("DELETE", "/images/{name:.+}", images.remove),
+]
+
+VERSION_PREFIX = r"/v{version:[0-9]+\.[0-9]+}"
+
+
+def add_routes(app: web.Application) -> None:
+    for method, path, handler in ROUTES:
+        for prefix in ("", VERSION_PREFIX):
+            app.router.add_route(method, prefix + path, handler)  # type: ignore[arg-type]

@@ -1,0 +1,34 @@
+"""What the API serves (the engine's services) and per-request accessors for handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from sampan import API_VERSION
+from sampan.engine.events import EventBus
+from sampan.engine.images import ImageService
+from sampan.engine.system import SystemService
+
+
+@dataclass
+class Services:
+    """Built explicitly by ``daemon.wiring``; later issues add containers, networks, volumes."""
+
+    images: ImageService
+    system: SystemService
+    events: EventBus
+
+
+SERVICES = web.AppKey("services", Services)
+API_VERSION_KEY = web.RequestKey("api_version", str)
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+def api_version(request: web.Request) -> str:
+    """The version this request was negotiated at (see ``versions.negotiate``)."""
+    return request.get(API_VERSION_KEY, API_VERSION)

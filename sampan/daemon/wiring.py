@@ -1,0 +1,84 @@
+"""Builds the engine for one data root, explicitly (no plugin registry, no globals).
+
+``build(cfg)`` opens ``<data-root>/sampan.db``, opens the image store (choosing the storage
+driver), reconciles it with the disk, and wires the services the API serves.  ``close()``
+releases what was opened, in reverse order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sampan.api.services import Services
+from sampan.daemon.config import DaemonConfig
+from sampan.engine.events import EventBus
+from sampan.engine.images import ImageService
+from sampan.engine.system import SystemService
+from sampan.image.store import ImageStore
+from sampan.storage.db import Database
+
+log = logging.getLogger("sampand")
+
+
+@dataclass
+class Engine:
+    services: Services
+    db: Database
+    closers: list[Any] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            with contextlib.suppress(Exception):
+                close()
+        self.db.close()
+
+
+def daemon_id(data_root: Path) -> str:
+    """A stable identifier for this data root (``<data-root>/engine-id``), made once."""
+    path = data_root / "engine-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    value = str(uuid.uuid4())
+    tmp = path.with_name(f".engine-id.{os.getpid()}")
+    tmp.write_text(value + "\n")
+    os.replace(tmp, path)
+    return value
+
+
+def storage_driver_name(store: ImageStore, configured: str | None) -> str:
+    for attr in ("driver", "name", "driver_name"):
+        value = getattr(store.snapshotter, attr, None)
+        if isinstance(value, str) and value:
+            return "overlay2" if value == "overlay" else value
+    return "overlay2" if configured in (None, "overlay") else str(configured)
+
+
+def build(cfg: DaemonConfig) -> Engine:
+    db = Database.open(cfg.data_root / "sampan.db")
+    try:
+        store = ImageStore.open(cfg.data_root, db=db, storage_driver=cfg.storage_driver)
+        store.reconcile()
+        events = EventBus()
+        images = ImageService(store, events, tmp_dir=cfg.data_root / "tmp")
+        system = SystemService(
+            images,
+            events,
+            daemon_id=daemon_id(cfg.data_root),
+            data_root=cfg.data_root,
+            exec_root=cfg.exec_root,
+            storage_driver=storage_driver_name(store, cfg.storage_driver),
+            debug=cfg.debug,
+        )
+    except BaseException:
+        db.close()
+        raise
+    log.info("data root %s, storage driver %s", cfg.data_root, system.storage_driver)
+    return Engine(Services(images=images, system=system, events=events), db)
