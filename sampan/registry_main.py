@@ -1,7 +1,7 @@
 """``sampan registry serve|gc``: the registry server's own small main.
 
     sampan registry serve [--addr HOST:PORT] [--storage DIR] [--config FILE] [--readonly]
-    sampan registry gc [--dry-run] [--delete-untagged] [--grace SECONDS] --storage DIR
+    sampan registry gc [--dry-run] [--delete-untagged] [--grace SECONDS=600] --storage DIR
 
 The ``sampan`` CLI dispatches ``sampan registry ...`` to :func:`main`; until then run it as
 ``python -m sampan.registry_main serve ...``.  Like the other entry points beside ``cli/``, it
@@ -32,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--storage", required=True, help="storage directory")
     g.add_argument("--dry-run", action="store_true", help="only report what would be deleted")
     g.add_argument("--delete-untagged", action="store_true", help="also delete manifests no tag reaches")
-    g.add_argument("--grace", type=float, default=0.0, help="keep blobs younger than this many seconds")
+    g.add_argument("--grace", type=float, default=600.0,
+                   help="keep blobs younger than this many seconds (default 600: pushes in progress)")
     return p
 
 

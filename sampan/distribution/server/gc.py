@@ -130,10 +130,12 @@ def _old_uploads(storage: RegistryStorage, before: float, dry_run: bool) -> int:
     for e in entries:
         if e.name.startswith("_") or not e.is_dir():
             continue
+        mtime = before  # if the session vanishes under us, it is not removed
         try:
-            mtime = max(os.stat(os.path.join(e.path, "data")).st_mtime, e.stat().st_mtime)
+            mtime = e.stat().st_mtime
+            mtime = max(mtime, os.stat(os.path.join(e.path, "data")).st_mtime)
         except FileNotFoundError:
-            mtime = 0.0
+            pass  # a session being created or finished right now: its directory's time counts
         if mtime < before:
             count += 1
             if not dry_run:
