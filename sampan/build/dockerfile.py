@@ -63,7 +63,7 @@ class Dockerfile:
     def stage(self, name_or_index: str) -> ins.Stage:
         """A stage by ``AS`` name (case-insensitive) or by index, as ``--target``/``--from``."""
         wanted = name_or_index.lower()
-        for stage in self.stages:
+        for stage in reversed(self.stages):  # a duplicated name means the last stage
             if stage.name and stage.name == wanted:
                 return stage
         if name_or_index.isdigit() and int(name_or_index) < len(self.stages):
@@ -77,6 +77,7 @@ def parse_dockerfile(source: str | bytes) -> Dockerfile:
     stages: list[ins.Stage] = []
     meta: list[ins.ArgDef] = []
     names: set[str] = set()
+    warnings = list(result.warnings)
     for node in result.nodes:
         try:
             item = from_node(node)
@@ -85,11 +86,11 @@ def parse_dockerfile(source: str | bytes) -> Dockerfile:
         except InvalidArgument as exc:
             raise DockerfileParseError(exc.message, node.start_line) from None
         if isinstance(item, ins.Stage):
+            if item.name in names:
+                warnings.append(
+                    f"Duplicate stage name {go_quote(item.name)}, stage names should be unique"
+                )
             if item.name:
-                if item.name in names:
-                    raise DockerfileParseError(
-                        f"duplicate stage name {go_quote(item.name)}", node.start_line
-                    )
                 names.add(item.name)
             item.index = len(stages)
             stages.append(item)
@@ -99,7 +100,7 @@ def parse_dockerfile(source: str | bytes) -> Dockerfile:
             raise DockerfileParseError("no build stage in current context", node.start_line)
         else:
             stages[-1].instructions.append(item)
-    return Dockerfile(stages, meta, result.escape, result.directives, result.warnings)
+    return Dockerfile(stages, meta, result.escape, result.directives, warnings)
 
 
 def from_node(node: Node) -> ins.Instruction | ins.Stage:
@@ -501,6 +502,17 @@ def expand(step: T, env: Mapping[str, str], escape: str = "\\") -> T:
         mounts = [ins.parse_mount(m.spec, word) for m in step.mounts]
         return dataclasses.replace(step, mounts=mounts)  # type: ignore[return-value]
     return step
+
+
+def stage_base(stage: ins.Stage, meta_values: Mapping[str, str], escape: str = "\\") -> str:
+    """The image (or stage) a FROM names, its meta ARGs expanded; refuses a blank result."""
+    try:
+        base = expand_word(stage.base, meta_values, escape)
+    except InvalidArgument as exc:
+        raise DockerfileParseError(exc.message, stage.line) from None
+    if not base:
+        raise DockerfileParseError(f"base name ({stage.base}) should not be blank", stage.line)
+    return base
 
 
 def resolve_meta_args(
