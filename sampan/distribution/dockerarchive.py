@@ -97,7 +97,7 @@ class ArchiveSource:
                     in_memory += member.size
                 else:
                     entry.digest = self._staging.copy_blob(
-                        io.BufferedReader(reader, SMALL), expected=expected, size=member.size,
+                        reader, expected=expected, size=member.size,  # type: ignore[arg-type]
                         what=name,
                     )
             self._entries[name] = entry

@@ -53,6 +53,9 @@ class _Prefixed(io.RawIOBase):
             buffer[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
+        readinto = getattr(self._src, "readinto", None)
+        if readinto is not None:
+            return int(readinto(buffer))
         data = self._src.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
@@ -61,7 +64,12 @@ class _Prefixed(io.RawIOBase):
 def decompressed(src: BinaryIO) -> BinaryIO | _Checked:
     """``src`` as a plain tar stream, whatever it was compressed with (gzip, zstd, bzip2, xz)."""
     head = _read_exact(src, 6, allow_short=True)
-    stream: BinaryIO = io.BufferedReader(_Prefixed(head, src), _CHUNK)
+    stream: BinaryIO
+    if _seekable(src):
+        src.seek(-len(head), io.SEEK_CUR)
+        stream = src
+    else:
+        stream = io.BufferedReader(_Prefixed(head, src), _CHUNK)
     if head.startswith(b"BZh"):
         return _Checked(bz2.BZ2File(stream), "bzip2")  # type: ignore[arg-type]
     if head.startswith(b"\xfd7zXZ\x00"):
@@ -88,6 +96,13 @@ class _Checked:
             if type(exc).__module__.startswith("zstandard"):
                 raise InvalidArgument(f"archive: corrupt {self._kind} stream: {exc}") from None
             raise
+
+
+def _seekable(src: BinaryIO) -> bool:
+    try:
+        return bool(src.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def _read_exact(src: BinaryIO | _Checked, n: int, *, allow_short: bool = False) -> bytes:
