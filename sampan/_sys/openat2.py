@@ -31,7 +31,11 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> i
     """
     how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
     return syscall(
-        "openat2", dirfd, (path or ".").encode(), ctypes.byref(how), ctypes.sizeof(how),
+        "openat2",
+        dirfd,
+        (path or ".").encode(),
+        ctypes.byref(how),
+        ctypes.sizeof(how),
         what=f"openat2 {path!r}",
     )
 

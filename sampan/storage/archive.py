@@ -151,7 +151,12 @@ def _type_of(st: os.stat_result) -> str | None:
 def _changed(u: os.stat_result, lo: os.stat_result, ufd: int, lfd: int, name: str) -> bool:
     if stat.S_IFMT(u.st_mode) != stat.S_IFMT(lo.st_mode):
         return True
-    if (u.st_mode, u.st_uid, u.st_gid, u.st_mtime_ns) != (lo.st_mode, lo.st_uid, lo.st_gid, lo.st_mtime_ns):
+    if (u.st_mode, u.st_uid, u.st_gid, u.st_mtime_ns) != (
+        lo.st_mode,
+        lo.st_uid,
+        lo.st_gid,
+        lo.st_mtime_ns,
+    ):
         return True
     if not stat.S_ISDIR(u.st_mode) and u.st_size != lo.st_size:
         return True
@@ -214,26 +219,45 @@ class _TreeWriter:
                 path = prefix + it.name
                 if it.action == "whiteout":
                     st = it.st
-                    self.w.add(tf.TarEntry(path, tf.REG, mode=0o600, uid=st.st_uid if st else 0,
-                                           gid=st.st_gid if st else 0,
-                                           mtime_ns=st.st_mtime_ns if st else 0))
+                    self.w.add(
+                        tf.TarEntry(
+                            path,
+                            tf.REG,
+                            mode=0o600,
+                            uid=st.st_uid if st else 0,
+                            gid=st.st_gid if st else 0,
+                            mtime_ns=st.st_mtime_ns if st else 0,
+                        )
+                    )
                     continue
                 assert it.st is not None
                 if it.action == "entry":
                     self._emit(dfd, it.real, path, it.st)
                 if stat.S_ISDIR(it.st.st_mode):
-                    sub = os.open(it.real, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                  dir_fd=dfd)
+                    sub = os.open(
+                        it.real,
+                        os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                        dir_fd=dfd,
+                    )
                     owned.add(sub)
                     lsub = None
                     if it.lower is not None and dlfd is not None:
-                        lsub = os.open(it.real, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-                                       | os.O_CLOEXEC, dir_fd=dlfd)
+                        lsub = os.open(
+                            it.real,
+                            os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                            dir_fd=dlfd,
+                        )
                         owned.add(lsub)
                     if self.mode == "overlay" and it.action == "entry" and _opaque(sub):
-                        self.w.add(tf.TarEntry(path + "/" + OPAQUE, tf.REG,
-                                               mode=it.st.st_mode & 0o777,
-                                               uid=it.st.st_uid, gid=it.st.st_gid))
+                        self.w.add(
+                            tf.TarEntry(
+                                path + "/" + OPAQUE,
+                                tf.REG,
+                                mode=it.st.st_mode & 0o777,
+                                uid=it.st.st_uid,
+                                gid=it.st.st_gid,
+                            )
+                        )
                     stack.append((sub, lsub, path + "/", self._items(sub, lsub), 0))
         finally:
             for fd in owned:
@@ -247,12 +271,22 @@ class _TreeWriter:
             key = (st.st_dev, st.st_ino)
             first = self.links.get(key)
             if first is not None:
-                self.w.add(tf.TarEntry(path, tf.LNK, mode=st.st_mode, uid=st.st_uid, gid=st.st_gid,
-                                       mtime_ns=st.st_mtime_ns, linkname=first))
+                self.w.add(
+                    tf.TarEntry(
+                        path,
+                        tf.LNK,
+                        mode=st.st_mode,
+                        uid=st.st_uid,
+                        gid=st.st_gid,
+                        mtime_ns=st.st_mtime_ns,
+                        linkname=first,
+                    )
+                )
                 return
             self.links[key] = path
-        entry = tf.TarEntry(path, typ, mode=st.st_mode, uid=st.st_uid, gid=st.st_gid,
-                            mtime_ns=st.st_mtime_ns)
+        entry = tf.TarEntry(
+            path, typ, mode=st.st_mode, uid=st.st_uid, gid=st.st_gid, mtime_ns=st.st_mtime_ns
+        )
         if typ == tf.SYM:
             entry.linkname = os.readlink(name, dir_fd=dfd)
         elif typ in (tf.CHR, tf.BLK):
@@ -292,8 +326,9 @@ def _open_root(path: Path, what: str) -> int:
         raise from_oserror(exc, f"{what}: open {path}") from None
 
 
-def _write(upper: Path, lower: Path | None, out: BinaryIO, mode: str,
-           source_date_epoch: int | None) -> AppliedLayer:
+def _write(
+    upper: Path, lower: Path | None, out: BinaryIO, mode: str, source_date_epoch: int | None
+) -> AppliedLayer:
     writer = LayerWriter(out, source_date_epoch=source_date_epoch)
     ufd = _open_root(upper, "layer source")
     lfd = _open_root(lower, "parent layer") if lower is not None else None

@@ -1,6 +1,6 @@
 """Layer compression: detection by magic bytes, decompressing readers, compressing writers.
 
-gzip goes through python-isal (``isal.igzip``: 550 MB/s decompress, 450 MB/s compress here,
+gzip goes through python-isal (``isal.igzip``, threaded for reading: 550 MB/s decompress, 450 MB/s compress here,
 against 221 and 33 MB/s for the standard ``gzip`` module); zstd through ``zstandard``.
 The empty string names an uncompressed stream.
 
@@ -52,9 +52,11 @@ def decompressing_reader(f: BinaryIO, compression: str) -> BinaryIO:
     """
     _check(compression)
     if compression == GZIP:
-        from isal import igzip
+        from isal import igzip_threaded
 
-        return cast(BinaryIO, igzip.IGzipFile(fileobj=f, mode="rb"))  # type: ignore[no-untyped-call]
+        # decompression runs in isal's own thread, without the GIL, overlapping the caller's
+        # hashing and writing (200 MiB layer: 0.59 s instead of 1.04 s here, see archive.py)
+        return cast(BinaryIO, igzip_threaded.open(f, "rb", threads=1))  # type: ignore[no-untyped-call]
     if compression == ZSTD:
         import zstandard
 
@@ -95,7 +97,10 @@ def compressing_writer(f: BinaryIO, compression: str, *, level: int | None = Non
         from isal import igzip
 
         lvl = 1 if level is None else max(0, min(3, level))
-        return cast(BinaryIO, igzip.IGzipFile(fileobj=shield, mode="wb", compresslevel=lvl, mtime=0))  # type: ignore[no-untyped-call]
+        writer = igzip.IGzipFile(  # type: ignore[no-untyped-call]
+            fileobj=shield, mode="wb", compresslevel=lvl, mtime=0
+        )
+        return cast(BinaryIO, writer)
     if compression == ZSTD:
         import zstandard
 

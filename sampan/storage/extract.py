@@ -75,8 +75,12 @@ class Source:
             n = self._f.readinto(mv)  # type: ignore[attr-defined]
         except SampanError:
             raise
-        except Exception as exc:  # the decompressor's own error types (EOFError, IsalError, ZstdError)
-            raise InvalidArgument(f"{self._where}: corrupt or truncated {self._what}: {exc}") from None
+        except (
+            Exception
+        ) as exc:  # the decompressor's own error types (EOFError, IsalError, ZstdError)
+            raise InvalidArgument(
+                f"{self._where}: corrupt or truncated {self._what}: {exc}"
+            ) from None
         if n:
             self.hash.update(mv[:n])
             self.size += n
@@ -213,7 +217,9 @@ class Extractor:
         try:
             return open_dir_in_root(self.rootfd, path, no_symlinks=no_symlinks)
         except OSError:
-            raise self._refuse(entry, f"directory {path!r} cannot be made inside the layer") from None
+            raise self._refuse(
+                entry, f"directory {path!r} cannot be made inside the layer"
+            ) from None
 
     def _parent(self, parent: str, entry: str) -> int:
         if self._cache is not None and self._cache[0] == parent:
@@ -224,9 +230,12 @@ class Extractor:
         self._cache = (parent, fd)
         return fd
 
-    def _remove(self, pfd: int, base: str, st: os.stat_result) -> None:
-        self._forget() if stat.S_ISDIR(st.st_mode) else None
+    def _remove(self, pfd: int, base: str, st: os.stat_result, path: str) -> None:
+        """Remove ``base`` (at ``path``) below ``pfd``; never follows a symlink."""
         if stat.S_ISDIR(st.st_mode):
+            cached = self._cache[0] if self._cache is not None else None
+            if cached is not None and (cached == path or cached.startswith(path + "/")):
+                self._forget()
             shutil.rmtree(base, dir_fd=pfd)
         else:
             os.unlink(base, dir_fd=pfd)
@@ -263,8 +272,7 @@ class Extractor:
         pfd = self._parent(parent, e.name)
         existing = self._lstat(pfd, base)
         if existing is not None and not (stat.S_ISDIR(existing.st_mode) and e.type == tf.DIR):
-            self._remove(pfd, base, existing)
-            pfd = self._parent(parent, e.name)
+            self._remove(pfd, base, existing, path)
         self.unpacked.add(path)
         if e.type in (tf.REG, tf.AREG, tf.CONT):
             self._file(pfd, base, e, src)
@@ -289,8 +297,12 @@ class Extractor:
             os.utime(base, ns=(e.mtime_ns, e.mtime_ns), dir_fd=pfd, follow_symlinks=False)
 
     def _file(self, pfd: int, base: str, e: tf.TarEntry, src: Source) -> None:
-        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600, dir_fd=pfd)
+        fd = os.open(
+            base,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+            dir_fd=pfd,
+        )
         try:
             src.copy_to(fd, e.size, e.name)
             os.fchown(fd, e.uid, e.gid)
@@ -369,7 +381,7 @@ class Extractor:
                     raise self._refuse(e.name, "whiteout of an invalid name")
                 existing = self._lstat(dfd, name)
                 if existing is not None:
-                    self._remove(dfd, name, existing)
+                    self._remove(dfd, name, existing, tf.clean_path(parent + "/" + name) or name)
                 if overlay:
                     os.mknod(name, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=dfd)
                     os.chown(name, e.uid, e.gid, dir_fd=dfd, follow_symlinks=False)
@@ -398,10 +410,11 @@ class Extractor:
             if st is None or (prefix + name in kept and not stat.S_ISDIR(st.st_mode)):
                 continue
             if prefix + name not in kept:
-                self._remove(fd, name, st)
+                self._remove(fd, name, st, prefix + name)
                 continue
-            sub = openat2(fd, name, os.O_RDONLY | os.O_DIRECTORY,
-                          RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
+            sub = openat2(
+                fd, name, os.O_RDONLY | os.O_DIRECTORY, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS
+            )
             try:
                 self._clear(sub, prefix + name + "/", kept)
             finally:
@@ -412,8 +425,12 @@ class Extractor:
         self._forget()
         for path, mtime_ns in reversed(self.dir_times):
             try:
-                fd = openat2(self.rootfd, path or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
-                             RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
+                fd = openat2(
+                    self.rootfd,
+                    path or ".",
+                    os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
+                    RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+                )
             except OSError:
                 continue  # removed later in the layer
             try:

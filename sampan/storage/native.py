@@ -32,14 +32,17 @@ class NativeSnapshotter:
         self.root = root
         self._dirs = SnapshotDirs(root)
 
-    def _create(self, key: str, parent: str | None, kind: Kind, labels: dict[str, str] | None) -> list[Mount]:
+    def _create(
+        self, key: str, parent: str | None, kind: Kind, labels: dict[str, str] | None
+    ) -> list[Mount]:
         pmeta = self._dirs.committed_parent(parent)
         tmp = self._dirs.staging()
         if pmeta is not None:
             src = self._dirs.dir(pmeta.name) / "diff"
             proc = subprocess.run(
                 ["cp", "-a", "--reflink=auto", "--", f"{src}/.", f"{tmp}/diff/"],
-                capture_output=True, text=True,
+                capture_output=True,
+                text=True,
             )
             if proc.returncode != 0:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -48,10 +51,14 @@ class NativeSnapshotter:
         self._dirs.publish(tmp, meta)
         return self._mounts(meta)
 
-    def prepare(self, key: str, parent: str | None = None, *, labels: dict[str, str] | None = None) -> list[Mount]:
+    def prepare(
+        self, key: str, parent: str | None = None, *, labels: dict[str, str] | None = None
+    ) -> list[Mount]:
         return self._create(key, parent, Kind.ACTIVE, labels)
 
-    def view(self, key: str, parent: str | None = None, *, labels: dict[str, str] | None = None) -> list[Mount]:
+    def view(
+        self, key: str, parent: str | None = None, *, labels: dict[str, str] | None = None
+    ) -> list[Mount]:
         return self._create(key, parent, Kind.VIEW, labels)
 
     def _mounts(self, meta: Meta) -> list[Mount]:

@@ -48,7 +48,9 @@ class OverlaySnapshotter:
 
     # ------------------------------------------------------------ creating
 
-    def _create(self, key: str, parent: str | None, kind: Kind, labels: dict[str, str] | None) -> list[Mount]:
+    def _create(
+        self, key: str, parent: str | None, kind: Kind, labels: dict[str, str] | None
+    ) -> list[Mount]:
         pmeta = self._dirs.committed_parent(parent)
         lowers = [pmeta.link, *pmeta.lowers] if pmeta is not None else []
         tmp = self._dirs.staging()
@@ -58,10 +60,14 @@ class OverlaySnapshotter:
         self._dirs.publish(tmp, meta)
         return self._mounts(meta)
 
-    def prepare(self, key: str, parent: str | None = None, *, labels: dict[str, str] | None = None) -> list[Mount]:
+    def prepare(
+        self, key: str, parent: str | None = None, *, labels: dict[str, str] | None = None
+    ) -> list[Mount]:
         return self._create(key, parent, Kind.ACTIVE, labels)
 
-    def view(self, key: str, parent: str | None = None, *, labels: dict[str, str] | None = None) -> list[Mount]:
+    def view(
+        self, key: str, parent: str | None = None, *, labels: dict[str, str] | None = None
+    ) -> list[Mount]:
         return self._create(key, parent, Kind.VIEW, labels)
 
     # ------------------------------------------------------------ using
@@ -77,10 +83,16 @@ class OverlaySnapshotter:
         if meta.kind == Kind.VIEW:
             if len(meta.lowers) == 1:
                 assert meta.parent is not None
-                return [Mount("bind", str(self._dirs.dir(meta.parent) / "diff"), options=("rbind", "ro"))]
+                return [
+                    Mount(
+                        "bind", str(self._dirs.dir(meta.parent) / "diff"), options=("rbind", "ro")
+                    )
+                ]
             return [Mount("overlay", "overlay", options=("ro", lowerdir))]
         work = self._dirs.dir(meta.name) / "work"
-        return [Mount("overlay", "overlay", options=(lowerdir, f"upperdir={diff}", f"workdir={work}"))]
+        return [
+            Mount("overlay", "overlay", options=(lowerdir, f"upperdir={diff}", f"workdir={work}"))
+        ]
 
     def mounts(self, key: str) -> list[Mount]:
         return self._mounts(self._dirs.get(key))

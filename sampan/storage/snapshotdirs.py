@@ -11,8 +11,9 @@
 ``<id>`` is the sha256 (hex) of the snapshot's key or name, so a committed layer's directory
 follows from its chain ID.  Crash safety:
 
-* a snapshot is made in ``.tmp-*`` and renamed to ``<id>`` when complete;
-* ``commit`` first rewrites ``info.json`` (atomically: write, fsync, rename) with the new name
+* a snapshot is made in ``.tmp-*`` and renamed to ``<id>`` when complete (without fsync: a
+  crash may lose a new active snapshot, whose unreadable directory ``recover`` then removes);
+* ``commit`` first rewrites ``info.json`` (write, fsync, rename) with the new name
   and kind, then renames ``<id(key)>`` to ``<id(name)>``.  A crash between the two leaves a
   directory whose ``info.json`` names a committed snapshot that does not hash to the directory's
   name; :meth:`SnapshotDirs.recover` finishes that rename.  So a restart sees either the
@@ -51,16 +52,31 @@ class Meta:
     lowers: list[str] = field(default_factory=list)
 
     def to_json(self) -> bytes:
-        return json.dumps({
-            "name": self.name, "parent": self.parent, "kind": self.kind.value,
-            "created": self.created, "labels": self.labels, "link": self.link, "lowers": self.lowers,
-        }, sort_keys=True).encode()
+        return json.dumps(
+            {
+                "name": self.name,
+                "parent": self.parent,
+                "kind": self.kind.value,
+                "created": self.created,
+                "labels": self.labels,
+                "link": self.link,
+                "lowers": self.lowers,
+            },
+            sort_keys=True,
+        ).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> Meta:
         d = json.loads(data)
-        return cls(d["name"], d["parent"], Kind(d["kind"]), float(d["created"]), dict(d["labels"]),
-                   d.get("link", ""), list(d.get("lowers", [])))
+        return cls(
+            d["name"],
+            d["parent"],
+            Kind(d["kind"]),
+            float(d["created"]),
+            dict(d["labels"]),
+            d.get("link", ""),
+            list(d.get("lowers", [])),
+        )
 
     def info(self) -> SnapshotInfo:
         return SnapshotInfo(self.name, self.parent, self.kind, self.created, dict(self.labels))
@@ -70,20 +86,18 @@ def snapshot_id(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Replace ``path`` by write + rename; with ``durable`` the data is fsynced before the rename,
+    so after a crash the file holds either the old or the new contents, never a torn one."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def disk_usage(path: Path) -> Usage:
@@ -159,7 +173,9 @@ class SnapshotDirs:
 
     def publish(self, tmp: Path, meta: Meta) -> Path:
         """Write ``meta`` into the staged directory and rename it into place."""
-        write_atomic(tmp / INFO, meta.to_json())
+        write_atomic(
+            tmp / INFO, meta.to_json(), durable=False
+        )  # a torn one is removed by recover()
         dest = self.dir(meta.name)
         with self.lock:
             if self.exists(meta.name) or dest.exists():
@@ -172,11 +188,20 @@ class SnapshotDirs:
         with self.lock:
             meta = self.get(key)
             if meta.kind != Kind.ACTIVE:
-                raise Conflict(f"snapshot {key!r} is a {meta.kind.value} snapshot and cannot be committed")
+                raise Conflict(
+                    f"snapshot {key!r} is a {meta.kind.value} snapshot and cannot be committed"
+                )
             if self.exists(name) or self.dir(name).exists():
                 raise Conflict(f"snapshot {name!r} already exists")
-            new = Meta(name, meta.parent, Kind.COMMITTED, time.time(),
-                       dict(meta.labels if labels is None else labels), link, meta.lowers)
+            new = Meta(
+                name,
+                meta.parent,
+                Kind.COMMITTED,
+                time.time(),
+                dict(meta.labels if labels is None else labels),
+                link,
+                meta.lowers,
+            )
             src = self.dir(key)
             write_atomic(src / INFO, new.to_json())
             os.rename(src, self.dir(name))
@@ -212,11 +237,14 @@ class SnapshotDirs:
                     continue
                 meta = self._read(path)
                 if meta is None:
-                    continue  # not ours, or metadata lost: left for the image store's orphan walk
+                    shutil.rmtree(path, ignore_errors=True)  # a prepare whose metadata a crash lost
+                    continue
                 want = snapshot_id(meta.name)
                 if want != entry:
                     if meta.kind == Kind.COMMITTED and not (self.root / want).exists():
-                        os.rename(path, self.root / want)  # a commit interrupted after its first step
+                        os.rename(
+                            path, self.root / want
+                        )  # a commit interrupted after its first step
                     else:
                         shutil.rmtree(path, ignore_errors=True)
             for link in os.listdir(self.links):

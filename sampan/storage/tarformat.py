@@ -72,7 +72,9 @@ def _field(raw: bytes) -> bytes:
 
 
 def _number(raw: bytes, what: str, where: str) -> int:
-    if raw and raw[0] & 0x80:  # base-256 (GNU/star): big-endian, bit 0x40 of the first byte is the sign
+    if (
+        raw and raw[0] & 0x80
+    ):  # base-256 (GNU/star): big-endian, bit 0x40 of the first byte is the sign
         value = int.from_bytes(bytes([raw[0] & 0x7F]) + raw[1:], "big")
         if raw[0] & 0x40:
             value -= 1 << (8 * len(raw) - 1)
@@ -159,9 +161,13 @@ def apply_pax(entry: TarEntry, pax: dict[str, bytes], where: str) -> None:
             elif key.startswith("SCHILY.xattr."):
                 entry.xattrs[key[len("SCHILY.xattr.") :]] = value
             elif key.startswith("GNU.sparse."):
-                raise UnsafeArchiveEntry(entry.name, "GNU sparse files are not supported", where=where)
+                raise UnsafeArchiveEntry(
+                    entry.name, "GNU sparse files are not supported", where=where
+                )
         except ValueError:
-            raise UnsafeArchiveEntry(entry.name, f"malformed PAX {key!r} value", where=where) from None
+            raise UnsafeArchiveEntry(
+                entry.name, f"malformed PAX {key!r} value", where=where
+            ) from None
     if entry.size < 0 or entry.uid < 0 or entry.gid < 0:
         raise UnsafeArchiveEntry(entry.name, "negative size or id", where=where)
 
@@ -198,8 +204,19 @@ def pax_record(key: str, value: bytes) -> bytes:
     return str(n).encode() + body
 
 
-def _block(name: bytes, prefix: bytes, typ: str, mode: int, uid: int, gid: int, size: int,
-           mtime: int, linkname: bytes, devmajor: int, devminor: int) -> bytes:
+def _block(
+    name: bytes,
+    prefix: bytes,
+    typ: str,
+    mode: int,
+    uid: int,
+    gid: int,
+    size: int,
+    mtime: int,
+    linkname: bytes,
+    devmajor: int,
+    devminor: int,
+) -> bytes:
     h = bytearray(BLOCK)
     h[0 : len(name)] = name
     h[100:108] = _octal(mode, 8) or b""
@@ -235,8 +252,12 @@ def encode_header(entry: TarEntry) -> bytes:
     if len(link) > 100:
         pax["linkpath"] = link
         link = link[:100]
-    for key, value, width in (("size", entry.size, 12), ("uid", entry.uid, 8), ("gid", entry.gid, 8),
-                              ("mtime", mtime, 12)):
+    for key, value, width in (
+        ("size", entry.size, 12),
+        ("uid", entry.uid, 8),
+        ("gid", entry.gid, 8),
+        ("mtime", mtime, 12),
+    ):
         if _octal(value, width) is None:
             pax[key] = str(value).encode()
     for xname, xvalue in entry.xattrs.items():
@@ -253,9 +274,19 @@ def encode_header(entry: TarEntry) -> bytes:
     def fit(v: int, width: int) -> int:
         return v if _octal(v, width) is not None else 0
 
-    out += _block(split[1], split[0], entry.type, entry.mode & 0o7777, fit(entry.uid, 8),
-                  fit(entry.gid, 8), fit(entry.size, 12), fit(mtime, 12), link,
-                  entry.devmajor, entry.devminor)
+    out += _block(
+        split[1],
+        split[0],
+        entry.type,
+        entry.mode & 0o7777,
+        fit(entry.uid, 8),
+        fit(entry.gid, 8),
+        fit(entry.size, 12),
+        fit(mtime, 12),
+        link,
+        entry.devmajor,
+        entry.devminor,
+    )
     return out
 
 

@@ -67,7 +67,12 @@ def tree_state(root: Path) -> dict[str, tuple[object, ...]]:
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, root)
             st = os.lstat(full)
-            base: tuple[object, ...] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+            base: tuple[object, ...] = (
+                stat.S_IFMT(st.st_mode),
+                stat.S_IMODE(st.st_mode),
+                st.st_uid,
+                st.st_gid,
+            )
             if stat.S_ISREG(st.st_mode):
                 out[rel] = (*base, Path(full).read_bytes(), int(st.st_mtime))
             elif stat.S_ISLNK(st.st_mode):
@@ -176,7 +181,10 @@ def check_reopen_and_commit_recovery(factory: Factory, scratch: Path) -> None:
     write_atomic(root / snapshot_id("k2") / INFO, done.to_json())
     (root / ".tmp-deadbeef").mkdir()  # a prepare interrupted before its rename
     sn2 = factory(root)
-    assert {(i.name, i.kind) for i in sn2.walk()} == {("c1", Kind.COMMITTED), ("c2", Kind.COMMITTED)}
+    assert {(i.name, i.kind) for i in sn2.walk()} == {
+        ("c1", Kind.COMMITTED),
+        ("c2", Kind.COMMITTED),
+    }
     _raises(NotFound, lambda: sn2.stat("k2"))
     assert not (root / ".tmp-deadbeef").exists()
     assert (sn2.upper_dir("c1") / "f").read_bytes() == b"data"
@@ -192,12 +200,30 @@ METADATA_CHECKS: list[Check] = [
 
 # ---------------------------------------------------------------- mount checks (root)
 
-L1 = build_tar({
-    "keep": b"keep", "gone": b"gone", "d/": None, "d/x": b"x", "d/y": b"y",
-    "e/": None, "e/sub/": None, "e/sub/f": b"f", "link": "->keep",
-})
-L2 = build_tar({"new": b"new", ".wh.gone": b"", "d/": None, "d/.wh..wh..opq": b"", "d/z": b"z",
-                "e/": None, "e/.wh.sub": b""})
+L1 = build_tar(
+    {
+        "keep": b"keep",
+        "gone": b"gone",
+        "d/": None,
+        "d/x": b"x",
+        "d/y": b"y",
+        "e/": None,
+        "e/sub/": None,
+        "e/sub/f": b"f",
+        "link": "->keep",
+    }
+)
+L2 = build_tar(
+    {
+        "new": b"new",
+        ".wh.gone": b"",
+        "d/": None,
+        "d/.wh..wh..opq": b"",
+        "d/z": b"z",
+        "e/": None,
+        "e/.wh.sub": b"",
+    }
+)
 
 
 def check_whiteouts_in_mount(factory: Factory, scratch: Path) -> None:
@@ -258,8 +284,12 @@ def check_write_diff_round_trip(factory: Factory, scratch: Path) -> None:
     assert ".wh.gone" in names and "keep" in names and "e/sub/.wh.f" in names, names
     assert "link" not in names, names  # unchanged files are not in the diff
     sn.prepare("replay", "L1")
-    applied = apply_layer(io.BytesIO(buf.getvalue()), sn.upper_dir("replay"), whiteouts=sn.whiteouts,
-                          expected_diff_id=first.diff_id)
+    applied = apply_layer(
+        io.BytesIO(buf.getvalue()),
+        sn.upper_dir("replay"),
+        whiteouts=sn.whiteouts,
+        expected_diff_id=first.diff_id,
+    )
     assert applied == first
     with mounted(sn.mounts("replay"), scratch / "m2") as m2:
         got = tree_state(m2)

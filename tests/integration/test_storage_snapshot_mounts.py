@@ -14,6 +14,8 @@ pytestmark = pytest.mark.root
 
 
 @pytest.mark.parametrize("check", testing.MOUNT_CHECKS, ids=testing.check_id)
-@pytest.mark.parametrize("factory", [OverlaySnapshotter, NativeSnapshotter], ids=["overlay", "native"])
+@pytest.mark.parametrize(
+    "factory", [OverlaySnapshotter, NativeSnapshotter], ids=["overlay", "native"]
+)
 def test_snapshotter_mounts(factory: testing.Factory, check: testing.Check, tmp_path: Path) -> None:
     check(factory, tmp_path)

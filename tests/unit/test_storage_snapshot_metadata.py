@@ -12,6 +12,10 @@ from sampan.storage.overlay import OverlaySnapshotter
 
 
 @pytest.mark.parametrize("check", testing.METADATA_CHECKS, ids=testing.check_id)
-@pytest.mark.parametrize("factory", [OverlaySnapshotter, NativeSnapshotter], ids=["overlay", "native"])
-def test_snapshotter_metadata(factory: testing.Factory, check: testing.Check, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "factory", [OverlaySnapshotter, NativeSnapshotter], ids=["overlay", "native"]
+)
+def test_snapshotter_metadata(
+    factory: testing.Factory, check: testing.Check, tmp_path: Path
+) -> None:
     check(factory, tmp_path)
