@@ -64,6 +64,7 @@ def test_gc_dry_run_sweep_and_untagged(reg: Server) -> None:
     for tag in ("v1", "v2"):
         r = skopeo("inspect", "--tls-verify=false", f"docker://{reg.addr}/gc/app:{tag}")
         assert r.returncode == 0, r.stderr
+    assert reg.request("GET", f"/v2/gc/app/manifests/{kept}").status == 200
     for layer in kept_doc["layers"]:
         assert reg.request("GET", f"/v2/gc/app/blobs/{layer['digest']}").status == 200
     # nothing left to collect
