@@ -82,8 +82,9 @@ def _make_target(path: str, is_dir: bool) -> None:
 
 
 def _cgroup_mount(target: str, dest: str, mnt: oci.Mount) -> None:
-    """``type: cgroup``: the hierarchies of this machine under a tmpfs, as runc does on v1;
-    a single cgroup2 mount on a unified machine."""
+    """``type: cgroup``: the hierarchies of this machine under a (writable, as runc leaves
+    it) tmpfs, each mounted with the entry's flags, as runc does on v1; a single cgroup2
+    mount on a unified machine."""
     with open("/proc/self/cgroup") as f:
         lines = [line.strip().split(":", 2) for line in f if line.strip()]
     v1 = [(ctrls, path) for _hid, ctrls, path in lines if ctrls]
@@ -107,8 +108,6 @@ def _cgroup_mount(target: str, dest: str, mnt: oci.Mount) -> None:
             for alias in name.split(","):
                 if not os.path.lexists(os.path.join(target, alias)):
                     os.symlink(name, os.path.join(target, alias))
-    if mnt.flags & m.MS_RDONLY:
-        m.mount("", target, "", m.MS_REMOUNT | m.MS_RDONLY | flags, "mode=755")
 
 
 def mount_one(rootfs: str, rootfd: int, mnt: oci.Mount, field: str) -> None:

@@ -33,8 +33,11 @@ class Bundle:
         return self.path
 
     def config(self, script: str, **kwargs: Any) -> dict[str, Any]:
-        """Docker's default config running ``sh -c script``."""
-        return default_config(["sh", "-c", script], **kwargs)
+        """Docker's default config running ``sh -c script`` (ociVersion 1.0.2: crun 1.8 and
+        runc 1.1 refuse newer ones)."""
+        cfg = default_config(["sh", "-c", script], **kwargs)
+        cfg["ociVersion"] = "1.0.2"
+        return cfg
 
 
 @pytest.fixture(scope="session")
