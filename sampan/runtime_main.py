@@ -11,6 +11,11 @@ is hand-written because argparse alone costs milliseconds on every container sta
 from __future__ import annotations
 
 import sys
+
+if __name__ == "__main__" and not __package__:
+    # run by path (``python3 -I -S .../sampan/runtime_main.py``, the fast launcher: no site,
+    # no import hooks): import sampan from beside this file, not from inside the package dir
+    sys.path[0] = __file__.rsplit("/", 2)[0]
 from pathlib import Path
 from typing import Any
 

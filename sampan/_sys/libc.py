@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from typing import Any
 
-libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+try:
+    # by soname first: ctypes.util.find_library runs `ldconfig -p` (a subprocess, ~10 ms)
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+except OSError:
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 # x86_64 and aarch64 numbers of the calls glibc 2.36 has no wrapper for.
 _MACHINE = os.uname().machine
