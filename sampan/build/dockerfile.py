@@ -458,10 +458,10 @@ def expand(step: T, env: Mapping[str, str], escape: str = "\\") -> T:
 
     if isinstance(step, ins.Env):
         env_pairs = [ins.KeyValue(word(kv.key), word(kv.value), kv.no_delim) for kv in step.env]
-        return dataclasses.replace(step, env=env_pairs)  # type: ignore[return-value]
+        return dataclasses.replace(step, env=env_pairs)
     if isinstance(step, ins.Label):
         labels = [ins.KeyValue(word(kv.key), word(kv.value), kv.no_delim) for kv in step.labels]
-        return dataclasses.replace(step, labels=labels)  # type: ignore[return-value]
+        return dataclasses.replace(step, labels=labels)
     if isinstance(step, ins.SourcesAndDest):
         raw = Lexer(escape, raw_quotes=True, skip_process_quotes=True)
         contents = [
@@ -481,26 +481,26 @@ def expand(step: T, env: Mapping[str, str], escape: str = "\\") -> T:
             changes["from_"] = word(step.from_)
         return dataclasses.replace(step, **changes)
     if isinstance(step, ins.Workdir):
-        return dataclasses.replace(step, path=word(step.path))  # type: ignore[return-value]
+        return dataclasses.replace(step, path=word(step.path))
     if isinstance(step, ins.User):
-        return dataclasses.replace(step, user=word(step.user))  # type: ignore[return-value]
+        return dataclasses.replace(step, user=word(step.user))
     if isinstance(step, ins.StopSignal):
-        return dataclasses.replace(step, signal=word(step.signal))  # type: ignore[return-value]
+        return dataclasses.replace(step, signal=word(step.signal))
     if isinstance(step, ins.Volume):
-        return dataclasses.replace(step, volumes=[word(v) for v in step.volumes])  # type: ignore[return-value]
+        return dataclasses.replace(step, volumes=[word(v) for v in step.volumes])
     if isinstance(step, ins.Expose):
         lexer = Lexer(escape)
         ports = [p for port in step.ports for p in lexer.process_words(port, env)]
-        return dataclasses.replace(step, ports=ports)  # type: ignore[return-value]
+        return dataclasses.replace(step, ports=ports)
     if isinstance(step, ins.Arg):
         defs = [
             ins.ArgDef(word(a.key), None if a.default is None else word(a.default))
             for a in step.args
         ]
-        return dataclasses.replace(step, args=defs)  # type: ignore[return-value]
+        return dataclasses.replace(step, args=defs)
     if isinstance(step, ins.Run) and step.mounts:
         mounts = [ins.parse_mount(m.spec, word) for m in step.mounts]
-        return dataclasses.replace(step, mounts=mounts)  # type: ignore[return-value]
+        return dataclasses.replace(step, mounts=mounts)
     return step
 
 
