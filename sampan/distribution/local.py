@@ -33,10 +33,8 @@ class LocalDestination:
         self._pending: list[tuple[SourceImage, list[LayerRecord]]] = []
 
     def has_blob(self, desc: Descriptor) -> bool:
-        if self.store.content.exists(desc.digest):
-            self.staging.lease_blob(desc.digest)
-            return True
-        return False
+        self.staging.lease_blob(desc.digest)  # before looking, so no removal frees it meanwhile
+        return self.store.content.exists(desc.digest)
 
     def put_blob(self, desc: Descriptor, src: BinaryIO, *, what: str) -> None:
         self.staging.copy_blob(src, expected=desc.digest, size=desc.size, what=what)
@@ -46,11 +44,14 @@ class LocalDestination:
         for i, (desc, diff_id) in enumerate(zip(image.layers, diff_ids, strict=True)):
             where = image.layer_where[i] if i < len(image.layer_where) else f"layer {desc.digest}"
             layers.append(LayerBlob(blob=desc.digest, media_type=desc.media_type, diff_id=diff_id, where=where))
-            if self.on_progress is not None:
-                self.on_progress({"status": "Loading layer", "id": dg.short(diff_id),
-                                  "progressDetail": {"current": 0, "total": desc.size}})
-        records = self.staging.unpack(layers)
+        records = self.staging.unpack(layers, on_layer=self._progress)
         self._pending.append((image, records))
+
+    def _progress(self, layer: LayerBlob, done: bool) -> None:
+        if self.on_progress is not None:
+            size = self.store.content.size(layer.blob)
+            self.on_progress({"status": "Loading layer", "id": dg.short(layer.diff_id),
+                              "progressDetail": {"current": size if done else 0, "total": size}})
 
     def finish(self) -> list[CopiedImage]:
         out = []

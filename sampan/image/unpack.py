@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO
@@ -115,9 +116,10 @@ class Staging:
 
     def copy_blob(self, src: BinaryIO, *, expected: str | None = None, size: int | None = None, what: str = "blob") -> str:
         """Stream ``src`` into the content store (skipped when ``expected`` is already there)."""
-        if expected is not None and self.store.content.exists(expected):
-            self.lease_blob(expected)
-            return expected
+        if expected is not None:
+            self.lease_blob(expected)  # before looking, so no removal frees it meanwhile
+            if self.store.content.exists(expected):
+                return expected
         with self.writer(expected=expected, size=size, what=what) as w:
             while True:
                 chunk = src.read(_CHUNK)
@@ -131,7 +133,9 @@ class Staging:
 
     # ---------------------------------------------------------------- layers
 
-    def unpack(self, layers: list[LayerBlob]) -> list[LayerRecord]:
+    def unpack(
+        self, layers: list[LayerBlob], *, on_layer: Callable[[LayerBlob, bool], None] | None = None
+    ) -> list[LayerRecord]:
         """Make sure a committed snapshot exists for every chain of ``layers``; in order."""
         diff_ids = [layer.diff_id for layer in layers]
         chains = dg.chain_ids(diff_ids)
@@ -143,12 +147,16 @@ class Staging:
             size = self._committed_size(chain)
             if size is not None and not self._known_pair(layer):
                 self._verify_diff(layer)
+            if on_layer is not None:
+                on_layer(layer, False)
             if size is None:
                 with self.store.content.open(layer.blob) as f:
                     size = self._apply(
                         f, chain, parent, expected_diff_id=layer.diff_id,
                         where=layer.where or f"layer {layer.blob}",
                     ).size
+            if on_layer is not None:
+                on_layer(layer, True)
             records.append(
                 LayerRecord(
                     diff_id=layer.diff_id, chain_id=chain, blob=layer.blob,

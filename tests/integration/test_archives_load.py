@@ -283,3 +283,28 @@ def test_loaded_image_mounts_read_only(store: ImageStore, tmp_path: Path) -> Non
             sysmount.umount(str(target))
     finally:
         store.snapshotter.remove("view-test")
+
+
+@pytest.mark.slow
+def test_two_hundred_layers_load_and_mount(store: ImageStore, tmp_path: Path) -> None:
+    layers = [layer({"bottom": b"first\n"})]
+    layers += [layer({f"f{i:03d}": str(i).encode()}) for i in range(1, 199)]
+    layers.append(layer({".wh.f100": b""}))
+    events: list[dict[str, object]] = []
+    load_archive(store, io.BytesIO(docker_archive_v1([ArchImage(layers, tags=["deep:1"])])), on_progress=events.append)
+    assert len(store.get("deep:1").chain_ids) == 200
+    assert sum(1 for e in events if e["status"] == "Loading layer") == 400  # start and end of each
+    target = tmp_path / "mnt"
+    target.mkdir()
+    mounts = store.mounts("deep:1", "view-deep")
+    try:
+        for m in mounts:
+            sysmount.perform(m, str(target))
+        try:
+            assert (target / "bottom").read_bytes() == b"first\n"
+            assert (target / "f198").read_bytes() == b"198"
+            assert not (target / "f100").exists()
+        finally:
+            sysmount.umount(str(target))
+    finally:
+        store.snapshotter.remove("view-deep")
