@@ -10,14 +10,17 @@ is hand-written because argparse alone costs milliseconds on every container sta
 
 from __future__ import annotations
 
+import os
 import sys
 
 if __name__ == "__main__" and not __package__:
     # run by path (``python3 -I -S .../sampan/runtime_main.py``, the fast launcher: no site,
     # no import hooks): import sampan from beside this file, not from inside the package dir
     sys.path[0] = __file__.rsplit("/", 2)[0]
-from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: command -> {flag: takes_value}; aliases map to the canonical flag
 _COMMANDS: dict[str, dict[str, bool]] = {
@@ -122,7 +125,7 @@ def _signal(text: str) -> int:
     return int(sig)
 
 
-def _exec_process(opts: dict[str, Any], rest: list[str], bundle_config: Path) -> dict[str, Any]:
+def _exec_process(opts: dict[str, Any], rest: list[str], bundle_config: str) -> dict[str, Any]:
     import json
 
     if opts.get("--process"):
@@ -209,13 +212,13 @@ def dispatch(argv: list[str]) -> int:
     if command not in _COMMANDS:
         raise UsageError(f"no such command: {command}")
     opts, rest = _parse(args, _COMMANDS[command], stop_at_positional=command == "exec")
-    root = Path(gopts.get("--root") or "/run/sampan-runtime")
+    root = gopts.get("--root") or "/run/sampan-runtime"
     from sampan.runtime import container as c
 
     if command in ("create", "run"):
         cid = _one_id(rest, command)
-        bundle = Path(opts.get("--bundle") or ".")
-        pid_file = Path(opts["--pid-file"]) if opts.get("--pid-file") else None
+        bundle = opts.get("--bundle") or "."
+        pid_file = opts.get("--pid-file") or None
         kwargs = {"pid_file": pid_file, "console_socket": opts.get("--console-socket"), "no_pivot": bool(opts.get("--no-pivot"))}
         if command == "create" or opts.get("--detach"):
             c.create(root, cid, bundle, preserve_fds=int(opts.get("--preserve-fds", 0)), **kwargs)  # type: ignore[arg-type]
@@ -249,8 +252,8 @@ def dispatch(argv: list[str]) -> int:
         from sampan.runtime.state import StateDir
 
         st = StateDir(root, cid).load()
-        process = _exec_process(opts, rest, Path(st.bundle) / "config.json")
-        pid_file = Path(opts["--pid-file"]) if opts.get("--pid-file") else None
+        process = _exec_process(opts, rest, os.path.join(st.bundle, "config.json"))
+        pid_file = opts.get("--pid-file") or None
         ours = theirs = None
         if process.get("terminal") and not opts.get("--console-socket"):
             if opts.get("--detach"):

@@ -8,11 +8,14 @@ flags, rlimit names to numbers) so that the container's init does no parsing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from sampan.oci.record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class User:
     uid: int = 0
     gid: int = 0
@@ -20,7 +23,7 @@ class User:
     additional_gids: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Capabilities:
     """Bit masks (bit N = capability number N)."""
 
@@ -31,14 +34,14 @@ class Capabilities:
     ambient: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Rlimit:
     resource: int  # resource.RLIMIT_* number
     soft: int
     hard: int
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Process:
     args: tuple[str, ...]
     env: tuple[str, ...] = ()
@@ -59,7 +62,7 @@ class Process:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Mount:
     destination: str
     type: str
@@ -73,20 +76,20 @@ class Mount:
     recursive_ro: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Namespace:
     type: str  # OCI name: pid, mount, ...
     path: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class IDMapping:
     container_id: int
     host_id: int
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Device:
     path: str
     type: str  # c, b, u, p
@@ -97,7 +100,7 @@ class Device:
     gid: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Hook:
     path: str
     args: tuple[str, ...] = ()
@@ -105,7 +108,7 @@ class Hook:
     timeout: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Hooks:
     prestart: tuple[Hook, ...] = ()
     create_runtime: tuple[Hook, ...] = ()
@@ -115,7 +118,7 @@ class Hooks:
     poststop: tuple[Hook, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Linux:
     namespaces: tuple[Namespace, ...] = ()
     uid_mappings: tuple[IDMapping, ...] = ()
@@ -137,7 +140,7 @@ class Linux:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class Spec:
     oci_version: str
     root_path: str  # absolute

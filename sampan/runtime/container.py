@@ -20,8 +20,6 @@ import select
 import signal
 import socket
 import time
-from pathlib import Path
-from typing import Any
 
 from sampan.errors import (
     Conflict,
@@ -44,7 +42,13 @@ from sampan.runtime.state import (
     pid_start_time,
 )
 
-DEFAULT_ROOT = Path("/run/sampan-runtime")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from _typeshed import StrPath
+
+DEFAULT_ROOT = "/run/sampan-runtime"
 
 
 def _cgroup_manager(st: State) -> Any:
@@ -78,11 +82,11 @@ def _with_default_devices(resources: dict[str, Any], devices: Any) -> dict[str, 
 
 
 def create(
-    root: Path,
+    root: StrPath,
     id: str,
-    bundle: Path,
+    bundle: StrPath,
     *,
-    pid_file: Path | None = None,
+    pid_file: StrPath | None = None,
     console_socket: str | None = None,
     stdio: tuple[int, int, int] | None = None,
     no_pivot: bool = False,
@@ -97,18 +101,18 @@ def create(
     from sampan.runtime.init import InitConfig
 
     sd = StateDir(root, id)
-    bundle = bundle.resolve()
+    bundle = os.path.abspath(bundle)
     spec = spec_mod.load(bundle)
     sd.create()
     mgr: Any = None
     try:
         bpf = None
         if spec.linux.seccomp is not None:
-            bpf = seccomp.program(spec.linux.seccomp, root / ".seccomp-cache")
+            bpf = seccomp.program(spec.linux.seccomp, os.path.join(root, ".seccomp-cache"))
         os.mkfifo(sd.fifo, 0o622)
         fifo_fd = os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)
         st = State(
-            id=id, bundle=str(bundle), created=now_rfc3339(), annotations=spec.annotations,
+            id=id, bundle=bundle, created=now_rfc3339(), annotations=spec.annotations,
             oci_version=spec.oci_version, cgroups_path=spec.linux.cgroups_path,
             use_cgroups=_wants_cgroups(spec.linux),
             hooks={"poststart": hooks_mod.to_json(spec.hooks.poststart), "poststop": hooks_mod.to_json(spec.hooks.poststop)},
@@ -158,9 +162,7 @@ def create(
         st.move(CREATED)
         sd.save(st)
         if pid_file is not None:
-            tmp = pid_file.with_name(pid_file.name + ".tmp")
-            tmp.write_text(str(pid))
-            os.rename(tmp, pid_file)
+            _write_pid(pid_file, pid)
         return pid
     except BaseException:
         if mgr is not None:
@@ -172,7 +174,14 @@ def create(
         raise
 
 
-def start(root: Path, id: str) -> None:
+def _write_pid(path: StrPath, pid: int) -> None:
+    tmp = f"{os.fspath(path)}.tmp"
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def start(root: StrPath, id: str) -> None:
     """Let a created container's init exec the user's program."""
     sd = StateDir(root, id)
     st = sd.load()
@@ -201,7 +210,7 @@ def start(root: Path, id: str) -> None:
         hooks_mod.run_all(poststart, st.to_oci(), "poststart")
 
 
-def state(root: Path, id: str) -> dict[str, Any]:
+def state(root: StrPath, id: str) -> dict[str, Any]:
     return StateDir(root, id).load().to_oci()
 
 
@@ -227,7 +236,7 @@ def _container_pids(st: State) -> list[int]:
     return out
 
 
-def kill(root: Path, id: str, sig: int, all: bool = False) -> None:
+def kill(root: StrPath, id: str, sig: int, all: bool = False) -> None:
     sd = StateDir(root, id)
     st = sd.load()
     if st.status == STOPPED:
@@ -265,13 +274,13 @@ def _signal_init(st: State, sig: int) -> None:
         os.close(pidfd)
 
 
-def delete(root: Path, id: str, force: bool = False) -> None:
+def delete(root: StrPath, id: str, force: bool = False) -> None:
     """Remove a stopped (or created) container; ``force`` kills a running one first."""
     sd = StateDir(root, id)
     try:
         st = sd.load()
     except NotFound:
-        if force and sd.path.exists():
+        if force and os.path.exists(sd.path):
             sd.remove()
             return
         raise
@@ -307,7 +316,7 @@ def delete(root: Path, id: str, force: bool = False) -> None:
             pass  # poststop failures are logged, never fatal (runtime-spec)
 
 
-def pause(root: Path, id: str) -> None:
+def pause(root: StrPath, id: str) -> None:
     sd = StateDir(root, id)
     st = sd.load()
     mgr = _cgroup_manager(st)
@@ -318,7 +327,7 @@ def pause(root: Path, id: str) -> None:
     sd.save(st)
 
 
-def resume(root: Path, id: str) -> None:
+def resume(root: StrPath, id: str) -> None:
     sd = StateDir(root, id)
     st = sd.load()
     mgr = _cgroup_manager(st)
@@ -331,7 +340,7 @@ def resume(root: Path, id: str) -> None:
     sd.save(st)
 
 
-def update(root: Path, id: str, resources: dict[str, Any]) -> None:
+def update(root: StrPath, id: str, resources: dict[str, Any]) -> None:
     st = StateDir(root, id).load()
     if st.status == STOPPED:
         raise ContainerNotRunning(f"container not running: {id}")
@@ -341,7 +350,7 @@ def update(root: Path, id: str, resources: dict[str, Any]) -> None:
     mgr.set(resources)
 
 
-def ps(root: Path, id: str) -> list[int]:
+def ps(root: StrPath, id: str) -> list[int]:
     st = StateDir(root, id).load()
     if st.status == STOPPED:
         return []
@@ -349,11 +358,11 @@ def ps(root: Path, id: str) -> list[int]:
 
 
 def run(
-    root: Path,
+    root: StrPath,
     id: str,
-    bundle: Path,
+    bundle: StrPath,
     *,
-    pid_file: Path | None = None,
+    pid_file: StrPath | None = None,
     console_socket: str | None = None,
     no_pivot: bool = False,
     keep: bool = False,
@@ -364,7 +373,7 @@ def run(
     ours = theirs = None
     spec_terminal = False
     if console_socket is None:
-        spec_terminal = spec_mod.load(bundle.resolve()).process.terminal
+        spec_terminal = spec_mod.load(bundle).process.terminal
         if spec_terminal:
             ours, theirs = console_mod.local_pair()
     try:
@@ -392,11 +401,11 @@ def run(
 
 
 def exec_process(
-    root: Path,
+    root: StrPath,
     id: str,
     process: dict[str, Any],
     *,
-    pid_file: Path | None = None,
+    pid_file: StrPath | None = None,
     console_socket: str | None = None,
     stdio: tuple[int, int, int] | None = None,
     _console_sock: socket.socket | None = None,
@@ -415,10 +424,10 @@ def exec_process(
     st = sd.load()
     if st.status not in (RUNNING, CREATED):
         raise ContainerNotRunning(f"cannot exec in a stopped container: {id}")
-    with open(Path(st.bundle) / "config.json") as f:
+    with open(os.path.join(st.bundle, "config.json")) as f:
         raw = json.load(f)
     proc = spec_mod.process(process, "process")
-    container = spec_mod.convert(raw, Path(st.bundle))
+    container = spec_mod.convert(raw, st.bundle)
     spec = oci.Spec(
         oci_version=container.oci_version, root_path="/", root_readonly=False, process=proc,
         linux=container.linux,
@@ -438,7 +447,7 @@ def exec_process(
             if console_socket is None:
                 raise InvalidArgument("exec -t needs --console-socket")
             console = proc_mod.connect_console(console_socket)
-        bpf = seccomp.program(container.linux.seccomp, root / ".seccomp-cache") if container.linux.seccomp else None
+        bpf = seccomp.program(container.linux.seccomp, os.path.join(root, ".seccomp-cache")) if container.linux.seccomp else None
         cfg = InitConfig(
             spec=spec, sync_sock=None,  # type: ignore[arg-type]
             console_sock=console if proc.terminal else None, stdio=stdio, seccomp_bpf=bpf,
@@ -454,7 +463,7 @@ def exec_process(
         for fd in join.values():
             os.close(fd)
     if pid_file is not None:
-        pid_file.write_text(str(pid))
+        _write_pid(pid_file, pid)
     return pid
 
 
@@ -462,7 +471,7 @@ def wait_exec(pid: int) -> int:
     return proc_mod.wait_forwarding(pid)
 
 
-def list_containers(root: Path) -> list[dict[str, Any]]:
+def list_containers(root: StrPath) -> list[dict[str, Any]]:
     from sampan.runtime.state import list_ids
 
     out = []
@@ -474,7 +483,7 @@ def list_containers(root: Path) -> list[dict[str, Any]]:
     return out
 
 
-def wait_stopped(root: Path, id: str, timeout: float = 10.0) -> bool:
+def wait_stopped(root: StrPath, id: str, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if StateDir(root, id).load().status == STOPPED:

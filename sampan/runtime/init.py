@@ -42,19 +42,19 @@ import os
 import resource
 import signal
 import socket
-from dataclasses import dataclass, field
 
 from sampan._sys import caps as capsys
 from sampan._sys import ns
 from sampan._sys import seccomp as sc
 from sampan.errors import InvalidConfig, NotFound, SampanError
 from sampan.oci import runtime as oci
+from sampan.oci.record import field, record
 from sampan.runtime import rootfs, sync
 
 _IGNORED_BY_PYTHON = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT)
 
 
-@dataclass
+@record
 class InitConfig:
     spec: oci.Spec
     sync_sock: socket.socket

@@ -8,13 +8,14 @@ installs the bytes with one seccomp(2) call just before exec (see ``init.py``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from pathlib import Path
-from typing import Any
 
 from sampan.errors import InvalidConfig
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _FLAGS = {
     "SECCOMP_FILTER_FLAG_TSYNC": 1,
@@ -74,12 +75,14 @@ def compile_section(section: dict[str, Any]) -> bytes:
         raise InvalidConfig("linux.seccomp", str(exc.strerror or exc)) from None
 
 
-def program(section: dict[str, Any], cache_dir: Path | None) -> bytes:
+def program(section: dict[str, Any], cache_dir: str | None) -> bytes:
     """The BPF program for ``section``, from the cache when it is there."""
     if cache_dir is None:
         return compile_section(section)
-    key = hashlib.sha256(json.dumps(section, sort_keys=True).encode()).hexdigest()
-    path = cache_dir / f"{key}.bpf"
+    from _sha256 import sha256  # type: ignore[import-not-found]  # hashlib loads every algorithm
+
+    key = sha256(json.dumps(section, sort_keys=True).encode()).hexdigest()
+    path = os.path.join(cache_dir, f"{key}.bpf")
     try:
         with open(path, "rb") as f:
             return f.read()
@@ -87,8 +90,8 @@ def program(section: dict[str, Any], cache_dir: Path | None) -> bytes:
         pass
     prog = compile_section(section)
     try:
-        cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "wb") as f:
             f.write(prog)
         os.rename(tmp, path)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-from pathlib import Path
-from typing import Any
 
 from sampan._sys.caps import NUMBERS as CAP_NUMBERS
 from sampan._sys.mount import (
@@ -23,6 +21,12 @@ from sampan._sys.mount import (
 )
 from sampan.errors import InvalidConfig, NotFound
 from sampan.oci import runtime as oci
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from _typeshed import StrPath
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 SECCOMP_ACTIONS = (
@@ -68,9 +72,10 @@ def _caps(value: Any, field: str) -> int:
     return mask
 
 
-def load(bundle: Path) -> oci.Spec:
+def load(bundle: StrPath) -> oci.Spec:
     """Read ``bundle/config.json`` and return the validated :class:`Spec`."""
-    path = bundle / "config.json"
+    bundle = os.path.abspath(bundle)
+    path = os.path.join(bundle, "config.json")
     try:
         with open(path) as f:
             raw = json.load(f)
@@ -81,7 +86,7 @@ def load(bundle: Path) -> oci.Spec:
     return convert(raw, bundle)
 
 
-def convert(raw: Any, bundle: Path) -> oci.Spec:
+def convert(raw: Any, bundle: StrPath) -> oci.Spec:
     """Validate a parsed config.json (``bundle`` anchors a relative root.path)."""
     _type(raw, dict, "config.json")
     version = _type(raw.get("ociVersion", ""), str, "ociVersion")
@@ -89,7 +94,7 @@ def convert(raw: Any, bundle: Path) -> oci.Spec:
         raise InvalidConfig("ociVersion", "missing")
     root = _type(raw.get("root"), dict, "root")
     root_path = _type(root.get("path"), str, "root.path")
-    full_root = root_path if os.path.isabs(root_path) else str((bundle / root_path).resolve())
+    full_root = os.path.realpath(os.path.join(bundle, root_path))
     if not os.path.isdir(full_root):
         raise InvalidConfig("root.path", f"rootfs {full_root} does not exist or is not a directory")
     linux_raw = raw.get("linux") or {}

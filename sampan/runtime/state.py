@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
 
 from sampan.errors import Conflict, InvalidArgument, NoSuchContainer
+from sampan.oci.record import as_dict, field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from _typeshed import StrPath
 
 CREATING, CREATED, RUNNING, PAUSED, STOPPED = "creating", "created", "running", "paused", "stopped"
 
@@ -36,11 +38,11 @@ _ALLOWED: dict[str, tuple[str, ...]] = {
     STOPPED: (),
 }
 
-_ID = re.compile(r"^[\w+\-.]+$")
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 
 def check_id(container_id: str) -> None:
-    if not container_id or not _ID.match(container_id) or container_id in (".", ".."):
+    if not container_id or not _ID_CHARS.issuperset(container_id) or container_id in (".", ".."):
         raise InvalidArgument(f"invalid container id format: {container_id!r}")
 
 
@@ -57,7 +59,7 @@ def pid_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-@dataclass
+@record
 class State:
     id: str
     bundle: str
@@ -101,31 +103,30 @@ def now_rfc3339() -> str:
 
 
 class StateDir:
-    """``<root>/<id>``: made by :meth:`create`, removed by :meth:`remove`."""
+    """``<root>/<id>``: made by :meth:`create`, removed by :meth:`remove`.  Paths are plain
+    strings (pathlib costs milliseconds to import on every container start)."""
 
-    def __init__(self, root: Path, container_id: str) -> None:
+    def __init__(self, root: StrPath, container_id: str) -> None:
         check_id(container_id)
-        self.root = root
+        self.root = os.fspath(root)
         self.id = container_id
-        self.path = root / container_id
-
-    @property
-    def fifo(self) -> Path:
-        return self.path / "exec.fifo"
+        self.path = os.path.join(self.root, container_id)
+        self.fifo = os.path.join(self.path, "exec.fifo")
+        self._state = os.path.join(self.path, "state.json")
 
     def create(self) -> None:
-        self.root.mkdir(mode=0o711, parents=True, exist_ok=True)
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
         try:
-            self.path.mkdir(mode=0o711)
+            os.mkdir(self.path, 0o711)
         except FileExistsError:
             raise Conflict(f"container with id exists: {self.id}") from None
 
     def exists(self) -> bool:
-        return (self.path / "state.json").exists()
+        return os.path.exists(self._state)
 
     def load(self) -> State:
         try:
-            with open(self.path / "state.json") as f:
+            with open(self._state) as f:
                 raw = json.load(f)
         except FileNotFoundError:
             raise NoSuchContainer(self.id) from None
@@ -135,17 +136,20 @@ class StateDir:
         return st
 
     def save(self, st: State) -> None:
-        tmp = self.path / f"state.json.{os.getpid()}"
+        tmp = f"{self._state}.{os.getpid()}"
         with open(tmp, "w") as f:
-            json.dump(asdict(st), f)
-        os.rename(tmp, self.path / "state.json")
+            json.dump(as_dict(st), f)
+        os.rename(tmp, self._state)
 
     def remove(self) -> None:
+        import shutil
+
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def list_ids(root: Path) -> list[str]:
+def list_ids(root: StrPath) -> list[str]:
     try:
-        return sorted(p.name for p in root.iterdir() if (p / "state.json").exists())
+        names = os.listdir(root)
     except FileNotFoundError:
         return []
+    return sorted(n for n in names if os.path.exists(os.path.join(root, n, "state.json")))
