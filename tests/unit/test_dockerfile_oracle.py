@@ -66,29 +66,37 @@ def _values(node: Node) -> list[str]:
     return list(node.args)
 
 
+def _onbuild_values(sub: Node | None) -> list[str]:
+    if sub is None:
+        return []
+    if sub.name == "onbuild":  # the wrapper shows a nested ONBUILD's child as one ""
+        return [""] if sub.sub is not None else []
+    return _values(sub)
+
+
 def as_oracle(node: Node) -> dict[str, Any]:
     """sampan's node in the oracle's shape (see the module docstring)."""
     if node.name == "onbuild":
         sub = node.sub
         return {
             "cmd": node.cmd,
-            "sub_cmd": sub.cmd if sub else None,
+            "sub_cmd": (sub.cmd or None) if sub else None,
             "json": sub.json if sub else False,
             "original": node.original,
             "start_line": node.start_line,
             "end_line": node.end_line,
             "flags": node.flags,
-            "value": _values(sub) if sub else [],
+            "value": _onbuild_values(sub),
             "heredocs": [],
         }
     original = node.original
     if node.heredocs:
         original += "\n" + "".join(h.content + h.name + "\n" for h in node.heredocs)
     return {
-        "cmd": node.cmd,
+        "cmd": node.cmd or None,  # the wrapper turns "" into None
         "sub_cmd": None,
         "json": node.json,
-        "original": original,
+        "original": original or None,
         "start_line": node.start_line,
         "end_line": node.end_line,
         "flags": node.flags,
