@@ -21,7 +21,7 @@ from tests.integration.test_archives_load import config_bytes
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
-LAYER_MIB = 48
+LAYER_MIB = 32
 
 LOADER = """
 import sys
@@ -87,26 +87,52 @@ def check_consistent(root: Path) -> list[str]:
         store.db.close()
 
 
+def _spooling(root: Path) -> bool:
+    """A blob is being written under tmp/."""
+    try:
+        return any(e.name.startswith("blob-") and e.stat().st_size > (4 << 20) for e in os.scandir(root / "tmp"))
+    except FileNotFoundError:
+        return False
+
+
+def _unpacking(root: Path) -> bool:
+    """A layer is being unpacked: a snapshot dir with data in its diff/, no image row yet."""
+    try:
+        dirs = [e for e in os.scandir(root / "layers") if e.name != "l" and e.is_dir()]
+    except FileNotFoundError:
+        return False
+    for d in dirs:
+        big = Path(d.path) / "diff" / "big.bin"
+        try:
+            if big.stat().st_size > (4 << 20):
+                return True
+        except FileNotFoundError:
+            continue
+    return False
+
+
 def test_sigkill_during_load(tmp_path: Path) -> None:
     archive = tmp_path / "big.tar"
     image_id = make_archive(archive)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    outcomes = []
-    for n, delay in enumerate([0.15, 0.35, 0.6, 0.9, 1.3, None]):
-        root = tmp_path / f"root{n}"
+    phases = {"early": lambda root: True, "spooling": _spooling, "unpacking": _unpacking, "never": lambda root: False}
+    hit = {}
+    for name, condition in phases.items():
+        root = tmp_path / name
         root.mkdir()
         proc = subprocess.Popen([sys.executable, "-c", LOADER, str(root), str(archive)], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        if delay is None:
-            out, err = proc.communicate(timeout=120)
-            assert proc.returncode == 0, err.decode()
-            assert b"Loaded image: big:1" in out
-        else:
-            time.sleep(delay)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and not condition(root) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        hit[name] = proc.poll() is None
+        if hit[name]:
             proc.send_signal(signal.SIGKILL)
-            proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=60)
         loaded = check_consistent(root)
-        assert loaded in ([], [image_id])
-        outcomes.append(bool(loaded))
-    assert outcomes[-1] is True
-    assert outcomes[0] is False  # killed early: nothing
+        if name == "never":
+            assert proc.returncode == 0, err.decode()
+            assert b"Loaded image: big:1" in out and loaded == [image_id]
+        else:
+            assert loaded == [], name  # killed before the final transaction: nothing listed
+    assert hit["spooling"] and hit["unpacking"], hit
