@@ -151,6 +151,7 @@ class Daemon:
 
 
 def new_daemon(tmp_path: Path, *extra: str) -> Daemon:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     short = Path(tempfile.mkdtemp(prefix="sp-", dir="/tmp"))
     d = Daemon(
         dir=short,

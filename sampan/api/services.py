@@ -31,4 +31,5 @@ def services(request: web.Request) -> Services:
 
 def api_version(request: web.Request) -> str:
     """The version this request was negotiated at (see ``versions.negotiate``)."""
-    return request.get(API_VERSION_KEY, API_VERSION)
+    version: str = request.get(API_VERSION_KEY, API_VERSION)
+    return version

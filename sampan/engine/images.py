@@ -223,12 +223,12 @@ class ImageService:
             all_images = not parse_bool_filter("dangling", filters.pop("dangling"))
         before = {img.id: img for img in self.store.list()}
         items, reclaimed = self.store.prune(all=all_images, filters=filters or None)
+        by_tag = {tag: img for img in before.values() for tag in img.repo_tags}
         for item in items:
-            for action, key in (("untag", "Untagged"), ("delete", "Deleted")):
-                if key in item:
-                    img = before.get(item[key])
-                    image_id = img.id if img else item[key]
-                    self.events.publish("image", action, image_id, {"name": image_id})
+            if "Untagged" in item and item["Untagged"] in by_tag:
+                self._event("untag", by_tag[item["Untagged"]], name=by_tag[item["Untagged"]].id)
+            elif "Deleted" in item and item["Deleted"] in before:  # not the layers also listed
+                self._event("delete", before[item["Deleted"]], name=item["Deleted"])
         self.events.publish("image", "prune", "", {"reclaimed": str(reclaimed)})
         return items, reclaimed
 
