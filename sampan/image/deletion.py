@@ -112,9 +112,10 @@ def remove_image(
                 f"conflict: unable to delete {short} (cannot be forced) - "
                 "image has dependent child images"
             )
+        parent = store._load(image_id).parent
         records += _delete(store, image_id)[0]
         if prune:
-            records += _prune_parents(store, image_id)
+            records += _prune_parents(store, parent)
     return records
 
 
@@ -131,9 +132,19 @@ def _delete(store: ImageStore, image_id: str) -> tuple[list[dict[str, str]], int
     return records, freed
 
 
-def _prune_parents(store: ImageStore, image_id: str) -> list[dict[str, str]]:
-    """Docker's prune of untagged parents; a parent is only recorded by local commits."""
-    return []
+def _prune_parents(store: ImageStore, parent: str) -> list[dict[str, str]]:
+    """Delete the untagged, unused parents left childless (a parent is recorded by local
+    commits and builds), as Docker does unless ``noprune``."""
+    records: list[dict[str, str]] = []
+    while parent:
+        row = store.db.query_one("SELECT parent FROM images WHERE id = ?", (parent,))
+        if row is None or _refs_of(store, parent) or store.in_use(parent):
+            break
+        if store.db.query_one("SELECT 1 FROM images WHERE parent = ? LIMIT 1", (parent,)):
+            break
+        records += _delete(store, parent)[0]
+        parent = str(row["parent"])
+    return records
 
 
 def _until(value: str) -> float:

@@ -70,13 +70,6 @@ class TeeReader(io.RawIOBase):
             self._sink.write(data)
         return n
 
-    def drain(self) -> None:
-        while True:
-            data = self._src.read(_CHUNK)
-            if not data:
-                return
-            self._sink.write(data)
-
 
 class Staging:
     """Blobs and layers of one operation; see the module docstring."""
@@ -98,9 +91,6 @@ class Staging:
         if created:
             self.created_blobs.add(digest)
 
-    def writer(self, *, expected: str | None = None, size: int | None = None, what: str = "blob") -> ContentWriter:
-        return self.store.content.writer(expected=expected, size=size, what=what)
-
     def put_bytes(self, data: bytes, *, expected: str | None = None, what: str = "blob") -> str:
         digest = dg.of_bytes(data)
         if self.store.content.exists(digest):
@@ -120,7 +110,7 @@ class Staging:
             self.lease_blob(expected)  # before looking, so no removal frees it meanwhile
             if self.store.content.exists(expected):
                 return expected
-        with self.writer(expected=expected, size=size, what=what) as w:
+        with self.store.content.writer(expected=expected, size=size, what=what) as w:
             while True:
                 chunk = src.read(_CHUNK)
                 if not chunk:

@@ -188,3 +188,23 @@ def test_reconcile_drops_only_what_no_image_references(store: ImageStore) -> Non
     store.reconcile()
     assert store_state(store) == kept
     assert store.get("a:1").diff_ids == [sha(BASE)]
+
+
+def test_parents_children_and_noprune(store: ImageStore) -> None:
+    base = ArchImage([BASE], tags=["base:1"])
+    child = ArchImage([BASE, TOP], tags=["child:1"])
+    load(store, docker_archive_v1([base, child]))
+    # a parent link is what a local commit or build records
+    store.db.execute("UPDATE images SET parent = ? WHERE id = ?", (base.id, child.id))
+    assert store.remove("base:1") == [{"Untagged": "base:1"}]  # kept: it has a child
+    with pytest.raises(ImageInUse, match="image has dependent child images"):
+        store.remove(base.id)
+    out = store.remove("child:1")
+    assert out == [{"Untagged": "child:1"}, {"Deleted": child.id}, {"Deleted": store_chain(child)},
+                   {"Deleted": base.id}, {"Deleted": sha(BASE)}]
+    assert store_state(store) == ([], [], [], [])
+    load(store, docker_archive_v1([base, child]))
+    store.db.execute("UPDATE images SET parent = ? WHERE id = ?", (base.id, child.id))
+    store.remove("base:1")
+    assert [r for r in store.remove("child:1", prune=False) if r.get("Deleted") == base.id] == []
+    assert store.get(base.id).repo_tags == []
