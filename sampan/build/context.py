@@ -157,6 +157,49 @@ class Pattern:
         return self.regex.match(path) is not None
 
 
+def _valid_go_pattern(p: str) -> bool:
+    """Whether Go's ``filepath.Match`` accepts ``p`` (it checks the whole pattern): classes
+    must be closed and non-empty, ranges complete, and no escape may end the pattern."""
+    i, n = 0, len(p)
+
+    def escaped_char(i: int) -> int:
+        if i >= n or p[i] in "-]":
+            return -1
+        if p[i] == "\\":
+            i += 1
+            if i >= n:
+                return -1
+        i += 1
+        return i if i < n else -1
+
+    while i < n:
+        c = p[i]
+        if c == "\\":
+            i += 2
+            if i > n:
+                return False
+        elif c == "[":
+            i += 1
+            if i < n and p[i] == "^":
+                i += 1
+            ranges = 0
+            while True:
+                if i < n and p[i] == "]" and ranges:
+                    i += 1
+                    break
+                i = escaped_char(i)
+                if i < 0:
+                    return False
+                if p[i] == "-":
+                    i = escaped_char(i + 1)
+                    if i < 0:
+                        return False
+                ranges += 1
+        else:
+            i += 1
+    return True
+
+
 class PatternMatcher:
     """Decides whether a context path is excluded (moby's ``patternmatcher``)."""
 
@@ -172,6 +215,8 @@ class PatternMatcher:
                 if len(p) == 1:
                     raise InvalidArgument('illegal exclusion pattern: "!"')
                 p = p[1:]
+            if not _valid_go_pattern(p):
+                raise InvalidArgument(f"syntax error in pattern: {p}")
             self.patterns.append(Pattern(p, exclusion))
         self.exclusions = any(p.exclusion for p in self.patterns)
 

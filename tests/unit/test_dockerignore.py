@@ -81,8 +81,17 @@ def test_pattern_matcher(patterns: list[str], path: str, excluded: bool) -> None
 def test_bad_patterns() -> None:
     with pytest.raises(InvalidArgument, match='illegal exclusion pattern: "!"'):
         PatternMatcher(["!"])
+
+
+@pytest.mark.parametrize("pattern", ["a[b", "a\\", "[]a", "[a-]", "x/*/[", "**/a\\"])
+def test_syntax_errors_as_go_filepath_match(pattern: str) -> None:
     with pytest.raises(InvalidArgument, match="syntax error in pattern"):
-        PatternMatcher(["a[b"]).matches("ab")
+        PatternMatcher([pattern])
+
+
+@pytest.mark.parametrize("pattern", ["a]", "[^a]", "[a\\-z]", "\\*", "[!a]"])
+def test_valid_odd_patterns(pattern: str) -> None:
+    PatternMatcher([pattern])
 
 
 def _tree(root: Path, files: dict[str, str]) -> None:
