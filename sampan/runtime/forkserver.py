@@ -22,14 +22,15 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import sys
-import threading
-from dataclasses import dataclass
-from typing import Any
 
 from sampan import errors
 from sampan.runtime import shimproto as proto
+
+TYPE_CHECKING = False  # typing is not imported at run time: the shim's memory is the budget
+if TYPE_CHECKING:
+    import subprocess
+    from typing import Any
 
 _PKG_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _BOOT = (
@@ -38,11 +39,28 @@ _BOOT = (
 )
 
 
-@dataclass(frozen=True)
 class ShimHandle:
-    pid: int  # the shim's pid
-    socket_path: str
-    container_pid: int
+    """A started shim: its pid, its socket, and the container's pid 1."""
+
+    __slots__ = ("container_pid", "pid", "socket_path")
+
+    def __init__(self, pid: int, socket_path: str, container_pid: int) -> None:
+        self.pid = pid
+        self.socket_path = socket_path
+        self.container_pid = container_pid
+
+    def __repr__(self) -> str:
+        return f"ShimHandle(pid={self.pid}, socket_path={self.socket_path!r}, container_pid={self.container_pid})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ShimHandle) and (
+            self.pid,
+            self.socket_path,
+            self.container_pid,
+        ) == (other.pid, other.socket_path, other.container_pid)
+
+    def __hash__(self) -> int:
+        return hash((self.pid, self.socket_path))
 
 
 def serve(control_fd: int) -> None:
@@ -57,33 +75,40 @@ def serve(control_fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.collect()
     gc.freeze()  # objects stay in shared pages: the shims' garbage collector never touches them
+    # Every page this loop writes after a fork is left behind, unshared, in the shim just
+    # forked (copy-on-write keeps the original for it): so the loop does as little as it can
+    # and the child parses the request.
+    space = socket.CMSG_SPACE(4)
     while True:
         try:
-            msg, fds, _flags, _addr = socket.recv_fds(control, 1 << 20, 1)
+            msg, ancillary, _flags, _addr = control.recvmsg(1 << 16, space)
         except InterruptedError:
             continue
         if not msg:
             return
-        if not fds:
+        if not ancillary:
             continue
-        reply = socket.socket(fileno=fds[0])
+        fd = int.from_bytes(ancillary[0][2][:4], sys.byteorder)
+        pid = os.fork()
+        if pid == 0:
+            _child(control, msg, fd, shim.run)
+        os.close(fd)
+        os.waitpid(pid, 0)
+
+
+def _child(control: socket.socket, msg: bytes, fd: int, run: Any) -> None:
+    try:
+        control.close()
+        reply = socket.socket(fileno=fd)
         try:
             config = json.loads(msg)
         except ValueError as exc:
-            reply.sendall(
-                proto.encode(proto.error_reply(errors.InvalidArgument(f"shim config: {exc}")))
-            )
-            reply.close()
-            continue
-        pid = os.fork()
-        if pid == 0:
-            try:
-                control.close()
-                shim.run(config, reply)
-            finally:
-                os._exit(1)
-        reply.close()
-        os.waitpid(pid, 0)
+            error = errors.InvalidArgument(f"shim config: {exc}")
+            reply.sendall(proto.encode(proto.error_reply(error)))
+            return
+        run(config, reply)
+    finally:
+        os._exit(1)
 
 
 def _run_one(reply_fd: int) -> None:
@@ -99,6 +124,8 @@ class ForkServer:
     """The daemon's handle on its fork server.  Thread-safe; one per daemon."""
 
     def __init__(self, proc: subprocess.Popen[bytes], control: socket.socket) -> None:
+        import threading
+
         self.proc = proc
         self.control = control
         self._lock = threading.Lock()
@@ -109,6 +136,8 @@ class ForkServer:
 
     @classmethod
     def start(cls, *, python: str = sys.executable) -> ForkServer:
+        import subprocess
+
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             boot = _BOOT.format(parent=_PKG_PARENT, entry="serve")
@@ -138,6 +167,8 @@ class ForkServer:
             b.close()
 
     def close(self) -> None:
+        import subprocess
+
         self.control.close()
         try:
             self.proc.wait(timeout=5)
@@ -193,6 +224,8 @@ def start_shim(
     }
     if forkserver is not None:
         return forkserver.spawn(config, timeout=timeout)
+    import subprocess
+
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         boot = _BOOT.format(parent=_PKG_PARENT, entry="_run_one")

@@ -34,12 +34,15 @@ import select
 import signal
 import socket
 import time
-from typing import Any, NoReturn
 
 from sampan import errors
 from sampan.runtime import shimproto as proto
 from sampan.runtime.jsonlog import JsonLogWriter, rfc3339nano
 from sampan.runtime.shimdriver import RuntimeDriver, ShimConfig
+
+TYPE_CHECKING = False  # typing is not imported at run time: the shim's memory is the budget
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 MAX_CLIENT_BUFFER = 4 << 20
 TIOCSWINSZ = 0x5414
@@ -80,6 +83,7 @@ class Shim:
     def __init__(self, config: ShimConfig) -> None:
         self.cfg = config
         self.driver = RuntimeDriver(config)
+        self.shim_pid = os.getpid()
         self.status = "creating"
         self.pid = 0
         self.exit_code: int | None = None
@@ -100,35 +104,92 @@ class Shim:
     # ------------------------------------------------------------ setup
 
     def setup(self) -> None:
-        """Everything up to a created container; raises a sampan error on failure."""
+        """Everything up to a created container; raises a sampan error on failure.
+
+        The work is done by a forked helper that hands back the listening socket, the
+        container's stdio and its pid: every page it writes is its own and goes away with it,
+        so the long-lived shim stays small (copy-on-write keeps the fork server's pages shared).
+        The container's pid 1 still ends up our child: we are its subreaper.
+        """
         from sampan._sys.reaper import set_child_subreaper
 
-        cfg = self.cfg
         set_child_subreaper()
-        os.makedirs(cfg.state_dir, mode=0o700, exist_ok=True)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        helper = os.fork()
+        if helper == 0:  # pragma: no cover - child
+            ours.close()
+            self._prepare(theirs)
+        theirs.close()
+        with ours:
+            msg, fds, _flags, _addr = socket.recv_fds(ours, 65536, 8)
+        os.waitpid(helper, 0)
+        if not msg:
+            raise errors.Internal("shim: the setup helper died (see shim.log)")
+        result = proto.raise_for(json.loads(msg))
+        listener = socket.socket(fileno=fds[0])
+        listener.setblocking(False)
+        self.listener = listener
+        self.pid = int(result["pid"])
+        self.out_fds = dict(zip(fds[1:], result["streams"], strict=False))
+        self.stdin_fd = fds[int(result["stdin"])] if result["stdin"] else -1
+        for fd in fds[1:]:
+            os.set_blocking(fd, False)
+        cfg = self.cfg
+        self.log = JsonLogWriter(
+            cfg.log_path, max_size=cfg.log_max_size, max_files=cfg.log_max_files
+        )
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.wake_r = wake_r
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_IGN)
-        try:
-            os.unlink(cfg.socket_path)
-        except FileNotFoundError:
-            pass
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        proto.bind_unix(listener, cfg.socket_path)
-        os.chmod(cfg.socket_path, 0o600)
-        listener.listen(64)
-        listener.setblocking(False)
-        self.listener = listener
-        self.log = JsonLogWriter(
-            cfg.log_path, max_size=cfg.log_max_size, max_files=cfg.log_max_files
-        )
-        created = self.driver.create()
-        self.pid, self.out_fds, self.stdin_fd = created.pid, created.out_fds, created.stdin_fd
         self.status = "created"
-        self.save_state()
+
+    def _prepare(self, chan: socket.socket) -> NoReturn:
+        """In the setup helper: bind the socket, create the container, send back the fds."""
+        cfg = self.cfg
+        try:
+            try:
+                os.makedirs(cfg.state_dir, mode=0o700, exist_ok=True)
+                try:
+                    os.unlink(cfg.socket_path)
+                except FileNotFoundError:
+                    pass
+                listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+                proto.bind_unix(listener, cfg.socket_path)
+                os.chmod(cfg.socket_path, 0o600)
+                listener.listen(64)
+                created = self.driver.create()
+            except BaseException as exc:
+                if self.driver.created_pid:  # created, but cannot be served: remove it again
+                    try:
+                        os.kill(self.driver.created_pid, signal.SIGKILL)
+                        self.driver.call("delete", ["--force", cfg.container_id], force=True)
+                    except (OSError, errors.SampanError):
+                        pass
+                try:
+                    os.unlink(cfg.socket_path)
+                except OSError:
+                    pass
+                chan.sendall(proto.encode(proto.error_reply(exc)))
+                os._exit(0)
+            self.pid = created.pid
+            self.status = "created"
+            self.save_state()
+            outs = list(created.out_fds)
+            stdin = 0
+            if created.stdin_fd >= 0:
+                if created.stdin_fd in created.out_fds:  # the PTY master: one fd for both
+                    stdin = 1 + outs.index(created.stdin_fd)
+                else:
+                    outs.append(created.stdin_fd)
+                    stdin = len(outs)
+            streams = [created.out_fds[fd] for fd in outs if fd in created.out_fds]
+            message = {"ok": True, "pid": created.pid, "streams": streams, "stdin": stdin}
+            socket.send_fds(chan, [json.dumps(message).encode()], [listener.fileno(), *outs])
+        finally:
+            os._exit(0)
 
     # ------------------------------------------------------------ state
 
@@ -137,7 +198,7 @@ class Shim:
             "id": self.cfg.container_id,
             "status": self.status,
             "pid": self.pid,
-            "shim_pid": os.getpid(),
+            "shim_pid": self.shim_pid,
             "exit_code": self.exit_code,
             "signal": self.signal,
             "created_at": self.created_at,
@@ -496,12 +557,6 @@ def run(raw_config: dict[str, Any], reply: socket.socket) -> NoReturn:
         try:
             shim.setup()
         except BaseException as exc:
-            if shim.pid:  # created, but the shim cannot serve it: remove it again
-                try:
-                    os.kill(shim.pid, signal.SIGKILL)
-                    shim.driver.call("delete", ["--force", config.container_id], force=True)
-                except (OSError, errors.SampanError):
-                    pass
             shim.close()  # before answering: the caller finds nothing left behind
             reply.sendall(proto.encode(proto.error_reply(exc)))
             raise

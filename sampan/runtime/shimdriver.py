@@ -12,10 +12,13 @@ import json
 import os
 import signal
 import socket
-from typing import Any
 
 from sampan import errors
 from sampan.runtime import shimproto as proto
+
+TYPE_CHECKING = False  # typing is not imported at run time: the shim's memory is the budget
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_RUNTIME_ROOT = "/run/sampan-runtime"
 
@@ -53,6 +56,7 @@ class Created:
 class RuntimeDriver:
     def __init__(self, cfg: ShimConfig) -> None:
         self.cfg = cfg
+        self.created_pid = 0  # set as soon as the runtime reports pid 1
 
     def create(self) -> Created:
         cfg = self.cfg
@@ -87,7 +91,7 @@ class RuntimeDriver:
                 out_fds = {out_r: "stdout", err_r: "stderr"}
                 stdio = (r, out_w, err_w)
             if cfg.runtime == "sampan":
-                pid = int(
+                pid = self.created_pid = int(
                     self.in_process(
                         "create",
                         bundle=cfg.bundle,
@@ -102,7 +106,7 @@ class RuntimeDriver:
                     args += ["--console-socket", console_path]
                 self.run_cli([*args, cfg.container_id], stdio)
                 with open(pid_file) as f:
-                    pid = int(f.read().strip())
+                    pid = self.created_pid = int(f.read().strip())
             if console is not None:
                 console.settimeout(10)
                 conn, _ = console.accept()

@@ -24,9 +24,12 @@ import json
 import os
 import socket
 import struct
-from typing import Any
 
 from sampan import errors
+
+TYPE_CHECKING = False  # typing is not imported at run time: the shim's memory is the budget
+if TYPE_CHECKING:
+    from typing import Any
 
 STDOUT, STDERR = 1, 2
 _HEADER = struct.Struct(">BxxxI")
