@@ -30,7 +30,9 @@ NO_VALUE: Any = _NoValue()
 
 
 class TemplateError(errors.InvalidArgument):
-    pass
+    """A --format template that does not parse or execute; printed as is, as docker does."""
+
+    plain = True
 
 
 # ---------------------------------------------------------------- printing values as Go does

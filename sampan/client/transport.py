@@ -1,8 +1,8 @@
 """HTTP/1.1 by hand over a stream socket: the only transport the CLI needs.
 
 Why not ``http.client``: it costs ~27 ms of imports, and the CLI's 60 ms budget for ``sampan
-version`` includes interpreter start.  This module imports ``socket`` only, ``ssl`` only for
-``tcp://`` with TLS.
+version`` includes interpreter start.  This module imports ``_socket`` only (the ``socket`` module
+costs 3 ms more, for its enums), and ``socket``/``ssl`` only for ``tcp://`` addresses.
 
 The seam (httpx's ``BaseTransport``): a :class:`Transport` turns a :class:`Request` into a
 :class:`Response`.  :class:`SocketTransport` speaks over a unix or TCP(+TLS) socket; tests pass
@@ -15,13 +15,16 @@ byte strings (chunked).
 
 from __future__ import annotations
 
+import _socket
 import os
-import socket
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from sampan import errors
 from sampan.client.address import Address, TLSConfig
+
+if TYPE_CHECKING:
+    import socket
 
 Body = bytes | BinaryIO | Iterable[bytes] | None
 
@@ -290,11 +293,11 @@ class SocketTransport:
         self.timeout = timeout
         self.on_unreachable = on_unreachable
 
-    def _connect(self) -> socket.socket:
+    def _connect(self) -> _socket.socket:
         addr = self.address
         try:
             if addr.scheme == "unix":
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
                 try:
                     sock.settimeout(self.timeout)
                     sock.connect(addr.path)
@@ -302,7 +305,9 @@ class SocketTransport:
                     sock.close()
                     raise
                 return sock
-            sock = socket.create_connection((addr.host, addr.port), timeout=self.timeout)
+            import socket
+
+            tcp = socket.create_connection((addr.host, addr.port), timeout=self.timeout)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise DaemonUnreachable(addr) from exc
         except PermissionError:
@@ -312,8 +317,8 @@ class SocketTransport:
         except OSError as exc:
             raise errors.Unavailable(f"cannot connect to the sampan daemon at {addr}: {exc.strerror or exc}") from None
         if self.tls is not None:
-            return self._wrap_tls(sock)
-        return sock
+            return self._wrap_tls(tcp)
+        return tcp
 
     def _wrap_tls(self, sock: socket.socket) -> socket.socket:
         import ssl
@@ -332,7 +337,7 @@ class SocketTransport:
             sock.close()
             raise errors.Unavailable(f"TLS connection to {self.address} failed: {exc}") from None
 
-    def connect(self) -> socket.socket:
+    def connect(self) -> _socket.socket:
         try:
             return self._connect()
         except DaemonUnreachable:
