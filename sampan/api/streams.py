@@ -8,7 +8,8 @@
 * :func:`response_writer` gives a file object that a worker thread writes a raw body into (a tar
   for ``/images/get``); each write waits until the event loop has sent it, so a slow client
   slows the writer instead of filling memory.
-* :func:`spool_body` copies a (possibly 200 MiB+) request body to a file chunk by chunk.
+* :func:`body_reader` gives a worker thread the request body (a 200 MiB+ tar) as a file that
+  reads from the socket as the store consumes it.
 """
 
 from __future__ import annotations
@@ -115,12 +116,26 @@ def response_writer(response: web.StreamResponse, loop: asyncio.AbstractEventLoo
     return io.BufferedWriter(_RawResponseWriter(response, loop), buffer_size=CHUNK)  # type: ignore[return-value]
 
 
-async def spool_body(request: web.Request, out: BinaryIO) -> int:
-    """Copy the request body into ``out`` chunk by chunk; returns the number of bytes."""
-    total = 0
-    async for chunk in request.content.iter_chunked(CHUNK):
-        out.write(chunk)
-        total += len(chunk)
-    out.flush()
-    out.seek(0)
-    return total
+class _RawBodyReader(io.RawIOBase):
+    def __init__(self, request: web.Request, loop: asyncio.AbstractEventLoop) -> None:
+        self._content = request.content
+        self._loop = loop
+        self.received = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        want = len(buffer)
+        if not want:
+            return 0
+        data = asyncio.run_coroutine_threadsafe(self._content.read(want), self._loop).result()
+        buffer[: len(data)] = data
+        self.received += len(data)
+        return len(data)
+
+
+def body_reader(request: web.Request, loop: asyncio.AbstractEventLoop) -> BinaryIO:
+    """The request body as a blocking, buffered, non-seekable file for a worker thread: the
+    store reads a 200 MiB archive as it arrives, without spooling it first."""
+    return io.BufferedReader(_RawBodyReader(request, loop), buffer_size=CHUNK)  # type: ignore[return-value]

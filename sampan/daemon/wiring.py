@@ -67,7 +67,7 @@ def build(cfg: DaemonConfig) -> Engine:
         store = ImageStore.open(cfg.data_root, db=db, storage_driver=cfg.storage_driver)
         store.reconcile()
         events = EventBus()
-        images = ImageService(store, events, tmp_dir=cfg.data_root / "tmp")
+        images = ImageService(store, events)
         system = SystemService(
             images,
             events,

@@ -13,12 +13,8 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import datetime
-import os
 import re
-import tempfile
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO
 
 from sampan import errors
@@ -143,10 +139,9 @@ def check_filters(filters: Filters, allowed: Iterable[str]) -> None:
 class ImageService:
     """Docker's image operations over an :class:`ImageStore`; every method blocks."""
 
-    def __init__(self, store: ImageStore, events: EventBus, *, tmp_dir: Path) -> None:
+    def __init__(self, store: ImageStore, events: EventBus) -> None:
         self.store = store
         self.events = events
-        self.tmp_dir = tmp_dir
 
     # ------------------------------------------------------------------ reading
 
@@ -231,20 +226,6 @@ class ImageService:
                 self._event("delete", before[item["Deleted"]], name=item["Deleted"])
         self.events.publish("image", "prune", "", {"reclaimed": str(reclaimed)})
         return items, reclaimed
-
-    @contextmanager
-    def spool(self) -> Iterator[BinaryIO]:
-        """A temporary file under the data root's tmp/ for a request body; removed after."""
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, path = tempfile.mkstemp(prefix="upload-", dir=self.tmp_dir)
-        try:
-            with os.fdopen(fd, "w+b") as f:
-                yield f
-        finally:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
 
     def load(self, src: BinaryIO, *, on_progress: Progress | None = None) -> builtins.list[str]:
         """Load a docker-archive or OCI-layout tar; the "Loaded image: ..." lines."""

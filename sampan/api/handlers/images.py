@@ -2,7 +2,8 @@
 load, save (get) and import (create with ``fromSrc``).
 
 Blocking store work runs in worker threads; request bodies (tars of 200 MiB and more) are
-spooled to the data root's tmp/ chunk by chunk, never held in memory.
+read by the store from the socket as they arrive (``streams.body_reader``), never held in
+memory whole and never copied to disk first.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from aiohttp import web
 
 from sampan.api import types
 from sampan.api.services import api_version, services
-from sampan.api.streams import JSONStream, response_writer, spool_body
+from sampan.api.streams import JSONStream, body_reader, response_writer
 from sampan.errors import InvalidArgument, NotImplementedFeature
 
 log = logging.getLogger("sampan.api")
@@ -75,14 +76,13 @@ async def load(request: web.Request) -> web.StreamResponse:
     images = services(request).images
     stream = JSONStream(request)
     await stream.start()
+    body = body_reader(request, asyncio.get_running_loop())
     try:
-        with images.spool() as body:
-            await spool_body(request, body)
 
-            def work(on_progress: Any) -> list[str]:
-                return images.load(body, on_progress=None if quiet else on_progress)
+        def work(on_progress: Any) -> list[str]:
+            return images.load(body, on_progress=None if quiet else on_progress)
 
-            lines = await stream.run(work)
+        lines = await stream.run(work)
         for line in lines:
             await stream.send({"stream": line.rstrip("\n") + "\n"})
     except (ConnectionResetError, asyncio.CancelledError):
@@ -108,17 +108,16 @@ async def create(request: web.Request) -> web.StreamResponse:
     images = services(request).images
     stream = JSONStream(request)
     await stream.start()
+    body = body_reader(request, asyncio.get_running_loop())
     try:
-        with images.spool() as body:
-            await spool_body(request, body)
-            image = await asyncio.to_thread(
-                images.import_rootfs,
-                body,
-                reference=reference,
-                changes=changes,
-                message=q.get("message", ""),
-                platform=q.get("platform", ""),
-            )
+        image = await asyncio.to_thread(
+            images.import_rootfs,
+            body,
+            reference=reference,
+            changes=changes,
+            message=q.get("message", ""),
+            platform=q.get("platform", ""),
+        )
         await stream.send({"status": image.id})
     except (ConnectionResetError, asyncio.CancelledError):
         raise
