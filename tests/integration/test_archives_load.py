@@ -308,3 +308,26 @@ def test_two_hundred_layers_load_and_mount(store: ImageStore, tmp_path: Path) ->
             sysmount.umount(str(target))
     finally:
         store.snapshotter.remove("view-deep")
+
+
+@pytest.mark.peers
+@pytest.mark.skipif(shutil.which("podman") is None, reason="podman not installed")
+def test_podman_loads_a_saved_archive_with_the_same_id(store: ImageStore, busybox_rootfs_tar: Path, tmp_path: Path) -> None:
+    with open(busybox_rootfs_tar, "rb") as f:
+        image = store.import_rootfs(f, reference="busybox:sampan", changes=['CMD ["sh"]'])
+    out = tmp_path / "busybox.tar"
+    with open(out, "wb") as f:
+        save_archive(store, ["busybox:sampan"], f)
+    import tempfile
+
+    runroot = tempfile.mkdtemp(prefix="sp-prun-", dir="/tmp")  # podman wants <= 50 characters
+    podman = ["podman", "--root", str(tmp_path / "proot"), "--runroot", runroot,
+              "--storage-driver", "vfs"]
+    try:
+        subprocess.run([*podman, "load", "-i", str(out)], check=True, capture_output=True, timeout=120)
+        ids = subprocess.run([*podman, "images", "--no-trunc", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}"],
+                             check=True, capture_output=True, text=True, timeout=60).stdout.split("\n")
+        assert f"{image.id} docker.io/library/busybox:sampan" in ids
+    finally:
+        subprocess.run([*podman, "system", "reset", "--force"], capture_output=True, timeout=60)
+        shutil.rmtree(runroot, ignore_errors=True)
