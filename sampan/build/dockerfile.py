@@ -1,11 +1,11 @@
-"""Dockerfile text to stages of typed instructions, and per-step variable expansion.
+"""Dockerfile text to stages of typed instructions.
 
-A typical use by the builder::
+A typical use by the builder (expansion helpers are in :mod:`sampan.build.expansion`)::
 
     df = parse_dockerfile(text)              # DockerfileParseError names the line
-    args = resolve_meta_args(df.meta_args, build_args)
+    metas = resolve_meta_args(df.meta_args, build_args)
     for stage in df.stages:
-        base = expand_word(stage.base, args, df.escape)   # FROM sees only the meta ARGs
+        base = stage_base(stage, metas, df.escape)         # FROM sees only the meta ARGs
         for step in stage.instructions:
             step = expand(step, env_and_args, df.escape)  # a copy; the parse is untouched
             ...
@@ -19,35 +19,19 @@ other instruction before the first FROM is an error.
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from sampan.build import instructions as ins
 from sampan.build.parser import Node, ParseResult, chomp_heredoc, parse, parse_heredoc
-from sampan.build.shellwords import Lexer, go_quote
+from sampan.build.runmount import Mount, parse_mount
+from sampan.build.shellwords import go_quote
 from sampan.errors import DockerfileParseError, InvalidArgument
 
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-_.]*$")
 _ONBUILD_PREFIX = re.compile(r"(?i)^\s*ONBUILD\s*")
-
-#: ARGs every build knows without declaring them (their values are not in the image history).
-PREDEFINED_ARGS = frozenset(
-    {
-        "HTTP_PROXY",
-        "http_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "FTP_PROXY",
-        "ftp_proxy",
-        "NO_PROXY",
-        "no_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    }
-)
 
 
 @dataclass
@@ -194,7 +178,7 @@ def _run(node: Node) -> ins.Run:
     mounts = []
     for spec in flags.lists["mount"]:
         # a spec with variables is checked again when the builder expands it
-        mounts.append(ins.parse_mount(spec) if "$" not in spec else ins.Mount(spec=spec))
+        mounts.append(parse_mount(spec) if "$" not in spec else Mount(spec=spec))
     return ins.Run(
         **_common(node),
         **_command_line(node),
@@ -436,94 +420,3 @@ _BUILDERS: dict[str, Callable[[Node], ins.Instruction | ins.Stage]] = {
     "volume": _volume,
     "workdir": _workdir,
 }
-
-
-# --- expansion -----------------------------------------------------------------------------
-
-T = TypeVar("T", bound=ins.Instruction)
-
-
-def expand_word(word: str, env: Mapping[str, str], escape: str = "\\") -> str:
-    """Expand one word (``$VAR``, ``${VAR:-x}``, quotes) against ``env``."""
-    return Lexer(escape).process_word(word, env)
-
-
-def expand(step: T, env: Mapping[str, str], escape: str = "\\") -> T:
-    """A copy of ``step`` with its variables expanded, for the instructions that expand
-    (:data:`~sampan.build.instructions.EXPANDING_INSTRUCTIONS`); others come back unchanged.
-    Heredoc bodies of COPY/ADD whose marker is unquoted are expanded too."""
-
-    def word(value: str) -> str:
-        return expand_word(value, env, escape)
-
-    if isinstance(step, ins.Env):
-        env_pairs = [ins.KeyValue(word(kv.key), word(kv.value), kv.no_delim) for kv in step.env]
-        return dataclasses.replace(step, env=env_pairs)
-    if isinstance(step, ins.Label):
-        labels = [ins.KeyValue(word(kv.key), word(kv.value), kv.no_delim) for kv in step.labels]
-        return dataclasses.replace(step, labels=labels)
-    if isinstance(step, ins.SourcesAndDest):
-        raw = Lexer(escape, raw_quotes=True, skip_process_quotes=True)
-        contents = [
-            dataclasses.replace(c, data=raw.process_word(c.data, env)) if c.expand else c
-            for c in step.contents
-        ]
-        changes: dict[str, Any] = {
-            "sources": [word(s) for s in step.sources],
-            "dest": word(step.dest),
-            "chown": word(step.chown),
-            "chmod": word(step.chmod),
-            "contents": contents,
-        }
-        if isinstance(step, ins.Add):
-            changes["checksum"] = word(step.checksum)
-        if isinstance(step, ins.Copy):
-            changes["from_"] = word(step.from_)
-        return dataclasses.replace(step, **changes)
-    if isinstance(step, ins.Workdir):
-        return dataclasses.replace(step, path=word(step.path))
-    if isinstance(step, ins.User):
-        return dataclasses.replace(step, user=word(step.user))
-    if isinstance(step, ins.StopSignal):
-        return dataclasses.replace(step, signal=word(step.signal))
-    if isinstance(step, ins.Volume):
-        return dataclasses.replace(step, volumes=[word(v) for v in step.volumes])
-    if isinstance(step, ins.Expose):
-        lexer = Lexer(escape)
-        ports = [p for port in step.ports for p in lexer.process_words(port, env)]
-        return dataclasses.replace(step, ports=ports)
-    if isinstance(step, ins.Arg):
-        defs = [
-            ins.ArgDef(word(a.key), None if a.default is None else word(a.default))
-            for a in step.args
-        ]
-        return dataclasses.replace(step, args=defs)
-    if isinstance(step, ins.Run) and step.mounts:
-        mounts = [ins.parse_mount(m.spec, word) for m in step.mounts]
-        return dataclasses.replace(step, mounts=mounts)
-    return step
-
-
-def stage_base(stage: ins.Stage, meta_values: Mapping[str, str], escape: str = "\\") -> str:
-    """The image (or stage) a FROM names, its meta ARGs expanded; refuses a blank result."""
-    try:
-        base = expand_word(stage.base, meta_values, escape)
-    except InvalidArgument as exc:
-        raise DockerfileParseError(exc.message, stage.line) from None
-    if not base:
-        raise DockerfileParseError(f"base name ({stage.base}) should not be blank", stage.line)
-    return base
-
-
-def resolve_meta_args(
-    meta_args: list[ins.ArgDef], build_args: Mapping[str, str], escape: str = "\\"
-) -> dict[str, str]:
-    """The values of the ARGs before the first FROM: a build arg overrides the default,
-    defaults may refer to earlier meta ARGs; an ARG with neither stays unset."""
-    values: dict[str, str] = {}
-    for arg in meta_args:
-        if arg.key in build_args:
-            values[arg.key] = build_args[arg.key]
-        elif arg.default is not None:
-            values[arg.key] = expand_word(arg.default, values, escape)
-    return values

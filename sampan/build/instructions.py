@@ -13,11 +13,10 @@ Durations (HEALTHCHECK) are integers in nanoseconds, as Docker's image config st
 
 from __future__ import annotations
 
-import csv
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sampan.build.runmount import Mount
 from sampan.build.shellwords import go_quote
 from sampan.errors import InvalidArgument
 
@@ -358,141 +357,64 @@ def format_duration(ns: int) -> str:
     return f"{ns / 10**9:g}s"
 
 
-# --- RUN --mount ---------------------------------------------------------------------------
-
-MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
-SHARING_MODES = ("shared", "private", "locked")
+# --- EXPOSE --------------------------------------------------------------------------------
 
 
-@dataclass
-class Mount:
-    """One ``RUN --mount=...``; defaults as BuildKit's (bind, read-only unless cache/tmpfs)."""
-
-    type: str = "bind"
-    from_: str = ""
-    source: str = ""
-    target: str = ""
-    readonly: bool = True
-    size_limit: int = 0
-    cache_id: str = ""
-    sharing: str = ""
-    required: bool = False
-    env: str | None = None
-    mode: int | None = None
-    uid: int | None = None
-    gid: int | None = None
-    spec: str = ""
+def _port_range(text: str) -> tuple[int, int]:
+    """``"80"`` or ``"8000-8010"`` as (first, last); ValueError when malformed."""
+    first, dash, last = text.partition("-")
+    if dash and "-" in last:
+        raise ValueError(text)
+    lo = int(first) if first.isdigit() else -1
+    hi = (int(last) if last.isdigit() else -1) if dash else lo
+    if not (0 <= lo <= 65535 and 0 <= hi <= 65535) or hi < lo:
+        raise ValueError(text)
+    return lo, hi
 
 
-_SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+def exposed_ports(specs: list[str]) -> list[str]:
+    """The image config's ExposedPorts keys (``"80/tcp"``) for expanded EXPOSE arguments.
 
-
-def _ram_in_bytes(value: str) -> int:
-    match = _SIZE.match(value)
-    if match is None:
-        raise ValueError(value)
-    power = " kmgtp".index((match.group(2) or " ").lower())
-    return int(float(match.group(1)) * 1024**power)
-
-
-def _parse_bool(key: str, value: str) -> bool:
-    if value.lower() in ("1", "t", "true"):
-        return True
-    if value.lower() in ("0", "f", "false"):
-        return False
-    raise InvalidArgument(f"invalid value for {key}: {value}")
-
-
-def _parse_uint(value: str, what: str, base: int) -> int:
-    try:
-        number = int(value, base)
-    except ValueError:
-        number = -1
-    if number < 0 or number >= 2**32:
-        raise InvalidArgument(f"invalid value {value} for {what}")
-    return number
-
-
-def parse_mount(spec: str, expand: Callable[[str], str] = lambda s: s) -> Mount:
-    """Parse a ``--mount`` value (CSV of ``key=value``) with BuildKit's keys and errors."""
-    try:
-        fields = next(csv.reader([spec]), [])
-    except csv.Error as exc:
-        raise InvalidArgument(f"failed to parse csv mounts: {exc}") from None
-    m = Mount(spec=spec)
-    ro_auto = True
-    for item in fields:
-        key, has_value, value = item.partition("=")
-        key = key.lower()
-        if not has_value:
-            if key in ("readonly", "ro"):
-                m.readonly, ro_auto = True, False
-            elif key in ("readwrite", "rw"):
-                m.readonly, ro_auto = False, False
-            elif key == "required" and m.type in ("secret", "ssh"):
-                m.required = True
-            elif key == "required":
-                raise InvalidArgument(f"unexpected key '{key}' for mount type '{m.type}'")
-            else:
-                raise InvalidArgument(f"invalid field '{item}' must be a key=value pair")
-            continue
-        value = expand(value)
-        if key == "type":
-            if value.lower() not in MOUNT_TYPES:
-                raise InvalidArgument(f"unsupported mount type {go_quote(value)}")
-            m.type = value.lower()
-        elif key == "from":
-            m.from_ = value
-        elif key in ("source", "src"):
-            m.source = value
-        elif key in ("target", "dst", "destination"):
-            m.target = value
-        elif key in ("readonly", "ro"):
-            m.readonly, ro_auto = _parse_bool(key, value), False
-        elif key in ("readwrite", "rw"):
-            m.readonly, ro_auto = not _parse_bool(key, value), False
-        elif key == "required":
-            if m.type not in ("secret", "ssh"):
-                raise InvalidArgument(f"unexpected key '{key}' for mount type '{m.type}'")
-            m.required = _parse_bool(key, value)
-        elif key == "size":
-            if m.type != "tmpfs":
-                raise InvalidArgument(f"unexpected key '{key}' for mount type '{m.type}'")
+    Accepts ``port``, ``port/proto`` (tcp, udp, sctp; any case), ranges ``8000-8010`` and, as
+    BuildKit still does, an ``[ip:]hostport:`` prefix that is checked and then ignored."""
+    out: list[str] = []
+    for spec in specs:
+        parts = spec.split(":")
+        container = parts[-1]
+        host = parts[-2] if len(parts) >= 2 else ""
+        ip = ":".join(parts[:-2]) if len(parts) >= 3 else ""
+        port, _, proto = container.partition("/")
+        if not port:
+            raise InvalidArgument(f"no port specified: {container}<empty>")
+        proto = proto.lower() or "tcp"
+        if proto not in ("tcp", "udp", "sctp"):
+            raise InvalidArgument(f"invalid proto: {proto}")
+        if ip.startswith("[") and ip.endswith("]"):
+            ip = ip[1:-1]
+        if ip and not _is_ip(ip):
+            raise InvalidArgument(f"invalid IP address: {ip}")
+        try:
+            lo, hi = _port_range(port)
+        except ValueError:
+            raise InvalidArgument(f"invalid containerPort: {port}") from None
+        if host:
             try:
-                m.size_limit = _ram_in_bytes(value)
+                hlo, hhi = _port_range(host)
             except ValueError:
-                raise InvalidArgument(f"invalid value for {key}: {value}") from None
-        elif key == "id":
-            m.cache_id = value
-        elif key == "sharing":
-            if value.lower() not in SHARING_MODES:
-                raise InvalidArgument(f"unsupported sharing value {go_quote(value)}")
-            m.sharing = value.lower()
-        elif key == "mode":
-            m.mode = _parse_uint(value, "mode", 8)
-        elif key == "uid":
-            m.uid = _parse_uint(value, "uid", 10)
-        elif key == "gid":
-            m.gid = _parse_uint(value, "gid", 10)
-        elif key == "env":
-            m.env = value
-        else:
-            raise InvalidArgument(f"unexpected key '{key}' in '{item}'")
-    if m.type not in ("secret", "ssh", "cache"):
-        for what in ("mode", "uid", "gid"):
-            if getattr(m, what) is not None:
-                raise InvalidArgument(f'{what} not allowed for "{m.type}" type mounts')
-    if ro_auto:
-        m.readonly = m.type not in ("cache", "tmpfs")
-    if m.type == "secret":
-        if m.from_:
-            raise InvalidArgument("secret mount should not have a from")
-        if m.sharing:
-            raise InvalidArgument("secret mount should not define sharing")
-        if not (m.source or m.target or m.cache_id):
-            raise InvalidArgument("invalid secret mount. one of source, target required")
-        if m.source and m.cache_id:
-            raise InvalidArgument("both source and id can't be set")
-    if m.sharing and m.type != "cache":
-        raise InvalidArgument(f"invalid cache sharing set for {m.type} mount")
-    return m
+                raise InvalidArgument(f"invalid hostPort: {host}") from None
+            if hi - lo != hhi - hlo and hi != lo:
+                raise InvalidArgument(
+                    f"invalid ranges specified for container and host Ports: {port} and {host}"
+                )
+        out += [f"{p}/{proto}" for p in range(lo, hi + 1)]
+    return out
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

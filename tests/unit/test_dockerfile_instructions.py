@@ -7,12 +7,9 @@ from pathlib import Path
 import pytest
 
 from sampan.build import instructions as ins
-from sampan.build.dockerfile import (
-    expand,
-    parse_dockerfile,
-    resolve_meta_args,
-    stage_base,
-)
+from sampan.build.dockerfile import parse_dockerfile
+from sampan.build.expansion import expand, resolve_meta_args, stage_base
+from sampan.build.runmount import parse_mount
 from sampan.errors import DockerfileParseError, InvalidArgument
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "dockerfiles"
@@ -332,8 +329,39 @@ def test_parse_duration_errors(text: str) -> None:
 
 
 def test_mount_defaults() -> None:
-    assert ins.parse_mount("target=/x").readonly is True
-    assert ins.parse_mount("type=tmpfs,target=/t,size=64m").size_limit == 64 << 20
-    secret = ins.parse_mount("type=secret,id=tok,required,mode=0400,uid=1")
+    assert parse_mount("target=/x").readonly is True
+    assert parse_mount("type=tmpfs,target=/t,size=64m").size_limit == 64 << 20
+    secret = parse_mount("type=secret,id=tok,required,mode=0400,uid=1")
     assert (secret.required, secret.mode, secret.uid, secret.readonly) == (True, 0o400, 1, True)
-    assert ins.parse_mount("type=bind,rw,source=a,target=b").readonly is False
+    assert parse_mount("type=bind,rw,source=a,target=b").readonly is False
+
+
+def test_exposed_ports() -> None:
+    assert ins.exposed_ports(["80", "443/TCP", "53/udp", "8000-8002/sctp", "1.2.3.4:8080:81"]) == [
+        "80/tcp",
+        "443/tcp",
+        "53/udp",
+        "8000/sctp",
+        "8001/sctp",
+        "8002/sctp",
+        "81/tcp",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("/tcp", "no port specified: /tcp<empty>"),
+        ("80/icmp", "invalid proto: icmp"),
+        ("http", "invalid containerPort: http"),
+        ("70000", "invalid containerPort: 70000"),
+        ("9-8", "invalid containerPort: 9-8"),
+        ("1.2.3.999:1:2", "invalid IP address: 1.2.3.999"),
+        ("x:80", "invalid hostPort: x"),
+        ("1-3:5-6", "invalid ranges specified for container and host Ports: 5-6 and 1-3"),
+    ],
+)
+def test_exposed_ports_errors(spec: str, message: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        ins.exposed_ports([spec])
+    assert str(info.value) == message
