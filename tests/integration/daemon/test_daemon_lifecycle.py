@@ -201,3 +201,45 @@ def test_images_survive_a_restart(daemon, busybox_rootfs_tar: Path) -> None:  # 
     r = daemon.request("GET", "/images/keep:1/json")
     assert r.status == 200 and r.json()["Id"] == image_id
     assert list((daemon.data_root / "tmp").iterdir()) == []
+
+
+def _start_upload(daemon, path: str, total: int, sent: int) -> socket.socket:  # noqa: F811
+    """Send the headers of a POST announcing ``total`` bytes, then only ``sent`` of them."""
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(str(daemon.socket))
+    s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\n"
+              f"Content-Length: {total}\r\n\r\n".encode())
+    s.sendall(os.urandom(sent))
+    return s
+
+
+def _wait_for(predicate, timeout: float = 10) -> bool:  # type: ignore[no-untyped-def]
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_client_gone_mid_upload_leaves_nothing(daemon) -> None:  # noqa: F811
+    for path in ("/v1.51/images/load", "/v1.51/images/create?fromSrc=-&repo=half"):
+        s = _start_upload(daemon, path, 8 << 20, 1 << 20)
+        s.close()
+    assert daemon.request("GET", "/v1.51/images/json").json() == []
+    assert _wait_for(lambda: list((daemon.data_root / "tmp").iterdir()) == [])
+    assert daemon.request("GET", "/_ping").status == 200
+
+
+def test_sigterm_during_an_upload_still_stops_cleanly(daemon) -> None:  # noqa: F811
+    s = _start_upload(daemon, "/v1.51/images/create?fromSrc=-&repo=half", 8 << 20, 1 << 20)
+    try:
+        assert daemon.stop(signal.SIGTERM, timeout=15) == 0
+    finally:
+        s.close()
+    assert not daemon.socket.exists() and not daemon.pidfile.exists()
+    daemon.start()
+    assert daemon.request("GET", "/v1.51/images/json").json() == []
+    assert list((daemon.data_root / "tmp").iterdir()) == []
