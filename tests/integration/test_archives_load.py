@@ -145,11 +145,19 @@ def open_store(root: Path) -> ImageStore:
 
 
 def store_state(store: ImageStore) -> tuple[list[str], list[str], list[str], list[str]]:
-    """What a refusal must leave unchanged: images, blobs, snapshots, tmp/."""
+    """What a refusal must leave unchanged: images, blobs (and every file under content/),
+    snapshots (and every entry under layers/ and layers/l/), tmp/."""
+    layers = store.data_root / "layers"
+    raw = sorted(
+        str(p.relative_to(layers)) for p in [*layers.glob("*"), *layers.glob("l/*")]
+        if not p.name.startswith(".probe-")
+    )
+    files = sorted(str(p.relative_to(store.content.root)) for p in store.content.root.rglob("*") if p.is_file())
+    snaps = sorted(s.name for s in store.snapshotter.walk())
     return (
         sorted(i.id for i in store.list()),
-        sorted(store.content.walk()),
-        sorted(s.name for s in store.snapshotter.walk()),
+        sorted(store.content.walk()) + files,
+        snaps + raw if snaps or raw != ["l"] else [],
         sorted(os.listdir(store.content.tmp)),
     )
 
