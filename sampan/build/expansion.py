@@ -123,3 +123,62 @@ def resolve_meta_args(
         elif arg.default is not None:
             values[arg.key] = expand_word(arg.default, values, escape)
     return values
+
+
+class StageVariables:
+    """The variables one stage's instructions see, updated as its ARG and ENV steps run.
+
+    Rules (Docker's): an ``ARG`` makes a name usable from that step on; its value is the build
+    arg of that name if given, else its default (expanded with what is visible so far), else —
+    for ``ARG NAME`` without default — the meta ARG's value; with none of these it stays unset.
+    ``ENV`` always wins over an ARG of the same name.  The proxy ARGs (:data:`PREDEFINED_ARGS`)
+    reach RUN steps from build args without being declared.  ``unused_build_args`` lists build
+    args no ARG consumed (Docker warns about them)."""
+
+    def __init__(
+        self,
+        *,
+        build_args: Mapping[str, str],
+        meta_values: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        escape: str = "\\",
+    ) -> None:
+        self.build_args = dict(build_args)
+        self.meta_values = dict(meta_values or {})
+        self.env: dict[str, str] = dict(env or {})
+        self.args: dict[str, str] = {}
+        self.escape = escape
+        self.consumed: set[str] = set()
+
+    def visible(self) -> dict[str, str]:
+        """What ``$NAME`` expands to in the next step."""
+        return {**self.args, **self.env}
+
+    def declare(self, step: ins.Arg) -> None:
+        """Apply an ARG step (its names and defaults expanded first, as Docker does)."""
+        for arg in step.args:
+            key = expand_word(arg.key, self.visible(), self.escape)
+            if key in self.build_args:
+                self.args[key] = self.build_args[key]
+                self.consumed.add(key)
+            elif arg.default is not None:
+                self.args[key] = expand_word(arg.default, self.visible(), self.escape)
+            elif key in self.meta_values:
+                self.args[key] = self.meta_values[key]
+            else:
+                self.args.pop(key, None)
+
+    def set_env(self, step: ins.Env) -> None:
+        """Apply an ENV step.  All its pairs are expanded with the values from *before* the
+        step, as Docker documents (``ENV abc=bye def=$abc`` gives def the old abc)."""
+        for kv in expand(step, self.visible(), self.escape).env:
+            self.env[kv.key] = kv.value
+
+    def run_environment(self) -> dict[str, str]:
+        """The environment of a RUN step: ENV, then declared ARGs, then proxy build args."""
+        proxies = {k: v for k, v in self.build_args.items() if k in PREDEFINED_ARGS}
+        return {**proxies, **self.args, **self.env}
+
+    def unused_build_args(self, meta_consumed: set[str] | None = None) -> list[str]:
+        used = self.consumed | (meta_consumed or set()) | PREDEFINED_ARGS
+        return sorted(k for k in self.build_args if k not in used)

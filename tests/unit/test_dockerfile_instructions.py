@@ -365,3 +365,38 @@ def test_exposed_ports_errors(spec: str, message: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         ins.exposed_ports([spec])
     assert str(info.value) == message
+
+
+def test_stage_variables_follow_docker_scoping() -> None:
+    from sampan.build.expansion import StageVariables
+
+    df = parse_dockerfile(
+        "ARG GLOBAL=g OTHER=o\nFROM busybox\nARG GLOBAL\nARG LOCAL=${GLOBAL}-l\n"
+        "ENV LOCAL=env-wins A=1 B=$A\nARG FROMCLI NOTGIVEN\nENV A=2 C=$A\n"
+    )
+    metas = resolve_meta_args(df.meta_args, {"FROMCLI": "x", "http_proxy": "p"})
+    scope = StageVariables(
+        build_args={"FROMCLI": "cli", "http_proxy": "p", "STRAY": "s"},
+        meta_values=metas,
+        env={"PATH": "/bin"},
+    )
+    arg_global, arg_local, env, arg_cli, env2 = df.stages[0].instructions
+    assert "GLOBAL" not in scope.visible()  # a meta ARG is not visible until declared
+    assert isinstance(arg_global, ins.Arg) and isinstance(arg_local, ins.Arg)
+    scope.declare(arg_global)
+    scope.declare(arg_local)
+    assert scope.visible()["LOCAL"] == "g-l"
+    assert isinstance(env, ins.Env)
+    scope.set_env(env)
+    assert scope.visible()["LOCAL"] == "env-wins"
+    assert scope.visible()["B"] == ""  # pairs see the values from before the step
+    assert isinstance(arg_cli, ins.Arg)
+    scope.declare(arg_cli)
+    assert scope.visible()["FROMCLI"] == "cli" and "NOTGIVEN" not in scope.visible()
+    run_env = scope.run_environment()
+    assert run_env["http_proxy"] == "p" and run_env["PATH"] == "/bin"
+    assert "OTHER" not in run_env
+    assert scope.unused_build_args() == ["STRAY"]
+    assert isinstance(env2, ins.Env)
+    scope.set_env(env2)
+    assert (scope.visible()["A"], scope.visible()["C"]) == ("2", "1")
