@@ -10,7 +10,7 @@ from pathlib import Path
 
 import bcrypt
 import pytest
-from registry_harness import Server, free_port, make_oci_layout, skopeo, start_server
+from registry_harness import Server, free_port, make_oci_layout, sha, skopeo, start_server
 
 
 def _hash(password: str, prefix: str = "$2b$") -> str:
@@ -113,6 +113,14 @@ def test_token_mode_challenge_and_scopes(token_server: Server) -> None:
         assert server.request("GET", "/v2/_catalog", auth=f"Bearer {writer}").status == 401
         cat = token("reader", "r-pass", "registry:catalog:*")
         assert server.request("GET", "/v2/_catalog", auth=f"Bearer {cat}").status == 200
+        # the web page takes Basic credentials of a token user and lists what that user may pull
+        loc = server.request("POST", "/v2/team/app/blobs/uploads/?digest=" + sha(b"x"), b"x", auth=f"Bearer {writer}")
+        assert loc.status == 201
+        assert server.request("GET", "/", auth=_basic("reader", "bad")).status == 401
+        r = server.request("GET", "/", auth=_basic("reader", "r-pass"))
+        assert r.status == 200 and b"<h2>team/app</h2>" in r.body
+        r = server.request("GET", "/")  # anonymous may pull public/* only
+        assert r.status == 200 and b"team/app" not in r.body
     finally:
         server.stop()
 

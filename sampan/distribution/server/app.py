@@ -220,8 +220,9 @@ class Registry:
         return _json(answer)
 
     async def index(self, request: web.Request) -> web.Response:
-        self.cfg.authorizer.login(request.headers)
-        html = await self.blocking(web_page.render, self.storage)
+        user = self.cfg.authorizer.login(request.headers)
+        visible = functools.partial(self.cfg.authorizer.may_pull, user)
+        html = await self.blocking(web_page.render, self.storage, visible)
         return web.Response(text=html, content_type="text/html", charset="utf-8")
 
 

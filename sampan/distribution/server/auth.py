@@ -129,6 +129,10 @@ class Authorizer(Protocol):
         """The user of a request's Basic credentials (for the web page); raise 401 if none."""
         ...
 
+    def may_pull(self, user: str, name: str) -> bool:
+        """Whether ``user`` (from :meth:`login`) may see repository ``name``."""
+        ...
+
 
 class OpenAuthorizer:
     def authorize(self, headers: Mapping[str, str], needed: list[Access]) -> str:
@@ -136,6 +140,9 @@ class OpenAuthorizer:
 
     def login(self, headers: Mapping[str, str]) -> str:
         return ""
+
+    def may_pull(self, user: str, name: str) -> bool:
+        return True
 
 
 class HtpasswdAuthorizer:
@@ -158,6 +165,9 @@ class HtpasswdAuthorizer:
 
     def authorize(self, headers: Mapping[str, str], needed: list[Access]) -> str:
         return self.login(headers)
+
+    def may_pull(self, user: str, name: str) -> bool:
+        return user in self.users
 
 
 @dataclass
@@ -283,6 +293,10 @@ class TokenAuthorizer:
 
     def login(self, headers: Mapping[str, str]) -> str:
         return self._user(headers)[0]
+
+    def may_pull(self, user: str, name: str) -> bool:
+        spec = self.users.get(user)
+        return spec is not None and bool(spec.grant(Access("repository", name, frozenset({"pull"}))).actions)
 
 
 def token_users(raw: Any) -> dict[str, TokenUser]:

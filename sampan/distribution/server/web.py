@@ -8,6 +8,7 @@ inline JavaScript filter the repositories by name.  Sizes are shown in bytes (ex
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from html import escape
 from typing import Any
 
@@ -93,8 +94,9 @@ def _repository(storage: RegistryStorage, name: str) -> str:
     return "\n".join(parts)
 
 
-def render(storage: RegistryStorage) -> str:
-    repos = storage.repositories()
+def render(storage: RegistryStorage, visible: Callable[[str], bool] = lambda name: True) -> str:
+    """The page, listing the repositories for which ``visible(name)`` is true."""
+    repos = [name for name in storage.repositories() if visible(name)]
     body = [_repository(storage, name) for name in repos] or ['<p class="muted">no repositories yet</p>']
     data: dict[str, Any] = {"repositories": repos}
     return (
