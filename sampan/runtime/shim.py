@@ -210,9 +210,13 @@ class Shim:
         }
 
     def save_state(self) -> None:
+        """Write state.json atomically (write a temporary file, rename it over)."""
         tmp = f"{self.cfg.state_path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.state(), f)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, json.dumps(self.state()).encode())
+        finally:
+            os.close(fd)
         os.replace(tmp, self.cfg.state_path)
 
     # ------------------------------------------------------------ the loop
@@ -535,8 +539,9 @@ def run(raw_config: dict[str, Any], reply: socket.socket) -> NoReturn:
     shim: Shim | None = None
     try:
         try:
-            with open("/proc/self/comm", "w") as f:
-                f.write("sampan-shim")
+            fd = os.open("/proc/self/comm", os.O_WRONLY)
+            os.write(fd, b"sampan-shim")
+            os.close(fd)
         except OSError:
             pass
         config = ShimConfig(raw_config)
