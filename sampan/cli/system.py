@@ -181,9 +181,16 @@ def _info_lines(info: dict[str, Any]) -> list[str]:
     out.append(f" Logging Driver: {g('LoggingDriver', '')}")
     out.append(f" Cgroup Driver: {g('CgroupDriver', '')}")
     out.append(f" Cgroup Version: {g('CgroupVersion', '')}")
+    plugins = g("Plugins") or {}
+    if plugins:
+        out.append(" Plugins:")
+        out += [f"  {kind}: {' '.join(names)}" for kind, names in plugins.items() if names]
+    swarm = (g("Swarm") or {}).get("LocalNodeState")
+    if swarm:
+        out.append(f" Swarm: {swarm}")
     runtimes = g("Runtimes") or {}
     if runtimes:
-        out.append(" Runtimes: " + " ".join(sorted(runtimes)))
+        out.append(" Runtimes: " + " ".join(runtimes))
     if g("DefaultRuntime"):
         out.append(f" Default Runtime: {g('DefaultRuntime')}")
     security = g("SecurityOptions") or []
@@ -310,8 +317,11 @@ def write_verbose(out: TextIO, usage: dict[str, Any]) -> None:
     from sampan.cli.output import human_size, short_id, since, write_formatted
 
     out.write("Images space usage:\n\n")
+    images = [  # docker shows each image once, under its first tag
+        {**img, "RepoTags": (img.get("RepoTags") or [])[:1], "RepoDigests": []} for img in usage.get("Images") or []
+    ]
     write_formatted(
-        out, "", image_rows(usage.get("Images") or []), headers=IMAGE_HEADERS,
+        out, "", image_rows(images), headers=IMAGE_HEADERS,
         default="table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
         "\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
     )
