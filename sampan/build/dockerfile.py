@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sampan.build import instructions as ins
-from sampan.build.parser import Node, ParseResult, chomp_heredoc, parse, parse_heredoc
+from sampan.build.parser import Heredoc, Node, ParseResult, chomp_heredoc, parse, parse_heredoc
 from sampan.build.runmount import Mount, parse_mount
 from sampan.build.shellwords import go_quote
 from sampan.errors import DockerfileParseError, InvalidArgument
@@ -213,6 +213,14 @@ def _maintainer(node: Node) -> ins.Maintainer:
     return ins.Maintainer(**_common(node), maintainer=value)
 
 
+def _heredoc_or_none(word: str) -> Heredoc | None:
+    """A heredoc marker, or None also when the word does not lex (BuildKit's MustParseHeredoc)."""
+    try:
+        return parse_heredoc(word)
+    except InvalidArgument:
+        return None
+
+
 def _sources(node: Node, name: str) -> dict[str, Any]:
     if len(node.args) < 2:
         raise InvalidArgument(
@@ -220,13 +228,13 @@ def _sources(node: Node, name: str) -> dict[str, Any]:
             "Destination could not be determined"
         )
     *srcs, dest = node.args
-    if parse_heredoc(dest) is not None:
+    if _heredoc_or_none(dest) is not None:
         raise InvalidArgument(f"{name} cannot accept a heredoc as a destination")
     bodies = {h.name: h for h in node.heredocs}
     paths: list[str] = []
     contents: list[ins.InlineFile] = []
     for src in srcs:
-        marker = parse_heredoc(src) if not node.json else None
+        marker = _heredoc_or_none(src)  # also in JSON form, as BuildKit
         if marker is None:
             paths.append(src)
             continue
