@@ -100,7 +100,7 @@ def read_config(source: ImageSource, image: SourceImage) -> tuple[bytes, list[st
     try:
         config = json.loads(data)
         diff_ids = list(config["rootfs"]["diff_ids"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise InvalidArgument(f"image config {image.where}: not a valid image config") from None
     if not all(isinstance(d, str) and dg.is_digest(d) for d in diff_ids):
         raise InvalidArgument(f"image config {image.where}: malformed rootfs.diff_ids")

@@ -177,7 +177,7 @@ class ArchiveSource:
         raw = self._read_small(self.resolve(MANIFEST_FILE, "manifest"), MANIFEST_FILE)
         try:
             items = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise InvalidArgument(f"{MANIFEST_FILE}: not valid JSON") from None
         if not isinstance(items, list):
             raise InvalidArgument(f"{MANIFEST_FILE}: not a JSON list")

@@ -60,7 +60,7 @@ def descriptor(obj: Any, where: str) -> Descriptor:
 def _json(data: bytes, where: str) -> dict[str, Any]:
     try:
         obj = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidArgument(f"{where}: not valid JSON") from None
     if not isinstance(obj, dict):
         raise InvalidArgument(f"{where}: not a JSON object")

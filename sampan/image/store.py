@@ -277,7 +277,7 @@ class ImageStore:
         raw = self.content.read_bytes(config_blob)
         try:
             config = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise InvalidArgument(f"image config {config_blob} is not valid JSON") from None
         if not isinstance(config, dict):
             raise InvalidArgument(f"image config {config_blob} is not a JSON object")
