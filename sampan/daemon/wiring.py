@@ -54,11 +54,9 @@ def daemon_id(data_root: Path) -> str:
 
 
 def storage_driver_name(store: ImageStore, configured: str | None) -> str:
-    for attr in ("driver", "name", "driver_name"):
-        value = getattr(store.snapshotter, attr, None)
-        if isinstance(value, str) and value:
-            return "overlay2" if value == "overlay" else value
-    return "overlay2" if configured in (None, "overlay") else str(configured)
+    """The snapshotter's own name (``overlay`` or ``native``), as ``/info`` reports it."""
+    name = getattr(store.snapshotter, "name", None)
+    return name if isinstance(name, str) and name else str(configured or "overlay")
 
 
 def build(cfg: DaemonConfig) -> Engine:

@@ -243,3 +243,19 @@ def test_sigterm_during_an_upload_still_stops_cleanly(daemon) -> None:  # noqa: 
     daemon.start()
     assert daemon.request("GET", "/v1.51/images/json").json() == []
     assert list((daemon.data_root / "tmp").iterdir()) == []
+
+
+def test_storage_driver_flag_reaches_info(tmp_path: Path) -> None:
+    d = new_daemon(tmp_path, "--storage-driver", "native")
+    try:
+        d.start()
+        info = d.request("GET", "/v1.51/info").json()
+        assert info["Driver"] == "native" and info["DockerRootDir"] == str(d.data_root)
+    finally:
+        cleanup(d)
+    d = new_daemon(tmp_path / "default")
+    try:
+        d.start()
+        assert d.request("GET", "/v1.51/info").json()["Driver"] == "overlay"
+    finally:
+        cleanup(d)
