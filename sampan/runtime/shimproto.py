@@ -69,10 +69,9 @@ def raise_for(reply: dict[str, Any]) -> dict[str, Any]:
     if not (isinstance(cls, type) and issubclass(cls, errors.SampanError)):
         cls = errors.Internal
     message = str(reply.get("error", "shim error"))
-    try:
-        exc = cls(message)
-    except TypeError:  # classes whose constructor takes other arguments
-        exc = errors.Internal(message)
+    # the message is already final: bypass subclass constructors that would reword it
+    exc = cls.__new__(cls)
+    errors.SampanError.__init__(exc, message)
     raise exc
 
 
