@@ -69,6 +69,8 @@ class FakeStore:
         return list(self.images.values())
 
     def history(self, name: str) -> list[HistoryEntry]:
+        if name == "boom":
+            raise RuntimeError("a bug")
         img = self.get(name)
         return [HistoryEntry(img.id, 1704067200, "import", img.size, "", list(img.repo_tags))]
 
@@ -159,6 +161,7 @@ TABLE: list[tuple[str, str, int, Check]] = [
         and json.loads(b)["GraphDriver"]["Name"] == "overlay2"),
     ("GET", "/v1.41/images/busybox/json", 200, lambda b: "ContainerConfig" in json.loads(b)),
     ("GET", "/images/nothere/json", 404, lambda b: json.loads(b) == {"message": "No such image: nothere"}),
+    ("GET", "/images/boom/history", 500, lambda b: json.loads(b) == {"message": "internal error: RuntimeError: a bug"}),
     ("GET", "/images/busybox/history", 200, lambda b: json.loads(b)[0]["CreatedBy"] == "import"),
     ("POST", "/images/busybox/tag?repo=localhost:5000/a/b&tag=1", 201, lambda b: b == ""),
     ("POST", "/images/busybox/tag?tag=1", 400, lambda b: "repository name" in b),

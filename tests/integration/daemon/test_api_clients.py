@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,8 @@ def test_docker_cli(daemon: Daemon, busybox_rootfs_tar: Path, tmp_path: Path) ->
     pruned = ok(daemon, "image", "prune", "-a", "-f")
     assert f"deleted: {image_id}" in pruned and "Total reclaimed space" in pruned
     assert ok(daemon, "images", "-q") == ""
+
+    events = ok(daemon, "events", "--since", "0", "--until", str(int(time.time()) + 1),
+                "--filter", "type=image", "--format", "{{.Type}} {{.Action}} {{.Actor.ID}}").splitlines()
+    assert f"image import {image_id}" in events and f"image load {image_id}" in events
+    assert f"image tag {image_id}" in events and f"image delete {image_id}" in events
