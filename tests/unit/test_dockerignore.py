@@ -184,6 +184,15 @@ def test_context_tar_round_trip(tmp_path: Path) -> None:
     assert members["abs-link"].issym() and members["abs-link"].linkname == "/etc/passwd"
     assert members[".df.stdin"].size == 7
 
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="unpacking chowns entries (sampand runs as root)")
+def test_context_tar_unpacks_safely(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _tree(src, CONTEXT)
+    os.link(src / "a.txt", src / "hard.txt")
+    os.symlink("/etc/passwd", src / "abs-link")
+    buf = io.BytesIO()
+    write_context_tar(src, buf, extra={".df.stdin": b"FROM x\n"})
     dest = tmp_path / "dest"
     dest.mkdir()
     buf.seek(0)
@@ -197,3 +206,24 @@ def test_context_tar_round_trip(tmp_path: Path) -> None:
 def test_context_must_be_a_directory(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="unable to prepare context"):
         list(walk_context(tmp_path / "missing", []))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="unpacking chowns entries (sampand runs as root)")
+def test_context_tar_cannot_write_outside(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        link = tarfile.TarInfo("link")
+        link.type, link.linkname = tarfile.SYMTYPE, str(tmp_path)
+        tar.addfile(link)
+        data = tarfile.TarInfo("link/escaped")
+        data.size = 1
+        tar.addfile(data, io.BytesIO(b"x"))
+        evil = tarfile.TarInfo("../climb")
+        tar.addfile(evil, io.BytesIO(b""))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    buf.seek(0)
+    with pytest.raises(InvalidArgument):
+        read_context_tar(buf, dest)
+    assert not (tmp_path / "escaped").exists()
+    assert not (tmp_path / "climb").exists()
