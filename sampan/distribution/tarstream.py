@@ -12,16 +12,14 @@ modes, so the same input gives byte-identical archives.
 
 from __future__ import annotations
 
-import bz2
 import io
-import lzma
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from sampan.errors import InvalidArgument
-from sampan.storage import compression
+from sampan.image import streams
 
 BLOCK = 512
 _CHUNK = 1 << 20
@@ -36,76 +34,12 @@ class Member:
     linkname: str
 
 
-class _Prefixed(io.RawIOBase):
-    """``head`` followed by the rest of ``src``."""
-
-    def __init__(self, head: bytes, src: BinaryIO) -> None:
-        super().__init__()
-        self._head = memoryview(head)
-        self._src = src
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        if self._head:
-            n = min(len(buffer), len(self._head))
-            buffer[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        readinto = getattr(self._src, "readinto", None)
-        if readinto is not None:
-            return int(readinto(buffer))
-        data = self._src.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
-def decompressed(src: BinaryIO) -> BinaryIO | _Checked:
+def decompressed(src: BinaryIO) -> BinaryIO:
     """``src`` as a plain tar stream, whatever it was compressed with (gzip, zstd, bzip2, xz)."""
-    head = _read_exact(src, 6, allow_short=True)
-    stream: BinaryIO
-    if _seekable(src):
-        src.seek(-len(head), io.SEEK_CUR)
-        stream = src
-    else:
-        stream = io.BufferedReader(_Prefixed(head, src), _CHUNK)
-    if head.startswith(b"BZh"):
-        return _Checked(bz2.BZ2File(stream), "bzip2")  # type: ignore[arg-type]
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return _Checked(lzma.LZMAFile(stream), "xz")  # type: ignore[arg-type]
-    kind = compression.detect(head)
-    if kind:
-        return _Checked(compression.decompressing_reader(stream, kind), kind)
-    return stream
+    return streams.decompressed(src, "archive")
 
 
-class _Checked:
-    """A decompressing reader whose corruption errors become one-line InvalidArgument."""
-
-    def __init__(self, reader: BinaryIO, kind: str) -> None:
-        self._reader = reader
-        self._kind = kind
-
-    def read(self, size: int = -1) -> bytes:
-        try:
-            return self._reader.read(size)
-        except (OSError, EOFError, ValueError, lzma.LZMAError) as exc:
-            raise InvalidArgument(f"archive: corrupt {self._kind} stream: {exc}") from None
-        except Exception as exc:  # zstandard.ZstdError
-            if type(exc).__module__.startswith("zstandard"):
-                raise InvalidArgument(f"archive: corrupt {self._kind} stream: {exc}") from None
-            raise
-
-
-def _seekable(src: BinaryIO) -> bool:
-    try:
-        return bool(src.seekable())
-    except (AttributeError, OSError, ValueError):
-        return False
-
-
-def _read_exact(src: BinaryIO | _Checked, n: int, *, allow_short: bool = False) -> bytes:
+def _read_exact(src: BinaryIO, n: int, *, allow_short: bool = False) -> bytes:
     parts = []
     left = n
     while left:
@@ -123,7 +57,7 @@ def _read_exact(src: BinaryIO | _Checked, n: int, *, allow_short: bool = False) 
 class MemberReader(io.RawIOBase):
     """The data of one member: at most ``size`` bytes of the underlying stream."""
 
-    def __init__(self, src: BinaryIO | _Checked, size: int) -> None:
+    def __init__(self, src: BinaryIO, size: int) -> None:
         super().__init__()
         self._src = src
         self.left = size
@@ -180,7 +114,7 @@ def _pax_records(data: bytes) -> dict[str, str]:
     return out
 
 
-def iter_members(src: BinaryIO | _Checked) -> Iterator[tuple[Member, MemberReader]]:
+def iter_members(src: BinaryIO) -> Iterator[tuple[Member, MemberReader]]:
     """Each member of the tar stream ``src`` with a reader of its data (skipped if unread)."""
     long_name: str | None = None
     long_link: str | None = None

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from sampan.errors import Conflict, DigestMismatch, InvalidArgument, NotFound
 from sampan.image.schema import LayerRecord
+from sampan.image.streams import TeeReader, decompressed
 from sampan.oci import digest as dg
 from sampan.oci import mediatypes as mt
 from sampan.storage.compression import decompressing_reader, detect
-from sampan.storage.content import ContentWriter
 
 if TYPE_CHECKING:
     from sampan.storage.archive import AppliedLayer
@@ -49,26 +49,6 @@ class LayerBlob:
     media_type: str
     diff_id: str
     where: str = ""
-
-
-class TeeReader(io.RawIOBase):
-    """Reads ``src`` and writes every byte read into ``sink`` (a content writer)."""
-
-    def __init__(self, src: BinaryIO, sink: ContentWriter) -> None:
-        super().__init__()
-        self._src = src
-        self._sink = sink
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self._src.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
-        if n:
-            self._sink.write(data)
-        return n
 
 
 class Staging:
@@ -159,6 +139,9 @@ class Staging:
     def unpack_stream(self, src: BinaryIO, *, what: str = "layer") -> LayerRecord:
         """Store ``src`` as a blob as given and unpack it as a base layer, reading it once
         (``docker import``)."""
+        # bzip2 and xz (which docker import takes) are stored decompressed: layers are
+        # plain, gzip or zstd tars
+        src = decompressed(src, what, kinds=("bzip2", "xz"))
         with self.store.content.writer(what=what) as w:
             tee = TeeReader(src, w)
             reader = io.BufferedReader(tee, _CHUNK)

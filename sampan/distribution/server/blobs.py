@@ -12,7 +12,9 @@ Blob bodies are served by ``FileResponse`` (``sendfile(2)``, Range requests -> 2
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -58,7 +60,10 @@ async def get_blob(reg: Registry, request: web.Request, name: str, digest: str) 
     if request.method == "HEAD":
         headers["Content-Length"] = str(path.stat().st_size)
         return web.Response(status=200, headers=headers)
-    return web.FileResponse(path, headers=headers, chunk_size=_READ)
+    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+    if sock is not None and os.environ.get("H5_SNDBUF"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, int(os.environ["H5_SNDBUF"]))
+    return web.FileResponse(path, headers=headers, chunk_size=int(os.environ.get("H5_CHUNK", _READ)))
 
 
 async def delete_blob(reg: Registry, request: web.Request, name: str, digest: str) -> web.Response:
