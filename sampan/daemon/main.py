@@ -27,6 +27,7 @@ import socket
 import ssl
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ from sampan.daemon.config import DaemonConfig, Listener
 from sampan.errors import DataRootLocked, InvalidArgument, SampanError, from_oserror
 
 log = logging.getLogger("sampand")
+
+WORKERS = 64
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
           "error": logging.ERROR, "fatal": logging.CRITICAL}
@@ -159,6 +162,10 @@ async def serve(cfg: DaemonConfig, services: Any) -> None:
 
     from sampan.api.app import make_app
 
+    # Blocking store work runs in threads; a stalled upload holds its thread until the client
+    # goes, so the pool is wide enough that a few of those never starve `images ls`.
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="sampand"))
     app = make_app(services)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
@@ -167,7 +174,6 @@ async def serve(cfg: DaemonConfig, services: Any) -> None:
         for lis in cfg.listeners:
             await _listen(runner, lis, cfg, sockets)
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         log.info("sampand %s started (pid %d); API listening on %s", __version__, os.getpid(),

@@ -259,3 +259,14 @@ def test_storage_driver_flag_reaches_info(tmp_path: Path) -> None:
         assert d.request("GET", "/v1.51/info").json()["Driver"] == "overlay"
     finally:
         cleanup(d)
+
+
+def test_stalled_uploads_do_not_starve_other_requests(daemon) -> None:  # noqa: F811
+    stalled = [_start_upload(daemon, "/v1.51/images/load", 8 << 20, 4096) for _ in range(10)]
+    try:
+        for _ in range(3):
+            assert daemon.request("GET", "/v1.51/images/json", timeout=5).json() == []
+            assert daemon.request("GET", "/v1.51/info", timeout=5).status == 200
+    finally:
+        for s in stalled:
+            s.close()
