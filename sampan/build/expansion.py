@@ -2,8 +2,8 @@
 
 Which instructions expand what (BuildKit's ``Expand`` methods; moby's ``replaceEnvAllowed``):
 ENV and LABEL keys and values; ADD and COPY sources, destination, ``--chown``, ``--chmod``,
-``--checksum`` (ADD), ``--from`` (COPY) and unquoted heredoc bodies; WORKDIR, USER, VOLUME,
-STOPSIGNAL; ARG names and defaults; EXPOSE (split into words); RUN's ``--mount`` values; FROM's
+``--checksum`` (ADD) and unquoted heredoc bodies (COPY ``--from`` refuses variables, as
+BuildKit does); WORKDIR, USER, VOLUME, STOPSIGNAL; ARG names and defaults; EXPOSE (split into words); RUN's ``--mount`` values; FROM's
 image with the meta ARGs only (:func:`stage_base`).  RUN, CMD, ENTRYPOINT, SHELL, HEALTHCHECK
 and ONBUILD are not expanded: the shell in the container does it (or the trigger's build).
 """
@@ -73,8 +73,11 @@ def expand(step: T, env: Mapping[str, str], escape: str = "\\") -> T:
         }
         if isinstance(step, ins.Add):
             changes["checksum"] = word(step.checksum)
-        if isinstance(step, ins.Copy):
-            changes["from_"] = word(step.from_)
+        if isinstance(step, ins.Copy) and step.from_ and _expands(step.from_, escape):
+            raise InvalidArgument(
+                "variable expansion is not supported for --from, define a new stage with "
+                "FROM using ARG from global scope as a workaround"
+            )
         return dataclasses.replace(step, **changes)
     if isinstance(step, ins.Workdir):
         return dataclasses.replace(step, path=word(step.path))
@@ -109,6 +112,10 @@ def stage_base(stage: ins.Stage, meta_values: Mapping[str, str], escape: str = "
     if not base:
         raise DockerfileParseError(f"base name ({stage.base}) should not be blank", stage.line)
     return base
+
+
+def _expands(word: str, escape: str) -> bool:
+    return Lexer(escape).process_word(word, {}) != word
 
 
 def resolve_meta_args(

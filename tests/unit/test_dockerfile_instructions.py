@@ -265,7 +265,7 @@ ENV = {"A": "1", "USER": "app", "PORTS": "80 443", "E": ""}
 def test_expand_follows_buildkit_rules() -> None:
     (env, label, copy, wd, user, vol, sig, expose, arg, cmd, run, heredoc_q) = steps(
         "ENV X=$A Y=${E:-d}\nLABEL l=$A\n"
-        "COPY --chown=$USER --from=${A} src$A <<EOF /dst$A\n$A\nEOF\n"
+        "COPY --chown=$USER --from=stage src$A <<EOF /dst$A\n$A\nEOF\n"
         "WORKDIR /w/$A\nUSER $USER\nVOLUME /v$A\nSTOPSIGNAL SIG$A\nEXPOSE $PORTS\n"
         "ARG B=$A\nCMD echo $A\nRUN --mount=type=cache,target=/c$A echo $A\n"
         "COPY <<'EOF' /q\n$A\nEOF\n"
@@ -275,7 +275,7 @@ def test_expand_follows_buildkit_rules() -> None:
     assert isinstance(label, ins.Label) and expand(label, ENV).labels[0].value == "1"
     assert isinstance(copy, ins.Copy)
     c = expand(copy, ENV)
-    assert (c.chown, c.from_, c.sources, c.dest) == ("app", "1", ["src1"], "/dst1")
+    assert (c.chown, c.from_, c.sources, c.dest) == ("app", "stage", ["src1"], "/dst1")
     assert c.contents[0].data == "1\n"
     assert isinstance(heredoc_q, ins.Copy) and expand(heredoc_q, ENV).contents[0].data == "$A\n"
     assert isinstance(wd, ins.Workdir) and expand(wd, ENV).path == "/w/1"
@@ -400,3 +400,9 @@ def test_stage_variables_follow_docker_scoping() -> None:
     assert isinstance(env2, ins.Env)
     scope.set_env(env2)
     assert (scope.visible()["A"], scope.visible()["C"]) == ("2", "1")
+
+
+def test_copy_from_refuses_variables() -> None:
+    copy = one("COPY --from=${STAGE} /a /b")
+    with pytest.raises(InvalidArgument, match="variable expansion is not supported for --from"):
+        expand(copy, {"STAGE": "x"})
