@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import ctypes
 import os
-from collections.abc import Iterable
 
 from sampan._sys.libc import check, libc, syscall
-from sampan.mount import Mount
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not at run time: sampan.mount imports dataclasses (~5 ms for the runtime)
+    from collections.abc import Iterable
+
+    from sampan.mount import Mount
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
