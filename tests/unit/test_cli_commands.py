@@ -216,3 +216,53 @@ def test_main_reports_unreachable_daemon(capsys: pytest.CaptureFixture[str], tmp
     err = capsys.readouterr().err
     assert code == 1
     assert err == f"Cannot connect to the sampan daemon at unix://{tmp_path}/none.sock. Is the sampan daemon running?\n"
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_save_refuses_a_terminal_and_load_an_interactive_stdin(cli: Harness) -> None:
+    cli.stdout = _Tty()
+    assert cli("save", "busybox") == 1
+    assert cli.stderr.getvalue() == "sampan: cowardly refusing to save to a terminal. Use the -o flag or redirect\n"
+    cli.stdin = _Tty()
+    assert cli("load") == 1
+    assert "requested load from stdin, but stdin is empty" in cli.stderr.getvalue()
+    assert cli.daemon.seen == []
+
+
+def test_tls_flags_need_a_tcp_address(cli: Harness) -> None:
+    from sampan.cli.context import Context as RealContext
+
+    options = GlobalOptions()
+    options.tlsverify = True
+    ctx = RealContext(options, environ={"SAMPAN_HOST": "tcp://127.0.0.1:2376"})
+    tls = ctx.tls_config(ctx.address())
+    assert tls is not None and tls.verify
+    ctx = RealContext(options, environ={})
+    with pytest.raises(Exception, match="--tls options need a tcp:// daemon address"):
+        ctx.client()
+    assert RealContext(GlobalOptions(), environ={"DOCKER_HOST": "tcp://x:1"}).address().is_default
+
+
+def test_progress_plain_and_on_a_terminal() -> None:
+    from sampan.cli.progress import display
+
+    messages = [
+        {"status": "Loading layer", "id": "abc", "progressDetail": {"current": 500, "total": 1000}},
+        {"status": "Loading layer", "id": "def", "progressDetail": {"current": 10, "total": 1000}},
+        {"status": "Loading layer", "id": "abc", "progressDetail": {"current": 1000, "total": 1000}},
+        {"stream": "Loaded image: busybox:latest\n"},
+        {"status": "Done", "id": "abc"},
+    ]
+    plain = io.StringIO()
+    display(messages, plain, tty=False)
+    assert plain.getvalue() == "Loaded image: busybox:latest\nabc: Done\n"
+    term = io.StringIO()
+    display(messages, term, tty=True)
+    text = term.getvalue()
+    assert "\x1b[1A" in text and "\x1b[2A" in text and "abc: Loading layer     500B/1kB" in text
+    with pytest.raises(Exception, match="boom"):
+        display([{"errorDetail": {"message": "boom"}, "error": "boom"}], io.StringIO(), tty=False)
