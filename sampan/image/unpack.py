@@ -30,10 +30,8 @@ from sampan.oci import mediatypes as mt
 from sampan.storage.compression import decompressing_reader, detect
 
 if TYPE_CHECKING:
-    from sampan.storage.archive import AppliedLayer
-
-if TYPE_CHECKING:
     from sampan.image.store import ImageStore
+    from sampan.storage.archive import AppliedLayer
 
 EXTRACT_PREFIX = "extract-"
 LABEL_DIFF_ID = "sampan.diff_id"
@@ -73,14 +71,12 @@ class Staging:
 
     def put_bytes(self, data: bytes, *, expected: str | None = None, what: str = "blob") -> str:
         digest = dg.of_bytes(data)
+        if expected is not None and expected != digest:
+            raise DigestMismatch(what, expected, digest)
+        self.lease_blob(digest)  # before looking, so no removal frees it meanwhile
         if self.store.content.exists(digest):
-            if expected is not None and expected != digest:
-                from sampan.errors import DigestMismatch
-
-                raise DigestMismatch(what, expected, digest)
-            self.lease_blob(digest)
             return digest
-        digest = self.store.content.put_bytes(data, expected=expected, what=what)
+        self.store.content.put_bytes(data, expected=digest, what=what)
         self.lease_blob(digest, created=True)
         return digest
 
