@@ -95,6 +95,23 @@ def from_node(node: Node) -> ins.Instruction | ins.Stage:
     return builder(node)
 
 
+def parse_trigger(expression: str, *, line: int = 0) -> ins.Instruction:
+    """One ONBUILD trigger of a base image, run in a child's build (errors name ``line``,
+    the child's FROM)."""
+    try:
+        nodes = parse(expression).nodes
+        if len(nodes) != 1:
+            raise InvalidArgument("onbuild trigger should be a single expression")
+        item = from_node(nodes[0])
+    except DockerfileParseError as exc:
+        raise DockerfileParseError(exc.reason, line) from None
+    except InvalidArgument as exc:
+        raise DockerfileParseError(exc.message, line) from None
+    if isinstance(item, ins.Stage):
+        raise DockerfileParseError("FROM isn't allowed as an ONBUILD trigger", line)
+    return item
+
+
 # --- per instruction -----------------------------------------------------------------------
 
 

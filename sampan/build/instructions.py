@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from sampan.build.parser import chomp_heredoc, parse_heredoc
 from sampan.build.runmount import Mount
 from sampan.build.shellwords import go_quote
 from sampan.errors import InvalidArgument
@@ -418,3 +419,45 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# --- RUN with heredocs ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunScript:
+    """What a RUN step executes once its heredocs are taken into account.
+
+    ``command`` and ``prepend_shell`` mean what they mean on :class:`Run`.  ``executable`` is
+    set for a lone ``RUN <<EOF`` whose body starts with ``#!``: the builder writes it, mode
+    0755, to ``/dev/pipes/<name>`` (a read-only mount) and the command runs that file."""
+
+    command: list[str]
+    prepend_shell: bool
+    executable: InlineFile | None = None
+
+
+PIPES_DIR = "/dev/pipes/"
+
+
+def run_script(run: Run) -> RunScript:
+    """BuildKit's rules for a RUN with heredocs: a lone marker runs its body with the shell
+    (or as a file when it has a shebang); otherwise the bodies are appended to the command
+    line, and the shell reads them as real heredocs."""
+    if not run.files:
+        return RunScript(list(run.command), run.prepend_shell)
+    if len(run.command) != 1 or not run.prepend_shell:
+        raise InvalidArgument(f"parsing produced an invalid run command: [{' '.join(run.command)}]")
+    try:
+        lone = parse_heredoc(run.command[0]) is not None
+    except InvalidArgument:
+        lone = False
+    if lone:
+        first = run.files[0]
+        data = chomp_heredoc(first.data) if first.chomp else first.data
+        if data.startswith("#!"):
+            script = InlineFile(first.name, data, chomp=False, expand=False)
+            return RunScript([PIPES_DIR + first.name], True, script)
+        return RunScript([data], True)
+    full = run.command[0] + "".join(f"\n{f.data}{f.name}" for f in run.files)
+    return RunScript([full], True)

@@ -406,3 +406,42 @@ def test_copy_from_refuses_variables() -> None:
     copy = one("COPY --from=${STAGE} /a /b")
     with pytest.raises(InvalidArgument, match="variable expansion is not supported for --from"):
         expand(copy, {"STAGE": "x"})
+
+
+@pytest.mark.parametrize(
+    ("body", "command", "executable"),
+    [
+        ("RUN echo plain", ["echo plain"], None),
+        ('RUN ["a", "b"]', ["a", "b"], None),
+        ("RUN <<EOF\necho one\nEOF", ["echo one\n"], None),
+        ("RUN <<-EOF\n\techo tab\n\tEOF", ["echo tab\n"], None),
+        (
+            "RUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF",
+            ["/dev/pipes/EOF"],
+            "#!/usr/bin/env python3\nprint(1)\n",
+        ),
+        ("RUN cat <<A >/x && cat <<B\na\nA\nb\nB", ["cat <<A >/x && cat <<B\na\nA\nb\nB"], None),
+        ("RUN <<EOF bash\nset -e\nEOF", ["<<EOF bash\nset -e\nEOF"], None),
+    ],
+)
+def test_run_script(body: str, command: list[str], executable: str | None) -> None:
+    run = one(body)
+    assert isinstance(run, ins.Run)
+    script = ins.run_script(run)
+    assert script.command == command
+    assert (script.executable.data if script.executable else None) == executable
+
+
+def test_onbuild_trigger_round_trip() -> None:
+    from sampan.build.dockerfile import parse_trigger
+
+    onbuild = one("ONBUILD COPY <<EOF /greeting\nhello\nEOF")
+    assert isinstance(onbuild, ins.Onbuild)
+    trigger = parse_trigger(onbuild.expression, line=7)
+    assert isinstance(trigger, ins.Copy)
+    assert trigger.contents == [ins.InlineFile("EOF", "hello\n")]
+    assert isinstance(parse_trigger("RUN echo hi"), ins.Run)
+    with pytest.raises(DockerfileParseError, match="line 7: onbuild trigger should be a single"):
+        parse_trigger("RUN a\nRUN b", line=7)
+    with pytest.raises(DockerfileParseError, match="line 3: unknown instruction: RUNN"):
+        parse_trigger("RUNN x", line=3)
