@@ -16,6 +16,7 @@ from sampan.client.address import DEFAULT_HOST, Address, TLSConfig, parse_host
 
 if TYPE_CHECKING:
     from sampan.client.client import Client
+    from sampan.client.transport import Request, Response, Transport
 
 
 class GlobalOptions:
@@ -81,12 +82,28 @@ class Context:
                 def on_unreachable(addr: Address) -> None:
                     autostart(addr, stderr=self.stderr)
 
-            transport = SocketTransport(
+            transport: Transport = SocketTransport(
                 address, tls=self.tls_config(address), on_unreachable=on_unreachable
             )
+            if self.options.debug:
+                transport = DebugTransport(transport, self.stderr)
             self._client = Client(transport)
         return self._client
 
-    def debug(self, message: str) -> None:
-        if self.options.debug:
-            self.stderr.write(f"DEBU {message}\n")
+
+
+class DebugTransport:
+    """``-D``: one line on stderr per request, as docker's debug log does."""
+
+    def __init__(self, inner: Transport, stderr: TextIO) -> None:
+        self.inner = inner
+        self.stderr = stderr
+
+    def send(self, request: Request) -> Response:
+        import time
+
+        start = time.monotonic()
+        response = self.inner.send(request)
+        ms = (time.monotonic() - start) * 1000
+        self.stderr.write(f"DEBU {request.method} {request.target} -> {response.status} ({ms:.1f} ms)\n")
+        return response

@@ -73,6 +73,20 @@ def test_images_tag_inspect_history(daemon: Daemon, busybox: str) -> None:
     sampan(daemon, "rmi", "localhost:5000/bb:v1")
 
 
+def test_import_from_stdin_and_debug_trace(daemon: Daemon, busybox_rootfs_tar: Path) -> None:
+    env = {**os.environ, "SAMPAN_HOST": daemon.url, "PYTHONPATH": str(REPO)}
+    with open(busybox_rootfs_tar, "rb") as tar:
+        proc = subprocess.run(
+            [sys.executable, "-m", "sampan.cli", "-D", "import", "-", "piped:1"], env=env, cwd=REPO,
+            stdin=tar, capture_output=True, text=True, timeout=120,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().startswith("sha256:")
+    assert "DEBU POST /images/create?fromSrc=-&repo=piped%3A1 -> 200" in proc.stderr
+    assert sampan(daemon, "images", "--format", "{{.Tag}}", "piped").stdout == "1\n"
+    sampan(daemon, "rmi", "piped:1")
+
+
 def test_errors_are_one_line_with_docker_codes(daemon: Daemon) -> None:
     proc = sampan(daemon, "rmi", "nosuchimage", check=False)
     assert proc.returncode == 1
