@@ -10,7 +10,9 @@ the oracle's wrapper loses the heredocs of an ONBUILD'd instruction (not compare
 a JSON array followed by more text (``RUN ["a"] x``) is shell form now (BuildKit >= 0.13
 decodes with ``json.Unmarshal``; 0.12 took the first JSON value), tested in
 ``test_dockerfile_parser.py`` instead; ``<< EOF`` with a space is a heredoc since BuildKit
-0.13, also tested there.
+0.13, also tested there.  sampan also keeps non-ASCII characters in flags intact, where
+BuildKit re-encodes each UTF-8 byte of a flag as a character (``--from=é`` becomes
+``--from=Ã©``), a bug not worth copying.
 """
 
 from __future__ import annotations
