@@ -319,7 +319,10 @@ def walk_context(context: Path, excludes: list[str]) -> Iterator[str]:
             raise from_oserror(exc, f"error checking context: read {full}") from None
         for name in names:
             rel = f"{rel_dir}/{name}" if rel_dir else name
-            is_dir = stat.S_ISDIR(os.lstat(root / rel).st_mode)
+            try:
+                is_dir = stat.S_ISDIR(os.lstat(root / rel).st_mode)
+            except OSError as exc:
+                raise from_oserror(exc, f"error checking context: can't stat '{rel}'") from None
             skip, info = pm.matches_using_parent(rel, parent)
             if skip:
                 if not is_dir or not pm.exclusions:

@@ -227,3 +227,15 @@ def test_context_tar_cannot_write_outside(tmp_path: Path) -> None:
         read_context_tar(buf, dest)
     assert not (tmp_path / "escaped").exists()
     assert not (tmp_path / "climb").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any directory")
+def test_unreadable_directory_is_a_clear_error(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    secret.chmod(0)
+    try:
+        with pytest.raises(InvalidArgument):
+            list(walk_context(tmp_path, []))
+    finally:
+        secret.chmod(0o755)
