@@ -208,3 +208,37 @@ def test_parents_children_and_noprune(store: ImageStore) -> None:
     store.remove("base:1")
     assert [r for r in store.remove("child:1", prune=False) if r.get("Deleted") == base.id] == []
     assert store.get(base.id).repo_tags == []
+
+
+def test_concurrent_loads_and_removals_stay_consistent(store: ImageStore) -> None:
+    import threading
+
+    data = docker_archive_v1([ArchImage([BASE, TOP, THIRD], tags=["same:1"])])
+    other = docker_archive_v1([ArchImage([BASE], tags=["other:1"])])
+    errors: list[BaseException] = []
+
+    def run(fn: object) -> None:
+        try:
+            fn()  # type: ignore[operator]
+        except BaseException as exc:  # collected and re-raised below
+            errors.append(exc)
+
+    jobs = [lambda: load(store, data) for _ in range(3)] + [lambda: load(store, other)]
+    threads = [threading.Thread(target=run, args=(j,)) for j in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(t for i in store.list() for t in i.repo_tags) == ["other:1", "same:1"]
+    removers = [threading.Thread(target=run, args=(lambda: store.remove("other:1"),)),
+                threading.Thread(target=run, args=(lambda: load(store, data),))]
+    for t in removers:
+        t.start()
+    for t in removers:
+        t.join()
+    assert errors == []
+    image = store.get("same:1")
+    assert {s.name for s in store.snapshotter.walk()} == set(image.chain_ids)
+    blobs = {r["digest"] for r in store.db.query("SELECT digest FROM image_blobs")}
+    assert set(store.content.walk()) == blobs
