@@ -103,7 +103,7 @@ def _global_help() -> str:
 
 
 def _group_help(group: str) -> str:
-    subs = sorted({words[1] for words in COMMANDS if len(words) == 2 and words[0] == group})
+    subs = sorted({words[1] for words in COMMANDS if len(words) == 2 and words[0] == group} - {"list", "remove"})
     lines = [f"Usage:  {PROG} {group} COMMAND", "", GROUPS[group], "", "Commands:"]
     for sub in subs:
         module, spec_name, _ = COMMANDS[(group, sub)]

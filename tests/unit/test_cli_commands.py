@@ -266,3 +266,22 @@ def test_progress_plain_and_on_a_terminal() -> None:
     assert "\x1b[1A" in text and "\x1b[2A" in text and "abc: Loading layer     500B/1kB" in text
     with pytest.raises(Exception, match="boom"):
         display([{"errorDetail": {"message": "boom"}, "error": "boom"}], io.StringIO(), tty=False)
+
+
+def test_version_path_imports_no_server_stack(tmp_path: Path) -> None:
+    """The acceptance's speed rule: the CLI path imports no HTTP server stack, asyncio or rich."""
+    import subprocess
+    import sys
+
+    from tests.daemon_fixture import REPO
+
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "sampan.cli", "-H", f"unix://{tmp_path}/none.sock", "version"],
+        capture_output=True, text=True, timeout=60, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 1 and "Cannot connect to the sampan daemon" in proc.stderr
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "sampan.client.transport" in imported
+    forbidden = {"asyncio", "aiohttp", "rich", "http.client", "http.server", "argparse", "urllib.request",
+                 "sampan.api.app", "sampan.engine", "sampan.daemon", "subprocess", "ssl"}
+    assert not imported & forbidden

@@ -169,7 +169,7 @@ class _Handler(BaseHTTPRequestHandler):
 def stub(tmp_path: Path) -> Iterator[str]:
     path = str(tmp_path / "stub.sock")
     server = _UnixServer(path, _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield path
