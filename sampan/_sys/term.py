@@ -3,10 +3,10 @@ and pass file descriptors over unix sockets (SCM_RIGHTS, as runc's console socke
 
 from __future__ import annotations
 
+import _socket
 import array
 import fcntl
 import os
-import socket
 import struct
 import termios
 
@@ -31,12 +31,15 @@ def set_size(fd: int, rows: int, cols: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
-def send_fd(sock: socket.socket, fd: int, name: str) -> None:
-    socket.send_fds(sock, [name.encode()], [fd])
+def send_fd(sock: _socket.socket, fd: int, name: str) -> None:
+    """Send ``fd`` with ``name`` as the message (SCM_RIGHTS), as runc's utils.SendFd does."""
+    sock.sendmsg([name.encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [fd]))])
 
 
-def recv_fd(sock: socket.socket) -> tuple[int, str]:
-    msg, fds, _flags, _addr = socket.recv_fds(sock, 4096, 1)
-    if not fds:
-        raise OSError(0, "no file descriptor received")
-    return fds[0], msg.decode(errors="replace")
+def recv_fd(sock: _socket.socket) -> tuple[int, str]:
+    """Receive one fd and its message; OSError when the peer sent none."""
+    msg, ancdata, _flags, _addr = sock.recvmsg(4096, _socket.CMSG_SPACE(4))
+    for level, kind, data in ancdata:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(data) >= 4:
+            return int(array.array("i", data[:4])[0]), msg.decode(errors="replace")
+    raise OSError(0, "no file descriptor received")

@@ -10,10 +10,11 @@
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_CAPABILITIES: tuple[str, ...] = (
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
@@ -71,7 +72,7 @@ DEFAULT_NAMESPACES: tuple[str, ...] = ("pid", "network", "ipc", "uts", "mount", 
 
 DEFAULT_ENV_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-_DATA = Path(__file__).with_name("data")
+_DATA = os.path.join(os.path.dirname(__file__), "data")
 
 #: Docker's GOARCH names for this machine's architecture.
 _GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "s390x": "s390x", "riscv64": "riscv64"}
@@ -80,8 +81,10 @@ _SCMP_ARCH = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64", "s39
 
 def seccomp_profile() -> dict[str, Any]:
     """Docker's default profile, as in the file (with includes/excludes unresolved)."""
-    with open(_DATA / "seccomp-default.json") as f:
-        profile: dict[str, Any] = json.load(f)
+    from sampan.oci import jsoncodec
+
+    with open(os.path.join(_DATA, "seccomp-default.json")) as f:
+        profile: dict[str, Any] = jsoncodec.loads(f.read())
     return profile
 
 

@@ -17,10 +17,9 @@ from __future__ import annotations
 import errno
 import os
 import select
-import signal
-import socket
 import time
 
+from sampan._sys import signals
 from sampan.errors import (
     Conflict,
     ContainerNotRunning,
@@ -28,6 +27,7 @@ from sampan.errors import (
     NotFound,
     from_oserror,
 )
+from sampan.oci import jsoncodec
 from sampan.runtime import hooks as hooks_mod
 from sampan.runtime import process as proc_mod
 from sampan.runtime import spec as spec_mod
@@ -44,6 +44,7 @@ from sampan.runtime.state import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     from typing import Any
 
     from _typeshed import StrPath
@@ -291,11 +292,11 @@ def delete(root: StrPath, id: str, force: bool = False) -> None:
         if st.status == PAUSED and mgr is not None:
             mgr.thaw()
         if mgr is not None:
-            mgr.kill_all(signal.SIGKILL)
+            mgr.kill_all(signals.SIGKILL)
         else:
             for pid in _container_pids(st):
                 try:
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, signals.SIGKILL)
                 except ProcessLookupError:
                     pass
         proc_mod.wait_gone(st.pid, st.pid_start)
@@ -368,21 +369,22 @@ def run(
     keep: bool = False,
 ) -> int:
     """create + start + wait (+ delete unless ``keep``); return the exit code (128+n on signal n)."""
-    from sampan.runtime import console as console_mod
-
     ours = theirs = None
-    spec_terminal = False
-    if console_socket is None:
-        spec_terminal = spec_mod.load(bundle).process.terminal
-        if spec_terminal:
-            ours, theirs = console_mod.local_pair()
+    if console_socket is None and spec_mod.load(bundle).process.terminal:
+        from sampan.runtime import console as console_mod
+
+        ours, theirs = console_mod.local_pair()
     try:
         pid = create(root, id, bundle, pid_file=pid_file, console_socket=console_socket, no_pivot=no_pivot, _console_sock=theirs)
     finally:
         if theirs is not None:
             theirs.close()
     try:
-        master = console_mod.receive_master(ours) if ours is not None else -1
+        master = -1
+        if ours is not None:
+            from sampan.runtime import console as console_mod
+
+            master = console_mod.receive_master(ours)
         start(root, id)
         if master >= 0:
             code = proc_mod.exit_code(console_mod.proxy(master, pid))
@@ -414,8 +416,6 @@ def exec_process(
 
     The process is a child of the caller, which waits for it.
     """
-    import json
-
     from sampan.oci import runtime as oci
     from sampan.runtime import seccomp
     from sampan.runtime.init import InitConfig
@@ -425,7 +425,7 @@ def exec_process(
     if st.status not in (RUNNING, CREATED):
         raise ContainerNotRunning(f"cannot exec in a stopped container: {id}")
     with open(os.path.join(st.bundle, "config.json")) as f:
-        raw = json.load(f)
+        raw = jsoncodec.loads(f.read())
     proc = spec_mod.process(process, "process")
     container = spec_mod.convert(raw, st.bundle)
     spec = oci.Spec(

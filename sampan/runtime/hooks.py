@@ -8,11 +8,13 @@ pivot_root and just before exec respectively.
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from sampan.errors import InvalidConfig
+from sampan.oci import jsoncodec
 from sampan.oci.runtime import Hook
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def run(hook: Hook, state: dict[str, Any], kind: str, index: int) -> None:
@@ -24,7 +26,7 @@ def run(hook: Hook, state: dict[str, Any], kind: str, index: int) -> None:
         proc = subprocess.run(
             list(hook.args) or [hook.path],
             executable=hook.path,
-            input=json.dumps(state).encode(),
+            input=jsoncodec.dumps(state).encode(),
             env=dict(e.split("=", 1) for e in hook.env if "=" in e),
             capture_output=True,
             timeout=hook.timeout,

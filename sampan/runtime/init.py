@@ -38,28 +38,27 @@ The steps of :func:`run_init` and why they come in this order (after runc's
 
 from __future__ import annotations
 
+import _socket
 import os
 import resource
-import signal
-import socket
 
 from sampan._sys import caps as capsys
-from sampan._sys import ns
+from sampan._sys import ns, signals
 from sampan._sys import seccomp as sc
 from sampan.errors import InvalidConfig, NotFound, SampanError
 from sampan.oci import runtime as oci
 from sampan.oci.record import field, record
 from sampan.runtime import rootfs, sync
 
-_IGNORED_BY_PYTHON = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT)
+_IGNORED_BY_PYTHON = (signals.SIGPIPE, signals.SIGXFSZ, signals.SIGINT)
 
 
 @record
 class InitConfig:
     spec: oci.Spec
-    sync_sock: socket.socket
+    sync_sock: _socket.socket
     fifo_fd: int = -1  # O_PATH fd of exec.fifo; -1: start at once after CREATED (exec)
-    console_sock: socket.socket | None = None
+    console_sock: _socket.socket | None = None
     stdio: tuple[int, int, int] | None = None
     seccomp_bpf: bytes | None = None
     seccomp_flags: int = 0
@@ -124,8 +123,8 @@ def run_init(cfg: InitConfig) -> None:
     proc = spec.process
     # 1. signals, fds
     for sig in _IGNORED_BY_PYTHON:
-        signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        signals.set_handler(sig, signals.SIG_DFL)
+    signals.clear_mask()
     _close_others([fd for fd in _keep_fds(cfg) if fd > 2])
     # 2. stdio, GO
     if cfg.stdio:
@@ -140,7 +139,7 @@ def run_init(cfg: InitConfig) -> None:
         _namespaces(cfg)
         # 5. hostname
         if spec.hostname:
-            socket.sethostname(spec.hostname)
+            _socket.sethostname(spec.hostname)
         if spec.domainname:
             ns.setdomainname(spec.domainname)
         # 6-8. rootfs, hooks, pivot_root (import now what is needed after it: the host's

@@ -10,17 +10,19 @@ parent unshared the mount namespace, the child's pivot_root would pivot the pare
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import time
-from collections.abc import Callable
-from typing import Any
 
-from sampan._sys import ns
+from sampan._sys import ns, signals
 from sampan.errors import InvalidConfig, SampanError
 from sampan.oci import runtime as oci
 from sampan.runtime import sync
 from sampan.runtime.init import InitConfig
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+    from collections.abc import Callable
+    from typing import Any
 
 
 class ChildFailed(SampanError):
@@ -67,7 +69,7 @@ def _write_id_maps(pid: int, linux: oci.Linux) -> None:
 
 def _reap(pid: int) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signals.SIGKILL)
     except ProcessLookupError:
         pass
     try:
@@ -145,7 +147,10 @@ def exit_code(status: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-def wait_forwarding(pid: int, forward: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)) -> int:
+_FORWARDED = (signals.SIGINT, signals.SIGTERM, signals.SIGHUP, signals.SIGQUIT, signals.SIGUSR1, signals.SIGUSR2, signals.SIGWINCH)
+
+
+def wait_forwarding(pid: int, forward: tuple[int, ...] = _FORWARDED) -> int:
     """Wait for our child ``pid``, passing the listed signals on to it; return its exit code."""
     old: dict[int, Any] = {}
 
@@ -156,13 +161,13 @@ def wait_forwarding(pid: int, forward: tuple[int, ...] = (signal.SIGINT, signal.
             pass
 
     for sig in forward:
-        old[sig] = signal.signal(sig, handler)
+        old[sig] = signals.set_handler(sig, handler)
     try:
         _, status = os.waitpid(pid, 0)
         return exit_code(status)
     finally:
         for sig, h in old.items():
-            signal.signal(sig, h)
+            signals.set_handler(sig, h)
 
 
 def wait_gone(pid: int, start: int, timeout: float = 5.0) -> bool:
@@ -182,6 +187,8 @@ def wait_gone(pid: int, start: int, timeout: float = 5.0) -> bool:
 
 
 def connect_console(path: str) -> socket.socket:
+    import socket
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)

@@ -8,10 +8,10 @@ installs the bytes with one seccomp(2) call just before exec (see ``init.py``).
 
 from __future__ import annotations
 
-import json
 import os
 
 from sampan.errors import InvalidConfig
+from sampan.oci import jsoncodec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def program(section: dict[str, Any], cache_dir: str | None) -> bytes:
         return compile_section(section)
     from _sha256 import sha256  # type: ignore[import-not-found]  # hashlib loads every algorithm
 
-    key = sha256(json.dumps(section, sort_keys=True).encode()).hexdigest()
+    key = sha256(jsoncodec.dumps(section, sort_keys=True).encode()).hexdigest()
     path = os.path.join(cache_dir, f"{key}.bpf")
     try:
         with open(path, "rb") as f:

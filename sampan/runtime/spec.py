@@ -8,7 +8,6 @@ config leaves nothing behind.  Checks that need the filesystem are limited to th
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 
@@ -20,6 +19,7 @@ from sampan._sys.mount import (
     PROPAGATION_OPTIONS,
 )
 from sampan.errors import InvalidConfig, NotFound
+from sampan.oci import jsoncodec
 from sampan.oci import runtime as oci
 
 TYPE_CHECKING = False
@@ -78,7 +78,7 @@ def load(bundle: StrPath) -> oci.Spec:
     path = os.path.join(bundle, "config.json")
     try:
         with open(path) as f:
-            raw = json.load(f)
+            raw = jsoncodec.loads(f.read())
     except FileNotFoundError:
         raise NotFound(f"bundle {bundle}: config.json not found") from None
     except (OSError, ValueError) as exc:

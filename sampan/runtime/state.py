@@ -15,11 +15,11 @@ Illegal transitions raise ``Conflict``.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 from sampan.errors import Conflict, InvalidArgument, NoSuchContainer
+from sampan.oci import jsoncodec
 from sampan.oci.record import as_dict, field, record
 
 TYPE_CHECKING = False
@@ -127,7 +127,7 @@ class StateDir:
     def load(self) -> State:
         try:
             with open(self._state) as f:
-                raw = json.load(f)
+                raw = jsoncodec.loads(f.read())
         except FileNotFoundError:
             raise NoSuchContainer(self.id) from None
         st = State(**raw)
@@ -138,7 +138,7 @@ class StateDir:
     def save(self, st: State) -> None:
         tmp = f"{self._state}.{os.getpid()}"
         with open(tmp, "w") as f:
-            json.dump(as_dict(st), f)
+            f.write(jsoncodec.dumps(as_dict(st)))
         os.rename(tmp, self._state)
 
     def remove(self) -> None:

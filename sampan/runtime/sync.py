@@ -29,11 +29,14 @@ The parent treats EOF before CREATED as the child's death and reports its exit s
 
 from __future__ import annotations
 
-import json
-import socket
-from typing import Any
+import _socket
 
 from sampan.errors import Internal
+from sampan.oci import jsoncodec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 GO = "go"
 USERNS = "userns"
@@ -44,25 +47,26 @@ CREATED = "created"
 ERROR = "error"
 
 
-def pair() -> tuple[socket.socket, socket.socket]:
-    """(parent end, child end); both close-on-exec."""
-    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+def pair() -> tuple[_socket.socket, _socket.socket]:
+    """(parent end, child end); both close-on-exec.  ``_socket`` rather than :mod:`socket`,
+    whose IntEnums cost an ``enum`` import on every container start."""
+    return _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
 
 
-def send(sock: socket.socket, kind: str, **fields: Any) -> None:
-    sock.send(json.dumps({"type": kind, **fields}).encode())
+def send(sock: _socket.socket, kind: str, **fields: Any) -> None:
+    sock.send(jsoncodec.dumps({"type": kind, **fields}).encode())
 
 
-def recv(sock: socket.socket) -> dict[str, Any] | None:
+def recv(sock: _socket.socket) -> dict[str, Any] | None:
     """The next message, or None at EOF."""
     data = sock.recv(65536)
     if not data:
         return None
-    msg: dict[str, Any] = json.loads(data)
+    msg: dict[str, Any] = jsoncodec.loads(data)
     return msg
 
 
-def expect(sock: socket.socket, kind: str) -> dict[str, Any]:
+def expect(sock: _socket.socket, kind: str) -> dict[str, Any]:
     """Receive a message of type ``kind`` (the child's side: anything else is fatal)."""
     msg = recv(sock)
     if msg is None or msg.get("type") != kind:
