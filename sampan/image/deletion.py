@@ -46,19 +46,15 @@ def _is_single_reference(ref_list: list[tuple[str, str]]) -> bool:
     return len(tags) <= 1 and len(names) <= 1
 
 
-def _is_id(store: ImageStore, name: str, image_id: str) -> bool:
-    text = name.strip()
-    if text.startswith("sha256:"):
-        text = text[7:]
-    return image_id[7:].startswith(text) and all(c in "0123456789abcdef" for c in text) and not _is_tag(store, name)
-
-
-def _is_tag(store: ImageStore, name: str) -> bool:
+def _stored_ref(store: ImageStore, name: str) -> str | None:
+    """The stored reference ``name`` means, if it is one (else it names the image by ID)."""
     try:
         ref = refs.parse(name)
     except InvalidArgument:
-        return False
-    return store.db.query_one("SELECT 1 FROM refs WHERE ref = ?", (str(ref),)) is not None
+        return None
+    key = str(ref.with_digest(ref.digest)) if ref.digest else str(ref)
+    row = store.db.query_one("SELECT 1 FROM refs WHERE ref = ?", (key,))
+    return key if row is not None else None
 
 
 def remove_image(
@@ -70,9 +66,9 @@ def remove_image(
         records: list[dict[str, str]] = []
         ref_list = _refs_of(store, image_id)
         in_use = store.in_use(image_id)
-        if not _is_id(store, name, image_id):
-            ref = refs.parse(name)
-            key = str(ref.with_digest(ref.digest)) if ref.digest else str(ref)
+        key = _stored_ref(store, name)
+        if key is not None:
+            ref = refs.parse(key)
             if in_use and not force and len(ref_list) == 1:
                 raise ImageInUse(
                     f'conflict: unable to remove repository reference "{name}" (must force) - '
