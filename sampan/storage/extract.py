@@ -254,7 +254,7 @@ class Extractor:
         if path is None:
             raise self._refuse(e.name, "path climbs out of the layer with '..'")
         parent, base = tf.split_path(path)
-        if base.startswith(WH_PREFIX) and e.type not in (tf.DIR,):
+        if base.startswith(WH_PREFIX):  # whatever its type, as Docker
             src.copy_to(None, e.size, e.name)
             self._whiteout(e, parent, base)
             return

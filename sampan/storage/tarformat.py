@@ -91,10 +91,12 @@ def _number(raw: bytes, what: str, where: str) -> int:
 def parse_header(block: bytes, where: str) -> TarEntry:
     """Decode one 512-byte header block (not all zeros); checks the checksum."""
     stored = _number(block[148:156], "checksum", where)
-    unsigned = sum(block[:148]) + 256 + sum(block[156:])
-    signed = unsigned - 2 * sum(b for b in block[:148] + block[156:] if b >= 128)
-    if stored not in (unsigned, signed):
-        raise InvalidArgument(f"{where}: corrupt tar header (bad checksum) - not a tar stream?")
+    unsigned = sum(block) - sum(block[148:156]) + 256
+    if stored != unsigned:
+        chk = block[:148] + block[156:]
+        signed = unsigned - 2 * sum(b for b in chk if b >= 128)
+        if stored != signed:
+            raise InvalidArgument(f"{where}: corrupt tar header (bad checksum) - not a tar stream?")
     name = _field(block[0:100])
     magic = block[257:265]
     if magic[:6] == b"ustar\x00":
