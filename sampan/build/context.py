@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from sampan.errors import InvalidArgument, from_oserror
+from sampan.errors import InvalidArgument, NotFound, from_oserror
 
 IGNORE_FILE = ".dockerignore"
 _BOM = "\ufeff"
@@ -239,6 +239,23 @@ class PatternMatcher:
                 matched = not pattern.exclusion
         return matched
 
+    def matches_or_parent_matches(self, path: str) -> bool:
+        """Like :meth:`matches`, but a pattern matching any parent directory counts."""
+        path = go_clean(path)
+        if path == ".":
+            return False
+        matched = False
+        parts = path.split("/")[:-1]
+        for pattern in self.patterns:
+            if pattern.exclusion != matched:
+                continue
+            hit = pattern.match(path) or any(
+                pattern.match("/".join(parts[: k + 1])) for k in range(len(parts))
+            )
+            if hit:
+                matched = not pattern.exclusion
+        return matched
+
     def matches_using_parent(self, path: str, parent: list[bool] | None) -> tuple[bool, list[bool]]:
         """Whether ``path`` is excluded, given the per-pattern results of its parent
         directory (None at the top); returns the results to pass to its children."""
@@ -389,8 +406,42 @@ def read_context_tar(src: BinaryIO, dest: Path) -> None:
     apply_layer(src, dest, whiteouts="delete", where="build context")
 
 
-def context_files(context: Path, dockerfile: str = "Dockerfile") -> list[str]:
-    """The included paths of an unpacked context for the builder (its own .dockerignore
-    applied, and the Dockerfile and ignore file dropped when they are excluded)."""
-    excludes = load_excludes(context, dockerfile)
-    return list(walk_context(context, excludes))
+def locate_dockerfile(context: Path, name: str = "") -> Path:
+    """The Dockerfile ``name`` (relative to the unpacked context; default ``Dockerfile``,
+    then ``dockerfile``) as the legacy builder finds it, never outside the context."""
+    root = Path(os.path.realpath(context))
+    candidates = [name] if name else ["Dockerfile", "dockerfile"]
+    for candidate in candidates:
+        rel = go_clean("/" + candidate.replace(os.sep, "/")).lstrip("/")
+        path = Path(os.path.realpath(root / rel))
+        if path != root and root not in path.parents:
+            raise InvalidArgument(f"forbidden path outside the build context: {candidate} ({path})")
+        if path.is_file():
+            return path
+    raise NotFound(f"Cannot locate specified Dockerfile: {candidates[-1]}")
+
+
+def remove_ignored_build_files(context: Path, dockerfile: str = "Dockerfile") -> list[str]:
+    """After the builder has read them, delete the Dockerfile and ``.dockerignore`` from an
+    unpacked context when its ``.dockerignore`` excludes them (so ``COPY .`` does not see
+    them), as the legacy builder does.  Returns the removed names."""
+    try:
+        excludes = read_ignore_patterns((context / IGNORE_FILE).read_bytes())
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise from_oserror(exc, f"read {IGNORE_FILE}") from None
+    matcher = PatternMatcher(excludes)
+    removed = []
+    for name in (dockerfile, IGNORE_FILE):
+        rel = go_clean(name.replace(os.sep, "/")).lstrip("/")
+        if not matcher.matches_or_parent_matches(rel):
+            continue
+        try:
+            (context / rel).unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise from_oserror(exc, f"remove {rel} from the build context") from None
+        removed.append(rel)
+    return removed

@@ -239,3 +239,45 @@ def test_unreadable_directory_is_a_clear_error(tmp_path: Path) -> None:
             list(walk_context(tmp_path, []))
     finally:
         secret.chmod(0o755)
+
+
+def test_locate_dockerfile(tmp_path: Path) -> None:
+    from sampan.build.context import locate_dockerfile
+    from sampan.errors import NotFound
+
+    (tmp_path / "dockerfile").write_text("FROM a\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "Custom").write_text("FROM b\n")
+    os.symlink("/etc/passwd", tmp_path / "evil")
+    assert locate_dockerfile(tmp_path).name == "dockerfile"  # the lower-case fallback
+    assert locate_dockerfile(tmp_path, "sub/Custom") == tmp_path / "sub" / "Custom"
+    assert locate_dockerfile(tmp_path, "../../sub/Custom") == tmp_path / "sub" / "Custom"
+    with pytest.raises(NotFound, match="Cannot locate specified Dockerfile: Nope"):
+        locate_dockerfile(tmp_path, "Nope")
+    with pytest.raises(InvalidArgument, match="forbidden path outside the build context"):
+        locate_dockerfile(tmp_path, "evil")
+
+
+def test_remove_ignored_build_files(tmp_path: Path) -> None:
+    from sampan.build.context import remove_ignored_build_files
+
+    _tree(tmp_path, {".dockerignore": "build\n.dockerignore\n", "build/Dockerfile": "", "a": ""})
+    assert remove_ignored_build_files(tmp_path, "build/Dockerfile") == [
+        "build/Dockerfile",
+        ".dockerignore",
+    ]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "build"]
+    assert remove_ignored_build_files(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("patterns", "path", "excluded"),
+    [
+        (["a/b"], "a/b/c/d", True),
+        (["a/*"], "a/b/c", True),
+        (["b"], "a/b", False),
+        (["a", "!a/b"], "a/b/c", False),
+    ],
+)
+def test_matches_or_parent_matches(patterns: list[str], path: str, excluded: bool) -> None:
+    assert PatternMatcher(patterns).matches_or_parent_matches(path) is excluded
