@@ -21,6 +21,16 @@ Ignore files (moby's ``patternmatcher`` and ``ignorefile``):
 
 The tar is what ``docker build`` sends as the body of ``POST /build``: entries in lexical walk
 order, paths relative to the root, owner 0:0, modes and mtimes kept, hard links kept as links.
+
+Typical use::
+
+    # client side (sampan build DIR -f FILE)
+    excludes = keep_build_files(load_excludes(ctx, "FILE"), "FILE")
+    write_context_tar(ctx, body, excludes=excludes)
+    # daemon side (POST /build)
+    read_context_tar(body, workdir)
+    text = locate_dockerfile(workdir, params.dockerfile).read_bytes()
+    remove_ignored_build_files(workdir, params.dockerfile)
 """
 
 from __future__ import annotations
