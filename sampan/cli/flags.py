@@ -174,21 +174,29 @@ def _check_count(spec: Spec, args: list[str]) -> None:
     lo, hi = spec.min_args, spec.max_args
     if lo <= n and (hi < 0 or n <= hi):
         return
+    full = f"{PROG} {spec.words}"
+
+    def plural(k: int) -> str:
+        return f"{k} argument{'s' if k != 1 else ''}"
+
+    verb = "Run"
     if spec.arg_error:
         what = spec.arg_error
-    elif lo == hi:
-        what = f"exactly {lo} argument{'s' if lo != 1 else ''}"
-    elif n < lo:
-        what = f"at least {lo} argument{'s' if lo != 1 else ''}"
     elif hi == 0:
-        what = "no arguments"
+        what = "accepts no arguments"
+    elif lo == hi:
+        what = f"requires {plural(lo)}"
+    elif n < lo:
+        what, verb = f"requires at least {plural(lo)}", "See"
     else:
-        what = f"at most {hi} argument{'s' if hi != 1 else ''}"
+        what = f"requires at most {plural(hi)}"
+    raise UsageError(f"{PROG}: '{full}' {what}{usage_hint(spec, verb)}", code=1)
+
+
+def usage_hint(spec: Spec, verb: str = "Run") -> str:
+    """docker's tail of a usage error: the usage line and where to get help."""
     full = f"{PROG} {spec.words}"
-    raise UsageError(
-        f'"{full}" requires {what}.\nSee \'{full} --help\'.\n\nUsage:  {full} {spec.usage}\n\n{spec.summary}',
-        code=1,
-    )
+    return f"\n\nUsage:  {full} {spec.usage}\n\n{verb} '{full} --help' for more information"
 
 
 def help_text(spec: Spec) -> str:

@@ -76,13 +76,17 @@ IMAGE_TABLE_DIGESTS = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{
 NONE = "<none>"
 
 
-def parse_filters(values: Iterable[str]) -> dict[str, list[str]]:
+def parse_filters(values: Iterable[str], flag: str = "-f, --filter") -> dict[str, list[str]]:
     """``--filter key=value`` flags as the API's filters map."""
+    from sampan.cli.flags import UsageError
+
     filters: dict[str, list[str]] = {}
     for value in values:
         key, sep, arg = value.partition("=")
         if not sep:
-            raise errors.InvalidArgument(f"bad format of filter (expected name=value): {value}")
+            raise UsageError(
+                f'invalid argument "{value}" for "{flag}" flag: bad format of filter (expected name=value)', code=125
+            )
         filters.setdefault(key.strip().lower(), []).append(arg)
     return filters
 
@@ -170,7 +174,7 @@ def _write_inspected(ctx: Context, fmt: str, found: list[Any]) -> None:
     from sampan.cli.output import inspect_json
 
     if not fmt or fmt == "json":
-        ctx.stdout.write(inspect_json(found) + "\n")
+        ctx.stdout.write(inspect_json(found, indent=None if fmt else 4) + "\n")
         return
     from sampan.cli.template import Template
 
@@ -219,9 +223,10 @@ def inspect(ctx: Context, opts: Options, args: list[str]) -> int:
 
 HISTORY_HEADERS = {
     "ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
-    "Size": "SIZE", "Comment": "COMMENT", "Tags": "TAGS",
+    "Size": "SIZE", "Comment": "COMMENT",
 }
 HISTORY_TABLE = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+HISTORY_TABLE_RAW = "table {{.ID}}\t{{.CreatedAt}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
 
 
 def history_rows(entries: Iterable[dict[str, Any]], *, human: bool = True, no_trunc: bool = False) -> list[dict[str, str]]:
@@ -240,7 +245,6 @@ def history_rows(entries: Iterable[dict[str, Any]], *, human: bool = True, no_tr
             "CreatedSince": since(created) if human else rfc3339(created),
             "ID": image_id if no_trunc or image_id == "<missing>" else short_id(image_id),
             "Size": human_size(size, 3) if human else str(size),
-            "Tags": ", ".join(h.get("Tags") or []),
         })
     return rows
 
@@ -251,7 +255,8 @@ def history(ctx: Context, opts: Options, args: list[str]) -> int:
     entries = ctx.client().image_history(args[0])
     rows = history_rows(entries, human=bool(opts["human"]), no_trunc=bool(opts["no_trunc"]))
     fmt = "{{.ID}}" if opts["quiet"] else str(opts["format"])
-    write_formatted(ctx.stdout, fmt, rows, default=HISTORY_TABLE, headers=HISTORY_HEADERS)
+    default = HISTORY_TABLE if opts["human"] else HISTORY_TABLE_RAW
+    write_formatted(ctx.stdout, fmt, rows, default=default, headers=HISTORY_HEADERS)
     return 0
 
 
@@ -308,7 +313,7 @@ def confirm(ctx: Context, message: str) -> bool:
 def prune(ctx: Context, opts: Options, args: list[str]) -> int:
     from sampan.cli.output import human_size
 
-    filters = parse_filters(opts["filter"])  # type: ignore[arg-type]
+    filters = parse_filters(opts["filter"], "--filter")  # type: ignore[arg-type]
     if opts["all"]:
         filters["dangling"] = ["false"]
     if not opts["force"] and not confirm(ctx, PRUNE_ALL_WARNING if opts["all"] else PRUNE_WARNING):

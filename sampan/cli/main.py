@@ -153,7 +153,10 @@ def parse_globals(argv: list[str]) -> tuple[GlobalOptions, list[str], bool, bool
         elif name in ("-v", "--version"):
             want_version = True
         else:
-            raise UsageError(f"unknown flag: {name}\nSee '{PROG} --help'.", code=exitcodes.USAGE)
+            raise UsageError(
+                f"unknown flag: {name}\n\nUsage:  {PROG} [OPTIONS] COMMAND [ARG...]\n\nRun '{PROG} --help' for more information",
+                code=exitcodes.USAGE,
+            )
     return opts, argv[i:], want_help, want_version
 
 
@@ -181,7 +184,8 @@ def run(argv: list[str], *, make_context: Callable[[GlobalOptions], Context] | N
                 ctx.stdout.write(_group_help(group))
                 return 0
             raise UsageError(
-                f"{PROG}: unknown command: {PROG} {group} {rest[1]}\n\nRun '{PROG} {group} --help' for more information",
+                f"{PROG}: unknown command: {PROG} {group} {rest[1]}\n\nUsage:  {PROG} {group}\n\n"
+                f"Run '{PROG} {group} --help' for more information",
                 code=exitcodes.GENERAL,
             )
         raise UsageError(
@@ -192,18 +196,18 @@ def run(argv: list[str], *, make_context: Callable[[GlobalOptions], Context] | N
     module = __import__(f"sampan.cli.{module_name}", fromlist=[func_name])
     spec = getattr(module, spec_name)
     spec.words = " ".join(words)
-    from sampan.cli.flags import help_text, parse
+    from sampan.cli.flags import help_text, parse, usage_hint
 
     try:
         opts, args = parse(spec, rest[len(words) :])
+        if opts["help"]:
+            ctx.stdout.write(help_text(spec))
+            return 0
+        result: int = getattr(module, func_name)(ctx, opts, args)
     except UsageError as exc:
-        if exc.code == exitcodes.USAGE:
-            exc.message += f"\nSee '{PROG} {spec.words} --help'."
+        if exc.code == exitcodes.USAGE and "\n\nUsage:  " not in exc.message:
+            exc.message += usage_hint(spec)
         raise
-    if opts["help"]:
-        ctx.stdout.write(help_text(spec))
-        return 0
-    result: int = getattr(module, func_name)(ctx, opts, args)
     return result
 
 

@@ -139,7 +139,10 @@ def prepare_format(fmt: str) -> tuple[bool, str]:
 
 
 def json_line(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """Go's ``json.Marshal``: compact, ``<``, ``>`` and ``&`` escaped."""
+    from sampan.cli.template import escape_html
+
+    return escape_html(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
 def write_formatted(
@@ -151,7 +154,7 @@ def write_formatted(
     headers: Mapping[str, str],
 ) -> None:
     """Print ``rows`` with ``fmt`` ("" or "table" -> ``default``; "json" -> one object a line)."""
-    from sampan.cli.template import Template
+    from sampan.cli.template import FormatterRow, Template
 
     if fmt == "json":
         for row in rows:
@@ -161,7 +164,7 @@ def write_formatted(
         fmt = default
     is_table, text = prepare_format(fmt)
     template = Template(text)
-    rendered = [template.render(row) + "\n" for row in rows]
+    rendered = [template.render(FormatterRow(row)) + "\n" for row in rows]
     if not is_table:
         out.write("".join(rendered))
         return
@@ -169,7 +172,10 @@ def write_formatted(
     out.write(tabwrite(head + "".join(rendered)))
 
 
-def inspect_json(items: Sequence[Any]) -> str:
-    """``docker inspect`` output: a JSON array indented by 4, with Go's HTML escaping."""
-    text = json.dumps(list(items), indent=4, ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+def inspect_json(items: Sequence[Any], *, indent: int | None = 4) -> str:
+    """``docker inspect`` output: a JSON array indented by 4 (or compact), Go's HTML escaping."""
+    from sampan.cli.template import escape_html
+
+    if indent is None:
+        return json_line(list(items))
+    return escape_html(json.dumps(list(items), indent=indent, ensure_ascii=False))

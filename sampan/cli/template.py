@@ -86,11 +86,21 @@ def go_str(value: Any) -> str:
     return str(value)
 
 
+class FormatterRow(dict[str, Any]):
+    """A row of a docker formatter context (``images``, ``history``...).  Its ``{{json .}}`` is
+    Go's ``json.Marshal`` of the context, which escapes ``<``, ``>`` and ``&``."""
+
+
+def escape_html(text: str) -> str:
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def go_json(value: Any) -> str:
-    """docker's ``json`` template function: compact, HTML not escaped."""
+    """docker's ``json`` template function: compact, HTML not escaped (but see FormatterRow)."""
     if value is NO_VALUE:
         value = None
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return escape_html(text) if isinstance(value, FormatterRow) else text
 
 
 def truthy(value: Any) -> bool:

@@ -191,8 +191,10 @@ def test_import_url_is_refused(cli: Harness) -> None:
 @pytest.mark.parametrize(
     "argv,code,stderr",
     [
-        (["images", "--bogus"], 125, "unknown flag: --bogus\nSee 'sampan images --help'.\n"),
-        (["tag", "a"], 1, '"sampan tag" requires exactly 2 arguments.'),
+        (["images", "--bogus"], 125, "unknown flag: --bogus\n\nUsage:  sampan images [OPTIONS] [REPOSITORY[:TAG]]\n\n"
+         "Run 'sampan images --help' for more information\n"),
+        (["tag", "a"], 1, "sampan: 'sampan tag' requires 2 arguments\n"),
+        (["images", "--filter", "x"], 125, 'invalid argument "x" for "-f, --filter" flag: bad format of filter'),
         (["nosuch"], 1, "sampan: unknown command: sampan nosuch"),
         (["--nope", "images"], 125, "unknown flag: --nope"),
         (["images", "--format", "{{.Nope"], 1, "template parsing error"),

@@ -52,7 +52,7 @@ def test_flags_mix_with_args_and_double_dash() -> None:
         (["--format"], "flag needs an argument: --format", 125),
         (["--all=maybe"], 'invalid argument "maybe" for "--all" flag', 125),
         (["-n", "many"], 'invalid argument "many" for "--count" flag', 125),
-        (["a", "b"], '"sampan image ls" requires at most 1 argument.', 1),
+        (["a", "b"], "sampan: 'sampan image ls' requires at most 1 argument\n\nUsage:  sampan image ls [OPTIONS]", 1),
     ],
 )
 def test_errors(argv: list[str], message: str, code: int) -> None:
