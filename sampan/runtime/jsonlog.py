@@ -27,7 +27,11 @@ DEFAULT_MAX_FILES = 3
 def rfc3339nano(ns: int) -> str:
     """UTC time like Go's time.RFC3339Nano: trailing zeros of the fraction dropped."""
     secs, frac = divmod(ns, 1_000_000_000)
-    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    t = time.gmtime(secs)  # formatted by hand: strftime would load locale data in the shim
+    text = (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+        f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+    )
     digits = f"{frac:09d}".rstrip("0")
     return f"{text}.{digits}Z" if digits else f"{text}Z"
 

@@ -27,6 +27,8 @@ that pre-imported them (``forkserver.py``): its memory is mostly shared pages.
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # the C module: signal.py's enum wrapping costs memory
+import _socket
 import errno
 import json
 import os
@@ -66,7 +68,7 @@ class _Client:
         "waiting",
     )
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
         self.inbuf = bytearray()
         self.outbuf = bytearray()
@@ -96,7 +98,8 @@ class Shim:
         self.stdin_buf = bytearray()
         self.stdin_close_pending = False
         self.clients: dict[int, _Client] = {}
-        self.listener: socket.socket | None = None
+        # plain _socket objects: socket.socket's Python wrappers cost memory in every shim
+        self.listener: _socket.socket | None = None
         self.log: JsonLogWriter | None = None
         self.wake_r = -1
         self.done = False
@@ -126,7 +129,7 @@ class Shim:
         if not msg:
             raise errors.Internal("shim: the setup helper died (see shim.log)")
         result = proto.raise_for(json.loads(msg))
-        listener = socket.socket(fileno=fds[0])
+        listener = _socket.socket(fileno=fds[0])
         listener.setblocking(False)
         self.listener = listener
         self.pid = int(result["pid"])
@@ -140,10 +143,10 @@ class Shim:
         )
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.wake_r = wake_r
-        signal.set_wakeup_fd(wake_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
-            signal.signal(sig, signal.SIG_IGN)
+        _signal.set_wakeup_fd(wake_w)
+        _signal.signal(_signal.SIGCHLD, _on_sigchld)
+        for sig in (_signal.SIGINT, _signal.SIGHUP, _signal.SIGPIPE):
+            _signal.signal(sig, _signal.SIG_IGN)
         self.status = "created"
 
     def _prepare(self, chan: socket.socket) -> NoReturn:
@@ -151,7 +154,7 @@ class Shim:
         cfg = self.cfg
         try:
             try:
-                os.makedirs(cfg.state_dir, mode=0o700, exist_ok=True)
+                _mkdir(cfg.state_dir)
                 try:
                     os.unlink(cfg.socket_path)
                 except FileNotFoundError:
@@ -256,11 +259,12 @@ class Shim:
         assert self.listener is not None
         while True:
             try:
-                sock, _ = self.listener.accept()
+                fd, _ = self.listener._accept()  # type: ignore[attr-defined]
             except (BlockingIOError, InterruptedError):
                 return
+            sock = _socket.socket(fileno=fd)
             sock.setblocking(False)
-            self.clients[sock.fileno()] = _Client(sock)
+            self.clients[fd] = _Client(sock)
 
     def read_output(self, fd: int) -> bool:
         """Read once from a container stream; returns False at its end."""
@@ -521,6 +525,19 @@ class Shim:
 # ---------------------------------------------------------------- process plumbing
 
 
+def _on_sigchld(signum: int, frame: object) -> None:
+    """Nothing: the wakeup fd tells the loop to reap."""
+
+
+def _mkdir(path: str) -> None:
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+
+
 def _drain(fd: int) -> None:
     try:
         while os.read(fd, 4096):
@@ -546,10 +563,10 @@ def run(raw_config: dict[str, Any], reply: socket.socket) -> NoReturn:
             pass
         config = ShimConfig(raw_config)
         os.chdir("/")
-        os.makedirs(config.state_dir, mode=0o700, exist_ok=True)
+        _mkdir(config.state_dir)
         devnull = os.open(os.devnull, os.O_RDWR)
         logfd = os.open(
-            os.path.join(config.state_dir, "shim.log"),
+            f"{config.state_dir}/shim.log",
             os.O_WRONLY | os.O_CREAT | os.O_APPEND,
             0o600,
         )

@@ -40,8 +40,9 @@ class ShimConfig:
             self.stdin_open = bool(raw.get("stdin_open", False))
         except (KeyError, TypeError, ValueError) as exc:
             raise errors.InvalidArgument(f"shim config: {exc}") from exc
-        self.socket_path = os.path.join(self.state_dir, "shim.sock")
-        self.state_path = os.path.join(self.state_dir, "state.json")
+        base = self.state_dir.rstrip("/") or "/"
+        self.socket_path = f"{base}/shim.sock"
+        self.state_path = f"{base}/state.json"
 
 
 class Created:
