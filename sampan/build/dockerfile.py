@@ -148,7 +148,7 @@ def _kvps(node: Node, name: str) -> list[ins.KeyValue]:
     return pairs
 
 
-def _command_line(node: Node, empty_as_none: bool = False) -> dict[str, Any]:
+def _command_line(node: Node) -> dict[str, Any]:
     args = list(node.args) if node.json else ([" ".join(node.args)] if node.args else [])
     files = [
         ins.InlineFile(h.name, h.content, h.chomp, h.expand, h.file_descriptor)

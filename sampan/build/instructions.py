@@ -4,7 +4,7 @@
 consumes them.  Each instruction keeps ``original`` (the line as written, continuations joined)
 and ``line`` (its first line number) for error messages and the legacy builder's
 ``Step N/M : ...`` output.  Values are kept *unexpanded*: the builder expands variables per
-step with :func:`sampan.build.dockerfile.expand`, because the environment changes as ENV and
+step with :func:`sampan.build.expansion.expand`, because the environment changes as ENV and
 ARG instructions run.  Which instructions expand what follows BuildKit (and moby's
 ``replaceEnvAllowed``): see :data:`EXPANDING_INSTRUCTIONS`.
 
@@ -59,7 +59,11 @@ class ArgDef:
 
 @dataclass(frozen=True)
 class InlineFile:
-    """A heredoc body: a RUN script (``name`` is the marker) or a COPY/ADD source file."""
+    """A heredoc body: a RUN script (``name`` is the marker) or a COPY/ADD source file.
+
+    For RUN, ``data`` is the body as written (a ``<<-`` body still has its tabs; see
+    :func:`run_script`); for COPY/ADD it is already chomped and ``name`` is the file name
+    written in the destination."""
 
     name: str
     data: str
@@ -82,7 +86,9 @@ class Instruction:
 
 @dataclass(kw_only=True)
 class ShellDependent(Instruction):
-    """RUN, CMD, ENTRYPOINT: exec form (``prepend_shell`` False) or shell form (one string)."""
+    """RUN, CMD, ENTRYPOINT: exec form (``prepend_shell`` False) or shell form (one string).
+
+    An empty ``command`` (``CMD []``, ``ENTRYPOINT []``, or no argument) clears the setting."""
 
     command: list[str] = field(default_factory=list)
     prepend_shell: bool = True
