@@ -39,6 +39,9 @@ from sampan.errors import DataRootLocked, InvalidArgument, SampanError, from_ose
 log = logging.getLogger("sampand")
 
 WORKERS = 64
+#: Request bodies are buffered up to twice this before the socket is paused: big enough that the
+#: store thread pulls a 200 MiB upload in about 1 MiB steps, not 64 KiB ones.
+READ_BUFSIZE = 1 << 20
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
           "error": logging.ERROR, "fatal": logging.CRITICAL}
@@ -167,7 +170,9 @@ async def serve(cfg: DaemonConfig, services: Any) -> None:
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="sampand"))
     app = make_app(services)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=2.0, read_bufsize=READ_BUFSIZE
+    )
     await runner.setup()
     sockets: list[str] = []
     try:
