@@ -116,7 +116,8 @@ def parse_trigger(expression: str, *, line: int = 0) -> ins.Instruction:
 
 
 def _common(node: Node) -> dict[str, Any]:
-    return {"original": node.original, "line": node.start_line}
+    # the text the legacy builder prints as "Step N/M : <original>" (trimmed, as BuildKit's code)
+    return {"original": node.original.strip(), "line": node.start_line}
 
 
 def _no_flags(node: Node) -> None:
