@@ -120,6 +120,8 @@ def apply_layer(
         raise
     except OSError as exc:
         raise from_oserror(exc, f"{what}: applying entry {current!r}") from None
+    except (ValueError, OverflowError) as exc:
+        raise InvalidArgument(f"{what}: bad archive entry {current!r}: {exc}") from None
     finally:
         ex.close()
         os.close(rootfd)

@@ -56,6 +56,8 @@ BUFSIZE = 1 << 20
 WH_PREFIX = ".wh."
 WH_OPAQUE = ".wh..wh..opq"
 WH_META = ".wh..wh."
+_MAX_ID = (1 << 32) - 1
+_MAX_TIME = 1 << 62
 
 
 class Source:
@@ -250,6 +252,12 @@ class Extractor:
     # ------------------------------------------------------------ entries
 
     def apply(self, e: tf.TarEntry, src: Source) -> None:
+        if "\0" in e.name or "\0" in e.linkname or any("\0" in k for k in e.xattrs):
+            raise self._refuse(e.name, "name contains a NUL byte")
+        if not (0 <= e.uid < _MAX_ID and 0 <= e.gid < _MAX_ID):
+            raise self._refuse(e.name, f"uid/gid {e.uid}/{e.gid} out of range")
+        if not -_MAX_TIME < e.mtime_ns < _MAX_TIME:
+            raise self._refuse(e.name, "modification time out of range")
         path = tf.clean_path(e.name)
         if path is None:
             raise self._refuse(e.name, "path climbs out of the layer with '..'")

@@ -177,11 +177,22 @@ def apply_pax(entry: TarEntry, pax: dict[str, bytes], where: str) -> None:
 # ---------------------------------------------------------------- writing
 
 
+_LIMITS = {8: 8**7, 12: 8**11}
+_ZEROS = {8: b"0000000\0", 12: b"00000000000\0"}
+
+
 def _octal(value: int, width: int) -> bytes | None:
     """``width``-byte NUL-terminated octal, or None when it does not fit."""
-    if value < 0 or value >= 8 ** (width - 1):
-        return None
-    return b"%0*o\0" % (width - 1, value)
+    if 0 <= value < _LIMITS[width]:
+        return b"%0*o\0" % (width - 1, value)
+    return None
+
+
+def _num(value: int, width: int) -> bytes:
+    """Like :func:`_octal`, zero when it does not fit (PAX then carries the value)."""
+    if 0 <= value < _LIMITS[width]:
+        return b"%0*o\0" % (width - 1, value)
+    return _ZEROS[width]
 
 
 def _split_ustar(name: bytes) -> tuple[bytes, bytes] | None:
@@ -219,22 +230,26 @@ def _block(
     devmajor: int,
     devminor: int,
 ) -> bytes:
-    h = bytearray(BLOCK)
-    h[0 : len(name)] = name
-    h[100:108] = _octal(mode, 8) or b""
-    h[108:116] = _octal(uid, 8) or b""
-    h[116:124] = _octal(gid, 8) or b""
-    h[124:136] = _octal(size, 12) or b""
-    h[136:148] = _octal(mtime, 12) or b""
-    h[148:156] = b" " * 8
-    h[156] = ord(typ)
-    h[157 : 157 + len(linkname)] = linkname
-    h[257:265] = _USTAR_MAGIC
-    h[329:337] = _octal(devmajor, 8) or b""
-    h[337:345] = _octal(devminor, 8) or b""
-    h[345 : 345 + len(prefix)] = prefix
-    h[148:156] = b"%06o\0 " % sum(h)
-    return bytes(h)
+    h = b"".join(
+        (
+            name.ljust(100, b"\0"),
+            _num(mode, 8),
+            _num(uid, 8),
+            _num(gid, 8),
+            _num(size, 12),
+            _num(mtime, 12),
+            b"        ",
+            typ.encode("latin-1"),
+            linkname.ljust(100, b"\0"),
+            _USTAR_MAGIC,
+            bytes(64),  # no user or group names
+            _num(devmajor, 8),
+            _num(devminor, 8),
+            prefix.ljust(155, b"\0"),
+            bytes(12),
+        )
+    )
+    return h[:148] + b"%06o\0 " % sum(h) + h[156:]
 
 
 def encode_header(entry: TarEntry) -> bytes:
@@ -273,18 +288,15 @@ def encode_header(entry: TarEntry) -> bytes:
         out += _block(pname, b"", PAX, 0o644, 0, 0, len(payload), 0, b"", 0, 0)
         out += payload + b"\0" * (-len(payload) % BLOCK)
 
-    def fit(v: int, width: int) -> int:
-        return v if _octal(v, width) is not None else 0
-
     out += _block(
         split[1],
         split[0],
         entry.type,
         entry.mode & 0o7777,
-        fit(entry.uid, 8),
-        fit(entry.gid, 8),
-        fit(entry.size, 12),
-        fit(mtime, 12),
+        entry.uid,
+        entry.gid,
+        entry.size,
+        mtime,
         link,
         entry.devmajor,
         entry.devminor,

@@ -254,6 +254,18 @@ CASES = [
         check=_assert_no_forged_opaque,
     ),
     Case(
+        "nul-in-pax-path",
+        lambda e: tar_of(f("ok", b"", pax_headers={"path": "a\0b"})),
+        "refused",
+        names="a\\x00b",
+    ),
+    Case(
+        "uid-out-of-range",
+        lambda e: tar_of(f("big-uid", b"", pax_headers={"uid": str(1 << 40)})),
+        "refused",
+        names="big-uid",
+    ),
+    Case(
         "truncated-gzip",
         lambda e: _gz(tar_of(f("a", os.urandom(100_000))))[:30_000],
         "refused",
