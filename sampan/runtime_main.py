@@ -1,3 +1,4 @@
+#!/usr/bin/python3 -IS
 """``sampan-runtime``: an OCI runtime with runc's command-line shape.
 
     sampan-runtime [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND ...
@@ -6,6 +7,11 @@ Commands: create start run state kill delete exec ps list pause resume update fe
 Errors print one line on stderr (and to --log) and exit 1, as runc does; ``run`` and ``exec``
 exit with the process's status (128+n when killed by signal n).  Imports are lazy: the parser
 is hand-written because argparse alone costs milliseconds on every container start.
+
+Fast launcher: this file is executable with ``#!/usr/bin/python3 -IS`` (no site, no import
+hooks: the runtime needs only the standard library); symlink it as ``sampan-runtime`` or run
+``python3 -I -S .../sampan/runtime_main.py``.  The ``sampan-runtime`` entry point installed by
+pip works too, at the cost of site's start-up.
 """
 
 from __future__ import annotations
@@ -16,7 +22,10 @@ import sys
 if __name__ == "__main__" and not __package__:
     # run by path (``python3 -I -S .../sampan/runtime_main.py``, the fast launcher: no site,
     # no import hooks): import sampan from beside this file, not from inside the package dir
-    sys.path[0] = __file__.rsplit("/", 2)[0]
+    # (the file may be reached through a symlink, e.g. /usr/local/bin/sampan-runtime)
+    import os.path
+
+    sys.path[0] = os.path.realpath(__file__).rsplit("/", 2)[0]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
