@@ -80,7 +80,7 @@ def test_default_profile_compiles_and_caches(tmp_path: Path) -> None:
 
 
 def test_seccomp_rejects_unknown_architecture() -> None:
-    with pytest.raises(InvalidConfig, match="linux.seccomp"):
+    with pytest.raises(InvalidConfig, match=r"linux\.seccomp"):
         seccomp.compile_section({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_VAX"], "syscalls": []})
 
 
