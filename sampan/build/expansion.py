@@ -59,7 +59,7 @@ def expand(step: T, env: Mapping[str, str], escape: str = "\\") -> T:
         labels = [ins.KeyValue(word(kv.key), word(kv.value), kv.no_delim) for kv in step.labels]
         return dataclasses.replace(step, labels=labels)
     if isinstance(step, ins.SourcesAndDest):
-        raw = Lexer(escape, raw_quotes=True, skip_process_quotes=True)
+        raw = Lexer("\\", skip_process_quotes=True)  # bodies: backslash, quotes kept
         contents = [
             dataclasses.replace(c, data=raw.process_word(c.data, env)) if c.expand else c
             for c in step.contents

@@ -445,3 +445,9 @@ def test_onbuild_trigger_round_trip() -> None:
         parse_trigger("RUN a\nRUN b", line=7)
     with pytest.raises(DockerfileParseError, match="line 3: unknown instruction: RUNN"):
         parse_trigger("RUNN x", line=3)
+
+
+def test_heredoc_body_expansion_keeps_quotes() -> None:
+    copy = one("COPY <<EOF /f\necho \"$A\" '$A' \\$A\nEOF")
+    assert isinstance(copy, ins.Copy)
+    assert expand(copy, {"A": "1"}).contents[0].data == "echo \"1\" '1' $A\n"
