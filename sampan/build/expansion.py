@@ -114,6 +114,15 @@ def stage_base(stage: ins.Stage, meta_values: Mapping[str, str], escape: str = "
     return base
 
 
+def stage_platform(stage: ins.Stage, meta_values: Mapping[str, str], escape: str = "\\") -> str:
+    """A FROM's ``--platform`` with the meta ARGs expanded ("" when not given); the builder
+    adds BuildKit's automatic ``BUILDPLATFORM``/``TARGETPLATFORM`` ARGs to ``meta_values``."""
+    try:
+        return expand_word(stage.platform, meta_values, escape) if stage.platform else ""
+    except InvalidArgument as exc:
+        raise DockerfileParseError(exc.message, stage.line) from None
+
+
 def _expands(word: str, escape: str) -> bool:
     return Lexer(escape).process_word(word, {}) != word
 

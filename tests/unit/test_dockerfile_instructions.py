@@ -8,7 +8,7 @@ import pytest
 
 from sampan.build import instructions as ins
 from sampan.build.dockerfile import parse_dockerfile
-from sampan.build.expansion import expand, resolve_meta_args, stage_base
+from sampan.build.expansion import expand, resolve_meta_args, stage_base, stage_platform
 from sampan.build.runmount import parse_mount
 from sampan.errors import DockerfileParseError, InvalidArgument
 
@@ -451,3 +451,10 @@ def test_heredoc_body_expansion_keeps_quotes() -> None:
     copy = one("COPY <<EOF /f\necho \"$A\" '$A' \\$A\nEOF")
     assert isinstance(copy, ins.Copy)
     assert expand(copy, {"A": "1"}).contents[0].data == "echo \"1\" '1' $A\n"
+
+
+def test_stage_platform() -> None:
+    df = parse_dockerfile("ARG P=linux/arm64\nFROM --platform=$P a\nFROM b\n")
+    metas = resolve_meta_args(df.meta_args, {})
+    assert stage_platform(df.stages[0], metas) == "linux/arm64"
+    assert stage_platform(df.stages[1], metas) == ""
