@@ -458,3 +458,13 @@ def test_stage_platform() -> None:
     metas = resolve_meta_args(df.meta_args, {})
     assert stage_platform(df.stages[0], metas) == "linux/arm64"
     assert stage_platform(df.stages[1], metas) == ""
+
+
+def test_quotes_leave_keys_and_values_on_expansion() -> None:
+    label, arg = steps('LABEL "com.example.vendor"="ACME Inc" plain=a\\ b\nARG A="x y"\n')
+    assert isinstance(label, ins.Label) and isinstance(arg, ins.Arg)
+    assert expand(label, {}).labels == [
+        ins.KeyValue("com.example.vendor", "ACME Inc"),
+        ins.KeyValue("plain", "a b"),
+    ]
+    assert expand(arg, {}).args == [ins.ArgDef("A", "x y")]
