@@ -136,27 +136,44 @@ def _index(value: Any, *keys: Any) -> Any:
 
 
 def _printf(fmt: str, *args: Any) -> str:
+    """Go's ``fmt.Sprintf`` for the verbs templates use: %s %v %d %q %t %x %X %o %f %e %g %c %%."""
     out: list[str] = []
-    i = 0
     it = iter(args)
+    i = 0
     while i < len(fmt):
         c = fmt[i]
         if c != "%" or i + 1 >= len(fmt):
             out.append(c)
             i += 1
             continue
-        verb = fmt[i + 1]
-        i += 2
+        j = i + 1
+        while j < len(fmt) and fmt[j] in "+-# 0123456789.":
+            j += 1
+        if j >= len(fmt):
+            out.append(fmt[i:])
+            break
+        spec, verb = fmt[i + 1 : j], fmt[j]
+        i = j + 1
         if verb == "%":
             out.append("%")
             continue
         arg = next(it, NO_VALUE)
-        if verb == "q":
-            out.append(json.dumps(go_str(arg)))
-        elif verb == "d" and isinstance(arg, int | float):
-            out.append(str(int(arg)))
+        if arg is NO_VALUE:
+            out.append(f"%!{verb}(MISSING)")
+        elif verb in "sv":
+            out.append(f"%{spec}s" % go_str(arg))
+        elif verb == "q":
+            out.append(f"%{spec}s" % json.dumps(go_str(arg), ensure_ascii=False))
+        elif verb == "t":
+            out.append(f"%{spec}s" % go_str(bool(arg) if not isinstance(arg, str) else arg))
+        elif verb in "dxXoc" and isinstance(arg, int | float) and not isinstance(arg, bool):
+            out.append(f"%{spec}{verb}" % int(arg))
+        elif verb in "xX" and isinstance(arg, str):
+            out.append(arg.encode().hex() if verb == "x" else arg.encode().hex().upper())
+        elif verb in "feEgG" and isinstance(arg, int | float) and not isinstance(arg, bool):
+            out.append(f"%{spec}{verb}" % float(arg))
         else:
-            out.append(go_str(arg))
+            out.append(f"%!{verb}({_go_type(arg)}={go_str(arg)})")
     return "".join(out)
 
 

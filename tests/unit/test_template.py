@@ -46,6 +46,8 @@ CASES = [
     ("{{len .RepoTags}}", "2"),
     ('{{printf "%s:%d" .Id .Size}}', "sha256:abc:4261205"),
     ('{{split "a:b" ":"}}', "[a b]"),
+    ('{{.Id | printf "%.6s"}}|{{printf "%-5s|%3d|%x|%q" "ab" 7 255 "x"}}', 'sha256|ab   |  7|ff|"x"'),
+    ('{{printf "%d %s" .Id}}', "%!d(string=sha256:abc) %!s(MISSING)"),
     ("{{truncate .Id 6}}", "sha256"),
     ("{{range .RepoTags}}{{$.Id}};{{end}}", "sha256:abc;sha256:abc;"),
     ("a  {{- .Flag -}}  b", "atrueb"),
