@@ -333,7 +333,7 @@ def event_matches(e: Event, filters: dict[str, list[str]]) -> bool:
     if not any_of("type", {e.type}) or not any_of("event", {e.action}) or not any_of("scope", {e.scope}):
         return False
     ids = {e.actor_id, e.attributes.get("name", "")}
-    ids |= {familiar_name(i) for i in ids if i}
+    ids |= {familiar_name(i) for i in ids if i} | {i[7:] for i in ids if i.startswith("sha256:")}
     for key in ("image", "container", "network", "volume", "plugin", "daemon", "node", "service",
                 "secret", "config"):
         if key in filters:

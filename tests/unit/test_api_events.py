@@ -63,6 +63,7 @@ def test_event_filters() -> None:
     assert types.event_matches(e, {"image": ["busybox"]})
     assert types.event_matches(e, {"image": ["busybox:latest"]})
     assert not types.event_matches(e, {"image": ["alpine"]})
+    assert types.event_matches(e, {"image": ["abc"]})  # a short ID, without sha256:
     assert not types.event_matches(e, {"container": ["web"]})
     assert types.event_matches(e, {"label": ["maintainer=me"]})
     assert not types.event_matches(e, {"label": ["maintainer=you"]})

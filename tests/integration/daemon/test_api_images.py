@@ -32,7 +32,8 @@ TABLE: list[tuple[str, str, int, Check]] = [
         and r.json()["Os"] == "linux" and r.json()["KernelVersion"]),
     ("GET", "/v1.51/info", 200, lambda r: r.json()["Images"] == 0 and r.json()["OSType"] == "linux"
         and r.json()["CgroupVersion"] in ("1", "2") and r.json()["NCPU"] >= 1
-        and r.json()["MemTotal"] > 0 and r.json()["LoggingDriver"] == "json-file"),
+        and r.json()["MemTotal"] > 0 and r.json()["LoggingDriver"] == "json-file"
+        and r.json()["Driver"] == "overlay"),
     ("GET", "/v1.51/no/such/route", 404, lambda r: r.json() == {"message": "page not found"}),
     ("GET", "/v1.51/images/json", 200, lambda r: r.json() == []),
     ("GET", "/v1.51/images/busybox/json", 404, lambda r: r.json() == {"message": "No such image: busybox"}),

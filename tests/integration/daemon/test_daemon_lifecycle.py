@@ -253,12 +253,6 @@ def test_storage_driver_flag_reaches_info(tmp_path: Path) -> None:
         assert info["Driver"] == "native" and info["DockerRootDir"] == str(d.data_root)
     finally:
         cleanup(d)
-    d = new_daemon(tmp_path / "default")
-    try:
-        d.start()
-        assert d.request("GET", "/v1.51/info").json()["Driver"] == "overlay"
-    finally:
-        cleanup(d)
 
 
 def test_stalled_uploads_do_not_starve_other_requests(daemon) -> None:  # noqa: F811
