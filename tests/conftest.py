@@ -116,19 +116,20 @@ def _descendants(pid: int) -> set[int]:
     return out
 
 
-def _sampan_processes() -> set[int]:
-    """Processes whose command line mentions sampan (daemons, shims, runtimes) or a test dir."""
+def _marked_processes(marker: bytes) -> set[int]:
+    """Processes whose environment carries this test's marker: everything the test started,
+    even daemons that left its process tree (setsid, double fork, a fork server's children)."""
     out = set()
     me = os.getpid()
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == me:
             continue
         try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read()
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read()
         except OSError:
             continue
-        if b"sampan" in cmd and b"pytest" not in cmd:
+        if marker in env.split(b"\0"):
             out.add(int(entry))
     return out
 
@@ -175,10 +176,10 @@ class _Snapshot:
     netns: set[str]
 
     @classmethod
-    def take(cls) -> _Snapshot:
+    def take(cls, marker: bytes) -> _Snapshot:
         return cls(
             _mounts(),
-            _descendants(os.getpid()) | _sampan_processes(),
+            _descendants(os.getpid()) | _marked_processes(marker),
             _cgroups(),
             _links(),
             _nft_tables(),
@@ -221,9 +222,21 @@ def leak_check(request: pytest.FixtureRequest) -> Iterator[None]:
     if "root" not in request.node.keywords or not IS_ROOT:
         yield
         return
-    before = _Snapshot.take()
-    yield
-    after = _Snapshot.take()
+    # Children inherit this variable, so the checker finds what the test started (and only
+    # that: tests of other runs on the same machine are left alone).
+    tag = hashlib.sha256(f"{request.node.nodeid}:{os.getpid()}".encode()).hexdigest()[:12]
+    marker = f"SAMPAN_TEST_ID={tag}"
+    previous = os.environ.get("SAMPAN_TEST_ID")
+    os.environ["SAMPAN_TEST_ID"] = tag
+    before = _Snapshot.take(marker.encode())
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("SAMPAN_TEST_ID", None)
+        else:
+            os.environ["SAMPAN_TEST_ID"] = previous
+    after = _Snapshot.take(marker.encode())
     # processes that are already exiting do not count
     alive = {p for p in after.procs - before.procs if Path(f"/proc/{p}").exists()}
     alive = {p for p in alive if not _is_zombie(p)}
