@@ -82,6 +82,30 @@ class Meta:
         return SnapshotInfo(self.name, self.parent, self.kind, self.created, dict(self.labels))
 
 
+#: One lock per snapshotter root in this process, shared by every instance on that root.
+_LOCKS: dict[str, threading.RLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _in_progress(entry: str) -> bool:
+    """Whether a ``.tmp-<pid>-*`` / ``.trash-<pid>-*`` entry may still be in use: it is if that
+    process is alive (this process included: another instance on the root may be staging).
+    Entries of dead processes are debris of a crash."""
+    try:
+        pid = int(entry.split("-")[1])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def snapshot_id(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -119,7 +143,8 @@ class SnapshotDirs:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.links = root / "l"
-        self.lock = threading.RLock()
+        with _LOCKS_GUARD:
+            self.lock = _LOCKS.setdefault(str(root.absolute()), threading.RLock())
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.links.mkdir(exist_ok=True, mode=0o700)
         self.recover()
@@ -166,7 +191,7 @@ class SnapshotDirs:
         return meta
 
     def staging(self) -> Path:
-        tmp = self.root / f".tmp-{secrets.token_hex(8)}"
+        tmp = self.root / f".tmp-{os.getpid()}-{secrets.token_hex(8)}"
         tmp.mkdir(mode=0o700)
         (tmp / "diff").mkdir(mode=0o755)
         return tmp
@@ -217,7 +242,7 @@ class SnapshotDirs:
                 raise Conflict(
                     f"snapshot {key!r} is the parent of {len(children)} other snapshot(s), e.g. {children[0]!r}"
                 )
-            trash = self.root / f".trash-{secrets.token_hex(8)}"
+            trash = self.root / f".trash-{os.getpid()}-{secrets.token_hex(8)}"
             os.rename(self.dir(key), trash)
             if meta.link:
                 with contextlib.suppress(FileNotFoundError):
@@ -231,7 +256,8 @@ class SnapshotDirs:
             for entry in os.listdir(self.root):
                 path = self.root / entry
                 if entry.startswith((".tmp-", ".trash-")):
-                    shutil.rmtree(path, ignore_errors=True)
+                    if not _in_progress(entry):
+                        shutil.rmtree(path, ignore_errors=True)
                     continue
                 if len(entry) != 64:
                     continue
