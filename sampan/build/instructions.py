@@ -351,19 +351,6 @@ def parse_duration(text: str) -> int:
     return sign * round(total)
 
 
-def format_duration(ns: int) -> str:
-    """Go's ``time.Duration.String`` for the values the error messages show."""
-    if ns == 0:
-        return "0s"
-    if ns < 10**3:
-        return f"{ns}ns"
-    if ns < 10**6:
-        return f"{ns / 10**3:g}µs"
-    if ns < 10**9:
-        return f"{ns / 10**6:g}ms"
-    return f"{ns / 10**9:g}s"
-
-
 # --- EXPOSE --------------------------------------------------------------------------------
 
 
