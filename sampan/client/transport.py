@@ -356,8 +356,11 @@ class SocketTransport:
             host = "localhost" if self.address.scheme == "unix" else self.address.host
             sock.sendall(encode_head(request, host))
             try:
-                for piece in pieces:
-                    sock.sendall(piece)
+                if "Content-Length" in extra and self.tls is None and hasattr(request.body, "fileno"):
+                    _sendfile(sock, request.body, int(extra["Content-Length"]))  # type: ignore[arg-type]
+                else:
+                    for piece in pieces:
+                        sock.sendall(piece)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the daemon answered early (an error): read what it said
             return parse_response(Source(sock.recv), head=request.method == "HEAD", on_close=sock.close)
@@ -370,6 +373,23 @@ class SocketTransport:
         except BaseException:
             sock.close()
             raise
+
+
+def _sendfile(sock: _socket.socket, fileobj: BinaryIO, length: int) -> None:
+    """Send ``length`` bytes of a regular file from its current offset without copying them."""
+    fd, offset = fileobj.fileno(), fileobj.tell()
+    end = offset + length
+    timeout = sock.gettimeout()
+    sock.setblocking(True)
+    try:
+        while offset < end:
+            sent = os.sendfile(sock.fileno(), fd, offset, min(end - offset, 1 << 30))
+            if sent == 0:
+                raise errors.Unavailable("the file being sent to the daemon shrank while it was read")
+            offset += sent
+    finally:
+        sock.settimeout(timeout)
+    fileobj.seek(offset)
 
 
 class DaemonUnreachable(errors.Unavailable):

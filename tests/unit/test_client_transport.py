@@ -225,3 +225,14 @@ def test_parse_host_forms() -> None:
     for bad in ("unix://relative", "tcp://host", "tcp://h:99999", "ftp://h:1"):
         with pytest.raises(errors.InvalidArgument):
             parse_host(bad)
+
+
+def test_socket_transport_sends_a_regular_file_with_its_length(stub: str, tmp_path: Path) -> None:
+    path = tmp_path / "layer.tar"
+    path.write_bytes(os.urandom(3_000_000))
+    transport = SocketTransport(parse_host(stub), timeout=10)
+    with open(path, "rb") as body:
+        body.read(1000)
+        resp = transport.send(Request("POST", "/images/load", {}, body))
+        assert resp.read() == b"POST /images/load 2999000"
+        assert body.tell() == 3_000_000
