@@ -238,8 +238,8 @@ def _field(value: Any, path: list[str]) -> Any:
                 value = value[name]
             except KeyError:
                 value = NO_VALUE
-        elif value is None:
-            raise TemplateError(f"nil pointer evaluating interface {{}}.{name}")
+        elif value is None:  # a JSON null: in docker's typed structs mostly a nil map
+            return NO_VALUE
         else:
             raise TemplateError(f"can't evaluate field {name} in type {go_type(value)}")
     return value
