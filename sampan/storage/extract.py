@@ -77,9 +77,8 @@ class Source:
             n = self._f.readinto(mv)  # type: ignore[attr-defined]
         except SampanError:
             raise
-        except (
-            Exception
-        ) as exc:  # the decompressor's own error types (EOFError, IsalError, ZstdError)
+        # the decompressor's own error types: EOFError, BadGzipFile, IsalError, ZstdError...
+        except Exception as exc:
             raise InvalidArgument(
                 f"{self._where}: corrupt or truncated {self._what}: {exc}"
             ) from None
@@ -138,17 +137,19 @@ def entries(src: Source, where: str) -> tf.TarEntry | None:
     pax: dict[str, bytes] = {}
     longname: str | None = None
     longlink: str | None = None
+    meta_bytes = 0  # all the extension headers of one member together stay under the limit
     while True:
         block = src.read_block()
         if block is None or block == b"\0" * tf.BLOCK:
             return None
         entry = tf.parse_header(block, where)
         if entry.type in (tf.PAX, tf.PAX_GLOBAL, tf.GNU_LONGNAME, tf.GNU_LONGLINK):
-            if entry.size > tf.MAX_META:
+            meta_bytes += entry.size
+            if meta_bytes > tf.MAX_META:
                 raise UnsafeArchiveEntry(
                     longname or entry.name,
-                    f"{entry.size}-byte {'PAX' if entry.type in 'xg' else 'GNU long name'} header"
-                    f" exceeds the {tf.MAX_META}-byte limit",
+                    f"{meta_bytes} bytes of {'PAX' if entry.type in 'xg' else 'GNU long name'}"
+                    f" headers exceed the {tf.MAX_META}-byte limit",
                     where=where,
                 )
             data = src.read(entry.size + (-entry.size % tf.BLOCK), entry.name)[: entry.size]
@@ -176,7 +177,7 @@ class Extractor:
         self.rootfd = rootfd
         self.whiteouts = whiteouts
         self.where = where
-        self.unpacked: set[str] = set()
+        self.unpacked: set[str] = set()  # paths this layer made, with their ancestors
         self.dir_times: list[tuple[str, int]] = []
         self._cache: tuple[str, int] | None = None
 
@@ -215,13 +216,19 @@ class Extractor:
             pass
         finally:
             os.close(pfd)
-        self.unpacked.add(path)
+        self._mark(path)
         try:
             return open_dir_in_root(self.rootfd, path, no_symlinks=no_symlinks)
         except OSError:
             raise self._refuse(
                 entry, f"directory {path!r} cannot be made inside the layer"
             ) from None
+
+    def _mark(self, path: str) -> None:
+        """Record ``path`` and its ancestors as this layer's (delete-mode opaque dirs keep them)."""
+        while path and path not in self.unpacked:
+            self.unpacked.add(path)
+            path = path.rpartition("/")[0]
 
     def _parent(self, parent: str, entry: str) -> int:
         if self._cache is not None and self._cache[0] == parent:
@@ -258,6 +265,8 @@ class Extractor:
             raise self._refuse(e.name, f"uid/gid {e.uid}/{e.gid} out of range")
         if not -_MAX_TIME < e.mtime_ns < _MAX_TIME:
             raise self._refuse(e.name, "modification time out of range")
+        if e.type == tf.AREG and e.name.endswith("/"):
+            e.type = tf.DIR  # pre-POSIX tars mark directories by the slash alone (as Go reads them)
         path = tf.clean_path(e.name)
         if path is None:
             raise self._refuse(e.name, "path climbs out of the layer with '..'")
@@ -281,7 +290,7 @@ class Extractor:
         existing = self._lstat(pfd, base)
         if existing is not None and not (stat.S_ISDIR(existing.st_mode) and e.type == tf.DIR):
             self._remove(pfd, base, existing, path)
-        self.unpacked.add(path)
+        self._mark(path)
         if e.type in (tf.REG, tf.AREG, tf.CONT):
             self._file(pfd, base, e, src)
             return
@@ -402,12 +411,7 @@ class Extractor:
             if self.whiteouts == "overlay":
                 os.setxattr(fd, "trusted.overlay.opaque", b"y")
                 return
-            kept = set(self.unpacked)
-            for p in self.unpacked:
-                while "/" in p:
-                    p = p.rpartition("/")[0]
-                    kept.add(p)
-            self._clear(fd, parent + "/" if parent else "", kept)
+            self._clear(fd, parent + "/" if parent else "", self.unpacked)
         finally:
             os.close(fd)
 
