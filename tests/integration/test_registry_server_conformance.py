@@ -388,3 +388,16 @@ def test_readonly_mode(tmp_path: Path) -> None:
         assert server.request("GET", "/v2/_catalog").json() == {"repositories": []}
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("mode", ["sendfile", "copy"])
+def test_blob_transfer_modes(tmp_path: Path, mode: str) -> None:
+    server = start_server(tmp_path / "storage", config={"blob_transfer": mode})
+    try:
+        data = bytes(range(256)) * 8192  # 2 MiB: more than one read of the copying path
+        digest = server.push_blob("modes/blob", data)
+        assert server.request("GET", f"/v2/modes/blob/blobs/{digest}").body == data
+        r = server.request("GET", f"/v2/modes/blob/blobs/{digest}", headers={"Range": "bytes=1048570-1048580"})
+        assert (r.status, r.body) == (206, data[1048570:1048581])
+    finally:
+        server.stop()

@@ -7,17 +7,19 @@ to a new upload when the blob is not there); ``PATCH`` appends chunks, in order 
 ``Range``); ``GET`` reports the size received; ``PUT ?digest=`` appends a last chunk if any,
 checks the digest and publishes the blob (201); ``DELETE`` cancels it.
 
-Blob bodies are served by ``FileResponse`` (``sendfile(2)``, Range requests -> 206).
+Blob bodies are served by ``FileResponse`` (Range requests -> 206): zero-copy ``sendfile(2)`` to
+remote peers, a user-space copy to loopback peers (faster there, see ``_CopyingFileResponse``);
+the config key ``blob_transfer`` (``auto``, ``sendfile``, ``copy``) overrides the choice.
 """
 
 from __future__ import annotations
 
-import os
+import ipaddress
 import re
-import socket
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 
 from sampan.distribution.server.errors import RegistryError
 from sampan.distribution.server.storage import Upload, check_digest
@@ -60,10 +62,35 @@ async def get_blob(reg: Registry, request: web.Request, name: str, digest: str) 
     if request.method == "HEAD":
         headers["Content-Length"] = str(path.stat().st_size)
         return web.Response(status=200, headers=headers)
-    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
-    if sock is not None and os.environ.get("H5_SNDBUF"):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, int(os.environ["H5_SNDBUF"]))
-    return web.FileResponse(path, headers=headers, chunk_size=int(os.environ.get("H5_CHUNK", _READ)))
+    if _use_sendfile(reg.cfg.blob_transfer, request):
+        return web.FileResponse(path, headers=headers, chunk_size=_READ)
+    return _CopyingFileResponse(path, headers=headers, chunk_size=_READ)
+
+
+class _CopyingFileResponse(web.FileResponse):
+    """A FileResponse (Range, If-Range, ETag) that copies through user space in 1 MiB reads.
+
+    Measured here (skopeo pulling a 200 MiB blob over loopback, 2 vCPUs): sendfile(2) gave
+    151 MB/s, this copy 187 MB/s, docker-registry (32 KiB writes) 181 MB/s.  On loopback the
+    client's own copy out of the socket dominates, and it is faster from freshly written,
+    cache-hot buffers than from page-cache pages handed over by sendfile.
+    """
+
+    async def _sendfile(self, request: web.BaseRequest, fobj: IO[Any], offset: int, count: int) -> AbstractStreamWriter:
+        writer = await web.StreamResponse.prepare(self, request)
+        assert writer is not None
+        return await self._sendfile_fallback(writer, fobj, offset, count)
+
+
+def _use_sendfile(mode: str, request: web.Request) -> bool:
+    """``sendfile``/``copy`` as configured; ``auto``: zero-copy except to loopback peers."""
+    if mode != "auto":
+        return mode == "sendfile"
+    peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+    try:
+        return not ipaddress.ip_address(peer[0]).is_loopback if peer else True
+    except ValueError:
+        return True
 
 
 async def delete_blob(reg: Registry, request: web.Request, name: str, digest: str) -> web.Response:

@@ -6,6 +6,7 @@ Keys (all optional)::
       "addr": "127.0.0.1:5000",
       "storage": "/var/lib/sampan-registry",
       "readonly": false,
+      "blob_transfer": "auto",            (sendfile to remote peers, a copy to loopback ones)
       "tls": {"certificate": "cert.pem", "key": "key.pem"},
       "auth": {"htpasswd": {"path": "htpasswd", "realm": "sampan"}}
          or  {"token": {"realm": "http://127.0.0.1:5000/token", "service": "sampan-registry",
@@ -35,6 +36,7 @@ class RegistryConfig:
     port: int = 5000
     storage: Path = Path("/var/lib/sampan-registry")
     readonly: bool = False
+    blob_transfer: str = "auto"  # auto | sendfile | copy (see blobs.py)
     tls_certificate: Path | None = None
     tls_key: Path | None = None
     authorizer: auth.Authorizer = field(default_factory=auth.OpenAuthorizer)
@@ -59,7 +61,7 @@ def build(doc: dict[str, Any], *, base: Path, addr: str | None = None, storage: 
     """A RegistryConfig from a parsed JSON document and the command-line overrides."""
     if not isinstance(doc, dict):
         raise InvalidConfig("config", "must be a JSON object")
-    unknown = set(doc) - {"addr", "storage", "readonly", "tls", "auth"}
+    unknown = set(doc) - {"addr", "storage", "readonly", "tls", "auth", "blob_transfer"}
     if unknown:
         raise InvalidConfig(sorted(unknown)[0], "unknown configuration key")
     cfg = RegistryConfig()
@@ -71,6 +73,10 @@ def build(doc: dict[str, Any], *, base: Path, addr: str | None = None, storage: 
     if not isinstance(readonly, bool):
         raise InvalidConfig("readonly", "must be true or false")
     cfg.readonly = readonly
+    transfer = doc.get("blob_transfer", "auto")
+    if transfer not in ("auto", "sendfile", "copy"):
+        raise InvalidConfig("blob_transfer", "must be auto, sendfile or copy")
+    cfg.blob_transfer = transfer
     tls = _section(doc, "tls", "")
     if tls:
         if not tls.get("certificate") or not tls.get("key"):
