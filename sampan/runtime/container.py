@@ -111,6 +111,10 @@ def create(
         if spec.linux.seccomp is not None:
             bpf = seccomp.program(spec.linux.seccomp, os.path.join(root, ".seccomp-cache"))
         os.mkfifo(sd.fifo, 0o622)
+        os.chmod(sd.fifo, 0o622)  # mkfifo's mode went through the umask
+        root_uid, root_gid = _host_root(spec.linux)
+        if (root_uid, root_gid) != (0, 0):
+            os.chown(sd.fifo, root_uid, root_gid)  # the init opens it as its (mapped) root
         fifo_fd = os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)
         st = State(
             id=id, bundle=bundle, created=now_rfc3339(), annotations=spec.annotations,
@@ -173,6 +177,18 @@ def create(
                 pass
         sd.remove()
         raise
+
+
+def _host_root(linux: Any) -> tuple[int, int]:
+    """The host uid and gid of the container's root (0, 0 without a new user namespace)."""
+
+    def lookup(maps: Any) -> int:
+        for m in maps:
+            if m.container_id <= 0 < m.container_id + m.size:
+                return int(m.host_id - m.container_id)
+        return 0
+
+    return lookup(linux.uid_mappings), lookup(linux.gid_mappings)
 
 
 def _write_pid(path: StrPath, pid: int) -> None:
@@ -369,6 +385,11 @@ def run(
     keep: bool = False,
 ) -> int:
     """create + start + wait (+ delete unless ``keep``); return the exit code (128+n on signal n)."""
+    from sampan._sys.caps import PR_SET_CHILD_SUBREAPER, prctl
+
+    # the init may be forked by a helper child (new user + pid namespace): as the subreaper we
+    # adopt it, and can wait for it
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
     ours = theirs = None
     if console_socket is None and spec_mod.load(bundle).process.terminal:
         from sampan.runtime import console as console_mod

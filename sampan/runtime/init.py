@@ -65,6 +65,7 @@ class InitConfig:
     no_pivot: bool = False
     exec_mode: bool = False  # joining a running container: no rootfs steps
     join: dict[str, int] = field(default_factory=dict)  # exec: OCI ns type -> fd to setns
+    pidns_in_child: bool = False  # new user + pid ns: unshare pid after user, then fork
     preserve_fds: int = 0
     state: dict[str, object] = field(default_factory=dict)
 
@@ -228,6 +229,15 @@ def _namespaces(cfg: InitConfig) -> None:
             sync.expect(cfg.sync_sock, sync.USERNS_DONE)
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
+        # changing credentials cleared "dumpable", which makes /proc/self/* (the exec fifo
+        # handle) owned by the host's root, out of reach in the new user namespace
+        capsys.prctl(capsys.PR_SET_DUMPABLE, 1)
+    if cfg.pidns_in_child:
+        ns.unshare(ns.CLONE_NEWPID)
+        pid = os.fork()
+        if pid:
+            sync.send(cfg.sync_sock, sync.CHILD, pid=pid)
+            os._exit(0)
     flags = 0
     for entry in linux.namespaces:
         if entry.type in ("user", "pid"):

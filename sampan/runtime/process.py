@@ -71,7 +71,7 @@ def _reap(pid: int) -> None:
     try:
         os.kill(pid, signals.SIGKILL)
     except ProcessLookupError:
-        pass
+        return
     try:
         os.waitpid(pid, 0)
     except ChildProcessError:
@@ -100,7 +100,12 @@ def spawn(
         parent_sock.close()
         init.main(cfg)
 
+    user = cfg.spec.linux.namespace("user")
+    cfg.pidns_in_child = new_pidns and user is not None and not user.path and not cfg.exec_mode
+    if cfg.pidns_in_child:
+        new_pidns = False
     pid = _fork_in_pidns(pidns_path, new_pidns, child)
+    intermediate = -1
     child_sock.close()
     if cfg.console_sock is not None:
         cfg.console_sock.close()
@@ -122,13 +127,20 @@ def spawn(
                 if run_hooks is not None:
                     run_hooks()
                 sync.send(parent_sock, sync.HOOKS_DONE)
+            elif kind == sync.CHILD:
+                # the first child made the pid namespace and forked the init: reap it, follow
+                # the init (our caller is its subreaper, or it is adopted by the system)
+                intermediate, pid = pid, int(msg["pid"])
+                os.waitpid(intermediate, 0)
+                intermediate = -1
             elif kind == sync.CREATED:
                 return pid
             elif kind == sync.ERROR:
                 raise ChildFailed(str(msg.get("message", "unknown error")))
     except BaseException:
-        if pid > 0:
-            _reap(pid)
+        for p in (pid, intermediate):
+            if p > 0:
+                _reap(p)
         raise
     finally:
         parent_sock.close()

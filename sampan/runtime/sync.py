@@ -10,7 +10,11 @@ packet (``{"type": ..., ...}``), so message boundaries need no framing.
     GO  ──────────────────────────────────────────▶ join/unshare the user namespace
                      ◀──────────────────────────── USERNS      (only for a new user ns)
     write uid_map, setgroups, gid_map
-    USERNS_DONE ──────────────────────────────────▶ join/unshare the other namespaces,
+    USERNS_DONE ──────────────────────────────────▶ (new user AND pid namespace: unshare the
+                                                    pid ns now, so the user ns owns it; fork;
+                     ◀──────────────────────────── CHILD {"pid"}  the grandchild goes on as
+    the init is now that pid                        the init, this child exits)
+                                                    join/unshare the other namespaces,
                                                     hostname, mounts, /dev
                      ◀──────────────────────────── HOOKS       (only if prestart/createRuntime)
     run prestart + createRuntime hooks
@@ -44,6 +48,7 @@ USERNS_DONE = "userns_done"
 HOOKS = "hooks"
 HOOKS_DONE = "hooks_done"
 CREATED = "created"
+CHILD = "child"
 ERROR = "error"
 
 
