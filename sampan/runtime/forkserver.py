@@ -7,9 +7,9 @@ shim through it::
 
     daemon                                   fork server (python -I -S, single-threaded)
       socketpair(a, b)
-      send {config} + fd b  ──SEQPACKET──>   recv; fork ──> child: run(config, b)
-      read the reply on a                        (waits for the child, which setsid()s,
-                                                 forks the shim and exits at once)
+      send {config} + fd b  ──SEQPACKET──>   recv; fork ──> the shim: setsid, run(config, b)
+      read the reply on a                        (SIGCHLD ignored: the kernel reaps shims;
+                                                 if the fork server exits they live on)
                           <── {"ok", "pid", "container_pid"} ── the shim, once created
 
 The fork server exits when the daemon's end of the control socket closes (the daemon died or
@@ -78,6 +78,7 @@ def serve(control_fd: int) -> None:
     # Every page this loop writes after a fork is left behind, unshared, in the shim just
     # forked (copy-on-write keeps the original for it): so the loop does as little as it can
     # and the child parses the request.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # shims are reaped by the kernel
     space = socket.CMSG_SPACE(4)
     while True:
         try:
@@ -93,7 +94,6 @@ def serve(control_fd: int) -> None:
         if pid == 0:
             _child(control, msg, fd, shim.run)
         os.close(fd)
-        os.waitpid(pid, 0)
 
 
 def _child(control: socket.socket, msg: bytes, fd: int, run: Any) -> None:
@@ -106,7 +106,7 @@ def _child(control: socket.socket, msg: bytes, fd: int, run: Any) -> None:
             error = errors.InvalidArgument(f"shim config: {exc}")
             reply.sendall(proto.encode(proto.error_reply(error)))
             return
-        run(config, reply)
+        run(config, reply, detach=False)
     finally:
         os._exit(1)
 

@@ -9,7 +9,7 @@ reading state.json and connecting to the socket.
 
 Life of a shim::
 
-    fork server ──fork──> child: setsid, fork ──> shim (child exits; the shim is orphaned)
+    fork server ──fork──> shim: setsid (the fork server ignores SIGCHLD: the kernel reaps us)
     shim: subreaper, stdio to /dev/null + shim.log, bind shim.sock, open the log
           runtime create (CLI: `<rt> --root R --log F create --bundle B --pid-file P ID`;
                           "sampan": sampan.runtime.container.create() in a forked helper)
@@ -546,11 +546,13 @@ def _drain(fd: int) -> None:
         pass
 
 
-def run(raw_config: dict[str, Any], reply: socket.socket) -> NoReturn:
-    """Become the shim: detach (setsid + fork), create the container, answer on ``reply``,
-    serve until deleted.  Never returns; exits the process."""
+def run(raw_config: dict[str, Any], reply: socket.socket, *, detach: bool = True) -> NoReturn:
+    """Become the shim: a new session (and with ``detach``, a double fork so that the caller
+    need not reap us), create the container, answer on ``reply``, serve until deleted.
+    Never returns; exits the process."""
+    _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)  # the fork server ignores it
     os.setsid()
-    if os.fork() != 0:
+    if detach and os.fork() != 0:
         os._exit(0)
     code = 1
     shim: Shim | None = None
