@@ -15,15 +15,16 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import io
 import json
 import logging
 from collections.abc import Callable
 from typing import Any, BinaryIO, TypeVar
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 
-from sampan.errors import SampanError
+from sampan.errors import InvalidArgument, SampanError
 
 log = logging.getLogger("sampan.api")
 
@@ -59,11 +60,18 @@ class JSONStream:
         message = error_message(exc)
         if not isinstance(exc, SampanError):
             log.error("%s %s failed", self.request.method, self.request.path, exc_info=exc)
-        await self.send({"errorDetail": {"message": message}, "error": message})
+        try:
+            await self.send({"errorDetail": {"message": message}, "error": message})
+        except ConnectionError:
+            log.debug("%s %s: client gone before the error was sent: %s",
+                      self.request.method, self.request.path, message)
 
     async def finish(self) -> web.StreamResponse:
-        await self.start()
-        await self.response.write_eof()
+        try:
+            await self.start()
+            await self.response.write_eof()
+        except ConnectionError:
+            log.debug("%s %s: client gone before the end", self.request.method, self.request.path)
         return self.response
 
     async def run(self, fn: Callable[[Callable[[dict[str, Any]], None]], T]) -> T:
@@ -129,7 +137,12 @@ class _RawBodyReader(io.RawIOBase):
         want = len(buffer)
         if not want:
             return 0
-        data = asyncio.run_coroutine_threadsafe(self._content.read(want), self._loop).result()
+        try:
+            data = asyncio.run_coroutine_threadsafe(self._content.read(want), self._loop).result()
+        except (ConnectionError, ClientPayloadError, concurrent.futures.CancelledError) as exc:
+            raise InvalidArgument(
+                f"request body: the client went away after {self.received} bytes ({type(exc).__name__})"
+            ) from None
         buffer[: len(data)] = data
         self.received += len(data)
         return len(data)
