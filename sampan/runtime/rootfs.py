@@ -81,26 +81,51 @@ def _make_target(path: str, is_dir: bool) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
 
 
-def _cgroup_mount(target: str, dest: str, mnt: oci.Mount) -> None:
-    """``type: cgroup``: the hierarchies of this machine under a (writable, as runc leaves
-    it) tmpfs, each mounted with the entry's flags, as runc does on v1; a single cgroup2
-    mount on a unified machine."""
+def _cgroup_hierarchies() -> list[tuple[str, str, str]]:
+    """(host mount point, root inside the hierarchy, super options) of each v1 hierarchy."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields, rfields = left.split(), right.split()
+            if rfields and rfields[0] == "cgroup":
+                out.append((fields[4], fields[3], rfields[-1]))
+    return out
+
+
+def _cgroup_mount(target: str, dest: str, mnt: oci.Mount, *, own_ns: bool) -> None:
+    """``type: cgroup``: on a v2-only machine one cgroup2 mount; otherwise a tmpfs (left
+    writable, as runc leaves it) holding each v1 hierarchy, read-only per the entry's flags.
+    With a cgroup namespace each hierarchy is mounted afresh (its root is the container's
+    cgroup); without one, the container's own cgroup directories are bound from the host, as
+    runc does, so the container sees its limits and nothing above them."""
     with open("/proc/self/cgroup") as f:
         lines = [line.strip().split(":", 2) for line in f if line.strip()]
-    v1 = [(ctrls, path) for _hid, ctrls, path in lines if ctrls]
-    flags = mnt.flags & ~m.MS_RDONLY
-    if not v1:
+    own = {ctrls: path for _hid, ctrls, path in lines if ctrls}
+    if not own:
         m.mount("cgroup2", target, "cgroup2", mnt.flags, "")
         return
+    flags = mnt.flags & ~m.MS_RDONLY
     m.mount("tmpfs", target, "tmpfs", flags, "mode=755")
     target = dest  # the fd still names the directory under the new tmpfs: use the path now
-    for ctrls, _path in v1:
-        name = ctrls.removeprefix("name=")
+    for host_mp, host_root, options in _cgroup_hierarchies():
+        opts = options.split(",")
+        ctrls = next((c for c in own if set(c.split(",")) <= set(opts)), None)
+        if ctrls is None:
+            continue
+        name = os.path.basename(host_mp)
         sub = os.path.join(target, name)
-        os.makedirs(sub, exist_ok=True)
-        data = ctrls if not ctrls.startswith("name=") else f"none,{ctrls}"
+        if os.path.exists(sub):
+            continue
+        os.makedirs(sub)
         try:
-            m.mount("cgroup", sub, "cgroup", mnt.flags, data)
+            if own_ns:
+                data = ctrls if not ctrls.startswith("name=") else f"none,{ctrls}"
+                m.mount("cgroup", sub, "cgroup", mnt.flags, data)
+            else:
+                rel = os.path.relpath(own[ctrls], host_root) if host_root != "/" else own[ctrls].lstrip("/")
+                m.mount(os.path.join(host_mp, rel), sub, "", m.MS_BIND | m.MS_REC)
+                m.mount("", sub, "", m.MS_BIND | m.MS_REMOUNT | mnt.flags)
         except OSError:
             os.rmdir(sub)
             continue
@@ -110,7 +135,7 @@ def _cgroup_mount(target: str, dest: str, mnt: oci.Mount) -> None:
                     os.symlink(name, os.path.join(target, alias))
 
 
-def mount_one(rootfs: str, rootfd: int, mnt: oci.Mount, field: str) -> None:
+def mount_one(rootfs: str, rootfd: int, mnt: oci.Mount, field: str, *, cgroupns: bool = False) -> None:
     dest = secure_join(rootfs, mnt.destination)
     try:
         src_is_dir = not mnt.bind or os.path.isdir(mnt.source)
@@ -121,7 +146,7 @@ def mount_one(rootfs: str, rootfd: int, mnt: oci.Mount, field: str) -> None:
     target = f"/proc/self/fd/{fd}"
     try:
         if mnt.type == "cgroup":
-            _cgroup_mount(target, dest, mnt)
+            _cgroup_mount(target, dest, mnt, own_ns=cgroupns)
         elif mnt.bind:
             m.mount(mnt.source, target, "", mnt.flags & (m.MS_BIND | m.MS_REC))
             extra = mnt.flags & ~(m.MS_BIND | m.MS_REC)
@@ -197,8 +222,9 @@ def prepare(spec: oci.Spec) -> None:
     m.mount(rootfs, rootfs, "", m.MS_BIND | m.MS_REC)
     rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        cgroupns = spec.linux.namespace("cgroup") is not None
         for i, mnt in enumerate(spec.mounts):
-            mount_one(rootfs, rootfd, mnt, f"mounts[{i}]")
+            mount_one(rootfs, rootfd, mnt, f"mounts[{i}]", cgroupns=cgroupns)
         dev_is_bind = any(x.destination == "/dev" and x.bind for x in spec.mounts)
         if not dev_is_bind:
             has_pts = any(x.destination == "/dev/pts" for x in spec.mounts)
