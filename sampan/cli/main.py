@@ -171,9 +171,11 @@ def run(argv: list[str], *, make_context: Callable[[GlobalOptions], Context] | N
 
         ctx.stdout.write(f"sampan version {__version__}\n")
         return 0
-    if not rest or (want_help and not rest):
+    if not rest:
         ctx.stdout.write(_global_help())
         return 0
+    if want_help:  # "sampan --help images" is "sampan images --help"
+        rest = [*rest, "--help"]
     words: tuple[str, ...] = (rest[0], rest[1]) if len(rest) > 1 else (rest[0],)
     if words not in COMMANDS:
         words = (rest[0],)
@@ -248,6 +250,12 @@ def main(argv: list[str] | None = None) -> int:
         code = 130
     except BrokenPipeError:
         code = 141
+    except Exception as exc:  # a bug or an unexpected system failure: one line, never a traceback
+        if "-D" in args or "--debug" in args:
+            import traceback
+
+            traceback.print_exc()
+        code = report(errors.Internal(f"unexpected error: {type(exc).__name__}: {exc}"))
     if argv is not None:
         _quiet_stdout_if_broken(code)
         return code

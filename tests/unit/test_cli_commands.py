@@ -287,3 +287,16 @@ def test_version_path_imports_no_server_stack(tmp_path: Path) -> None:
     forbidden = {"asyncio", "aiohttp", "rich", "http.client", "http.server", "argparse", "urllib.request",
                  "sampan.api.app", "sampan.engine", "sampan.daemon", "subprocess", "ssl"}
     assert not imported & forbidden
+
+
+def test_unexpected_errors_are_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import sampan.cli.main as cli_main
+
+    def broken(argv: list[str], **kwargs: object) -> int:
+        raise ValueError("bad thing")
+
+    monkeypatch.setattr(cli_main, "run", broken)
+    assert main(["images"]) == 1
+    assert capsys.readouterr().err == "sampan: unexpected error: ValueError: bad thing\n"
+    monkeypatch.setattr(cli_main, "run", lambda argv, **kw: (_ for _ in ()).throw(KeyboardInterrupt()))
+    assert main(["images"]) == 130
