@@ -61,7 +61,7 @@ def autostart(
             proc = subprocess.Popen(
                 [sys.executable, "-m", "sampan.daemon", *args],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True, env=env,
+                start_new_session=True, close_fds=True, env=env, cwd="/",
             )
     except OSError as exc:
         raise errors.from_oserror(exc, "start sampand") from None
