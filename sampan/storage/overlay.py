@@ -54,7 +54,7 @@ class OverlaySnapshotter:
         pmeta = self._dirs.committed_parent(parent)
         lowers = [pmeta.link, *pmeta.lowers] if pmeta is not None else []
         tmp = self._dirs.staging()
-        if kind == Kind.ACTIVE and lowers:
+        if kind == Kind.ACTIVE:
             (tmp / "work").mkdir(mode=0o700)
         meta = Meta(key, parent, kind, time.time(), dict(labels or {}), "", lowers)
         self._dirs.publish(tmp, meta)
