@@ -145,6 +145,8 @@ TABLE: list[tuple[str, str, int, Check]] = [
         and json.loads(b)["Driver"] == "overlay2"),
     ("GET", "/nope", 404, lambda b: json.loads(b) == {"message": "page not found"}),
     ("GET", "/v1.51/images/json", 200, lambda b: [i["Id"] for i in json.loads(b)] == [ID2, ID]),
+    ("GET", "/v1.51/images/json?shared-size=1", 200, lambda b: [i["SharedSize"] for i in json.loads(b)] == [0, 0]),
+    ("GET", "/v1.41/images/json?shared-size=1", 200, lambda b: [i["SharedSize"] for i in json.loads(b)] == [-1, -1]),
     ("GET", "/v1.43/images/json", 200, lambda b: "VirtualSize" in json.loads(b)[0]),
     ("GET", "/v1.44/images/json", 200, lambda b: "VirtualSize" not in json.loads(b)[0]),
     ("GET", '/images/json?filters={"dangling":["true"]}', 200, lambda b: [i["Id"] for i in json.loads(b)] == [ID2]),

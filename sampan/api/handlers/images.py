@@ -17,6 +17,7 @@ from aiohttp import web
 from sampan.api import types
 from sampan.api.services import api_version, services
 from sampan.api.streams import JSONStream, body_reader, response_writer
+from sampan.api.versions import at_least
 from sampan.errors import InvalidArgument, NotImplementedFeature
 
 log = logging.getLogger("sampan.api")
@@ -31,7 +32,13 @@ async def list_images(request: web.Request) -> web.Response:
         services(request).images.list, all=types.query_bool(q.get("all")), filters=filters
     )
     version = api_version(request)
-    return web.json_response([types.image_summary(i, version) for i in images])
+    shared: dict[str, int] = {}
+    if types.query_bool(q.get("shared-size")) and at_least(version, "1.42"):
+        usage = await asyncio.to_thread(services(request).images.disk_usage)
+        shared = {u.image.id: u.shared_size for u in usage.images}
+    return web.json_response(
+        [types.image_summary(i, version, shared_size=shared.get(i.id, -1)) for i in images]
+    )
 
 
 async def inspect(request: web.Request) -> web.Response:
