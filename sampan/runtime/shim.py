@@ -267,11 +267,12 @@ class Shim:
             self.clients[fd] = _Client(sock)
 
     def read_output(self, fd: int) -> bool:
-        """Read once from a container stream; returns False at its end."""
+        """Read once from a container stream; True if something was read (False at its end
+        or when nothing is waiting)."""
         try:
             data = os.read(fd, 65536)
         except BlockingIOError:
-            return True
+            return False
         except OSError as exc:
             if exc.errno != errno.EIO:  # EIO: the PTY's last slave is closed
                 raise
@@ -328,7 +329,13 @@ class Shim:
     def client_event(self, c: _Client, ev: int) -> None:
         if ev & select.POLLOUT:
             self.flush_client(c)
-        if ev & (select.POLLIN | select.POLLHUP | select.POLLERR) and not c.read_closed:
+            if c.sock.fileno() < 0:  # flushed and closed
+                return
+        if c.read_closed:
+            if ev & (select.POLLHUP | select.POLLERR):
+                self.drop(c)  # the peer is gone altogether: nothing more to send it
+            return
+        if ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
             try:
                 data = c.sock.recv(65536)
             except BlockingIOError:
@@ -497,6 +504,10 @@ class Shim:
                 pass
         if self.log is not None:
             self.log.flush()
+        if not self.cfg.tty and self.stdin_fd >= 0:
+            os.close(self.stdin_fd)  # nobody will read it any more
+            self.stdin_fd = -1
+            self.stdin_buf.clear()
         self.status = "stopped"
         self.save_state()
         for c in list(self.clients.values()):
