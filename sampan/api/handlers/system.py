@@ -24,6 +24,11 @@ PING_HEADERS = {
     "Pragma": "no-cache",
 }
 
+EVENT_FILTERS = frozenset({
+    "config", "container", "daemon", "event", "image", "label", "network", "node", "plugin",
+    "scope", "secret", "service", "type", "volume",
+})
+
 #: Streams of ``/events`` still open; cancelled at shutdown so that the daemon stops at once.
 EVENT_STREAMS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("event_streams")
 
@@ -62,8 +67,13 @@ def _time_param(request: web.Request, key: str) -> float | None:
 async def events(request: web.Request) -> web.StreamResponse:
     """Docker's ``GET /events``: replay since ``since``, then follow until ``until``."""
     filters = types.parse_filters(request.query.get("filters"))
+    for key in filters:
+        if key not in EVENT_FILTERS:
+            raise InvalidArgument(f"invalid filter '{key}'")
     since = _time_param(request, "since")
     until = _time_param(request, "until")
+    if since is not None and until is not None and since > until:
+        raise InvalidArgument(f"since time ({since:.0f}) cannot be after until time ({until:.0f})")
     version = api_version(request)
     bus = services(request).events
     history, sub = bus.subscribe()
