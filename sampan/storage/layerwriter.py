@@ -59,8 +59,9 @@ class LayerWriter:
         self._out.write(data)
         self._size += len(data)
 
-    def add(self, entry: tf.TarEntry, data: int | None = None) -> None:
-        """Append one entry; ``data`` is an fd to read ``entry.size`` bytes from (regular files).
+    def add(self, entry: tf.TarEntry, data: int | bytes | None = None) -> None:
+        """Append one entry; ``data`` (regular files) is an fd to read ``entry.size`` bytes from,
+        or the bytes themselves (then ``len(data)`` must equal ``entry.size``).
 
         The entry's name may carry a leading ``/`` or ``./``; it is normalized.
         """
@@ -91,7 +92,16 @@ class LayerWriter:
         if norm.size:
             if data is None:
                 raise Internal(f"layer writer: no data for {name!r}")
-            self._copy(data, norm.size, name)
+            if isinstance(data, bytes):
+                if len(data) != norm.size:
+                    raise Internal(
+                        f"layer writer: {name!r}: {len(data)} bytes for size {norm.size}"
+                    )
+                self._write(data)
+                if norm.size % tf.BLOCK:
+                    self._write(bytes(-norm.size % tf.BLOCK))
+            else:
+                self._copy(data, norm.size, name)
 
     def _copy(self, fd: int, size: int, name: str) -> None:
         view = memoryview(self._buf)

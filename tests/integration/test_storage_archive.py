@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,28 @@ def test_directory_times_and_modes_survive_children(tmp_path: Path) -> None:
     apply_layer(io.BytesIO(tar), tmp_path, whiteouts="overlay")
     assert int(os.stat(tmp_path / "d").st_mtime) == 1_234_567_890
     assert stat.S_IMODE(os.stat(tmp_path / "d").st_mode) == 0o755
+
+
+def test_same_tree_as_gnu_tar(busybox_rootfs_tar: Path, tmp_path: Path) -> None:
+    ours, gnu = tmp_path / "ours", tmp_path / "gnu"
+    ours.mkdir()
+    gnu.mkdir()
+    src = tmp_path / "src"
+    (src / ("long" * 40)).mkdir(parents=True)
+    (src / ("long" * 40) / ("name" * 40)).write_bytes(b"long names")
+    os.link(src / ("long" * 40) / ("name" * 40), src / "hardlink")
+    os.symlink("long" * 40, src / "dirlink")
+    os.chmod(src / "hardlink", 0o2751)
+    for fmt in ("gnu", "pax"):
+        layer = tmp_path / f"{fmt}.tar"
+        subprocess.run(
+            ["tar", f"--format={fmt}", "-C", str(src), "-cf", str(layer), "."], check=True
+        )
+        for layer_file in (busybox_rootfs_tar, layer):
+            with open(layer_file, "rb") as f:
+                apply_layer(f, ours, whiteouts="overlay")
+            subprocess.run(
+                ["tar", "-x", "-p", "--numeric-owner", "-C", str(gnu), "-f", str(layer_file)],
+                check=True,
+            )
+        assert tree_state(ours) == tree_state(gnu)

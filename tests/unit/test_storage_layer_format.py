@@ -164,3 +164,21 @@ def test_write_tree_output_is_read_by_gnu_tar(tmp_path: Path) -> None:
         ["tar", "-tf", str(out)], check=True, capture_output=True, text=True
     ).stdout
     assert ("deep" * 30) + "/" + ("file" * 30) in listing.splitlines()
+
+
+def test_writer_takes_bytes_and_fds_alike(tmp_path: Path) -> None:
+    payload = b"hello layer\n" * 100
+    (tmp_path / "f").write_bytes(payload)
+    a, b = io.BytesIO(), io.BytesIO()
+    wa = LayerWriter(a)
+    wa.add(TarEntry("etc/motd", tarformat.REG, mode=0o644, size=len(payload)), payload)
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    try:
+        wb = LayerWriter(b)
+        wb.add(TarEntry("etc/motd", tarformat.REG, mode=0o644, size=len(payload)), fd)
+    finally:
+        os.close(fd)
+    assert wa.close() == wb.close() and a.getvalue() == b.getvalue()
+    with tarfile.open(fileobj=io.BytesIO(a.getvalue())) as tar:
+        member = tar.extractfile("etc/motd")
+        assert member is not None and member.read() == payload
