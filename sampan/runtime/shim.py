@@ -39,8 +39,12 @@ import time
 
 from sampan import errors
 from sampan.runtime import shimproto as proto
+from sampan.runtime.forkserver import ForkServer, ShimHandle, start_shim
 from sampan.runtime.jsonlog import JsonLogWriter, rfc3339nano
 from sampan.runtime.shimdriver import RuntimeDriver, ShimConfig
+from sampan.runtime.shimproto import ShimClient, read_state
+
+__all__ = ["ForkServer", "ShimClient", "ShimHandle", "read_state", "run", "start_shim"]
 
 TYPE_CHECKING = False  # typing is not imported at run time: the shim's memory is the budget
 if TYPE_CHECKING:

@@ -177,33 +177,45 @@ class ShimClient:
         stdout: bool = True,
         stderr: bool = True,
         close_stdin: bool = False,
-    ) -> tuple[socket.socket, bool]:
-        """A stream of the container's output (frames, or raw with a TTY) that takes stdin.
+    ) -> socket.socket:
+        """A stream of the container's output that takes stdin: frames with Docker's 8-byte
+        header, or raw bytes when the container has a TTY (``status()["tty"]``).
 
-        Returns the connected socket (blocking, no timeout) and whether it is a TTY stream.
+        Returns the connected socket (blocking, no timeout); the shim closes it when the
+        container exits.  With ``close_stdin``, half-closing it closes the container's stdin.
         """
         sock = self._connect(self.timeout)
         try:
-            sock.sendall(
-                encode(
-                    {
-                        "op": "attach",
-                        "stdin": stdin,
-                        "stdout": stdout,
-                        "stderr": stderr,
-                        "close_stdin": close_stdin,
-                    }
-                )
-            )
+            request = {
+                "op": "attach",
+                "stdin": stdin,
+                "stdout": stdout,
+                "stderr": stderr,
+                "close_stdin": close_stdin,
+            }
+            sock.sendall(encode(request))
             line = bytearray()
             while not line.endswith(b"\n"):  # byte by byte: the stream follows the reply
                 b = sock.recv(1)
                 if not b:
                     raise errors.Unavailable(f"shim at {self.socket_path} closed the attach")
                 line += b
-            reply = raise_for(json.loads(line))
+            raise_for(json.loads(line))
         except BaseException:
             sock.close()
             raise
         sock.settimeout(None)
-        return sock, bool(reply.get("tty"))
+        return sock
+
+
+def read_state(state_dir: str) -> dict[str, Any] | None:
+    """The shim's last recorded state (``state.json``), or None if there is none: what a
+    restarted daemon reads before it reconnects to ``socket`` (or finds the exit recorded)."""
+    try:
+        with open(os.path.join(state_dir, "state.json")) as f:
+            state: dict[str, Any] = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise errors.Internal(f"read shim state in {state_dir}: {exc}") from exc
+    return state

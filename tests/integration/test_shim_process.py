@@ -196,8 +196,8 @@ def test_signal_records_128_plus_n(env: Env) -> None:
 
 def test_attach_stdin_and_frames(env: Env) -> None:
     _, client = env.start(["sh", "-c", "cat; echo done >&2"], stdin_open=True)
-    sock, tty = client.attach(stdin=True, close_stdin=True)
-    assert tty is False
+    sock = client.attach(stdin=True, close_stdin=True)
+    assert client.status()["tty"] is False
     client.start()
     with sock:
         sock.sendall(b"hello\n")
@@ -213,8 +213,8 @@ def test_attach_stdin_and_frames(env: Env) -> None:
 def test_tty_resize_and_raw_stream(env: Env) -> None:
     _, client = env.start(["sh", "-c", "read x; stty size; echo got $x"], tty=True, stdin_open=True)
     client.resize(40, 100)
-    sock, tty = client.attach(stdin=True)
-    assert tty is True
+    sock = client.attach(stdin=True)
+    assert client.status()["tty"] is True
     client.start()
     with sock:
         sock.sendall(b"abc\n")

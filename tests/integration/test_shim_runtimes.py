@@ -146,8 +146,8 @@ def test_busybox_tty_resize_attach(bundles: Bundles, runtime: str) -> None:
         _runtime(runtime), ["sh", "-c", "stty size; read x; echo got $x"], tty=True, stdin_open=True
     )
     c.resize(33, 77)
-    sock, tty = c.attach(stdin=True)
-    assert tty
+    sock = c.attach(stdin=True)
+    assert c.status()["tty"]
     c.start()
     with sock:
         sock.sendall(b"xyz\n")

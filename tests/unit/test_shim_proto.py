@@ -118,9 +118,8 @@ def test_client_requests_and_errors(fake_shim: Any) -> None:
     with pytest.raises(errors.Conflict, match="no terminal"):
         client.resize(10, 20)
     queue({"ok": True, "tty": False})
-    sock, tty = client.attach(stdin=True, close_stdin=True)
+    sock = client.attach(stdin=True, close_stdin=True)
     with sock:
-        assert not tty
         buf = bytearray(sock.recv(100))
         assert proto.read_frames(buf) == [(1, b"out")]
     assert [r["op"] for r in seen] == ["status", "signal", "resize", "attach"]
@@ -131,3 +130,12 @@ def test_client_requests_and_errors(fake_shim: Any) -> None:
 def test_client_on_missing_shim(tmp_path: Path) -> None:
     with pytest.raises(errors.Unavailable, match="is not running"):
         proto.ShimClient(str(tmp_path / "none.sock")).status()
+
+
+def test_read_state(tmp_path: Path) -> None:
+    assert proto.read_state(str(tmp_path)) is None
+    (tmp_path / "state.json").write_text('{"status": "stopped", "exit_code": 137}')
+    assert proto.read_state(str(tmp_path)) == {"status": "stopped", "exit_code": 137}
+    (tmp_path / "state.json").write_text("{half")
+    with pytest.raises(errors.Internal, match="read shim state"):
+        proto.read_state(str(tmp_path))
