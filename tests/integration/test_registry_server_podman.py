@@ -17,6 +17,16 @@ from registry_harness import make_oci_layout, skopeo, start_server
 PODMAN = shutil.which("podman")
 
 
+def _podman_running() -> bool:
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "podman":
+                return True
+        except OSError:
+            pass
+    return False
+
+
 @pytest.mark.skipif(PODMAN is None, reason="podman is not installed")
 def test_podman_round_trip_with_basic_auth(tmp_path: Path) -> None:
     facts = make_oci_layout(tmp_path / "layout", [{"hello": b"from podman\n"}], tag="v1")
@@ -27,6 +37,8 @@ def test_podman_round_trip_with_basic_auth(tmp_path: Path) -> None:
     runroot = Path(tempfile.mkdtemp(prefix="sp-podrun-"))  # podman wants a runroot under 50 characters
     base = [str(PODMAN), "--root", str(root / "root"), "--runroot", str(runroot), "--storage-driver", "vfs"]
     env = dict(os.environ, TMPDIR=str(tmp_path))
+    shm_lock = Path("/dev/shm/libpod_lock")  # podman's lock file: removed after if this test made it
+    had_lock = shm_lock.exists()
 
     def podman(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*base, *args], capture_output=True, text=True, timeout=120, env=env)
@@ -51,3 +63,5 @@ def test_podman_round_trip_with_basic_auth(tmp_path: Path) -> None:
         podman("rmi", "-a", "-f")
         server.stop()
         shutil.rmtree(runroot, ignore_errors=True)
+        if not had_lock and not _podman_running():
+            shm_lock.unlink(missing_ok=True)
