@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 
     from _typeshed import StrPath
 
+    from sampan.oci import runtime as oci
+
 DEFAULT_ROOT = "/run/sampan-runtime"
 
 
@@ -93,6 +95,7 @@ def create(
     no_pivot: bool = False,
     preserve_fds: int = 0,
     _console_sock: socket.socket | None = None,
+    _spec: oci.Spec | None = None,
 ) -> int:
     """Create the container ``id`` from ``bundle``; return the init's pid (state "created").
 
@@ -103,7 +106,7 @@ def create(
 
     sd = StateDir(root, id)
     bundle = os.path.abspath(bundle)
-    spec = spec_mod.load(bundle)
+    spec = _spec if _spec is not None else spec_mod.load(bundle)
     sd.create()
     mgr: Any = None
     try:
@@ -391,12 +394,13 @@ def run(
     # adopt it, and can wait for it
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     ours = theirs = None
-    if console_socket is None and spec_mod.load(bundle).process.terminal:
+    spec = spec_mod.load(bundle)
+    if console_socket is None and spec.process.terminal:
         from sampan.runtime import console as console_mod
 
         ours, theirs = console_mod.local_pair()
     try:
-        pid = create(root, id, bundle, pid_file=pid_file, console_socket=console_socket, no_pivot=no_pivot, _console_sock=theirs)
+        pid = create(root, id, bundle, pid_file=pid_file, console_socket=console_socket, no_pivot=no_pivot, _console_sock=theirs, _spec=spec)
     finally:
         if theirs is not None:
             theirs.close()

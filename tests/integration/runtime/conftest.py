@@ -89,7 +89,7 @@ def runtime_cmd(name: str, root: Path) -> list[str]:
 def cli(rt_root: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     def run(*args: str, timeout: float = 30, runtime: str = "sampan", root: Path | None = None, **kw: Any) -> subprocess.CompletedProcess[str]:
         cmd = [*runtime_cmd(runtime, root or rt_root), *args]
-        if args and args[0] == "create":
+        if "create" in args[:3]:
             # the container inherits stdio: capture through files, not pipes it would hold open
             out = rt_root.parent / f"create-{len(args)}.out"
             rt_root.parent.mkdir(exist_ok=True)

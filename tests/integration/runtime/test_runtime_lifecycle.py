@@ -165,13 +165,16 @@ def test_hooks_run_with_state(bundle, cli, cid, tmp_path):
     log = tmp_path / "hooks.log"
     cfg = bundle.config("exit 0")
     hook = lambda name: {"path": "/bin/sh", "args": ["sh", "-c", f"cat >> {log}; echo ' {name}' >> {log}"]}  # noqa: E731
-    cfg["hooks"] = {k: [hook(k)] for k in ("prestart", "createRuntime", "poststart", "poststop")}
+    cfg["hooks"] = {k: [hook(k)] for k in ("prestart", "createRuntime", "createContainer", "poststart", "poststop")}
+    # startContainer runs after pivot_root, in the container: it sees the container's /tmp
+    cfg["hooks"]["startContainer"] = [{"path": "/bin/sh", "args": ["sh", "-c", "cat > /tmp/start-hook.json"]}]
     bundle.write(cfg)
     r = cli("run", "-b", str(bundle.path), cid)
     assert r.returncode == 0, r.stderr
     text = log.read_text()
-    for kind in ("prestart", "createRuntime", "poststart", "poststop"):
+    for kind in ("prestart", "createRuntime", "createContainer", "poststart", "poststop"):
         assert f" {kind}" in text
+    assert cid in (bundle.rootfs / "tmp" / "start-hook.json").read_text()
     assert f'"id": "{cid}"' in text or f'"id":"{cid}"' in text
 
 
@@ -183,3 +186,31 @@ def test_failing_hook_fails_create(bundle, cli, cid, rt_root):
     assert r.returncode == 1
     assert "hooks.createRuntime[0]" in r.stderr
     assert not (rt_root / cid).exists()
+
+
+def test_exec_tty_and_kill_all(bundle, cli, cid):
+    bundle.write(bundle.config("sleep 30 & sleep 30 & exec sleep 30"))
+    assert cli("create", "-b", str(bundle.path), cid).returncode == 0
+    try:
+        assert cli("start", cid).returncode == 0
+        r = cli("exec", "-t", cid, "sh", "-c", "tty; exit 4", stdin=subprocess.DEVNULL)
+        assert r.returncode == 4 and "/dev/pts/" in r.stdout, (r.stdout, r.stderr)
+        pids = [int(p) for p in cli("ps", cid).stdout.split()[1:]]
+        assert len(pids) == 3
+        assert cli("kill", "--all", cid, "KILL").returncode == 0
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(os.path.exists(f"/proc/{p}") for p in pids):
+            time.sleep(0.02)
+        assert '"stopped"' in cli("state", cid).stdout
+    finally:
+        cli("delete", "--force", cid)
+
+
+def test_log_file_json(bundle, cli, cid, tmp_path):
+    import json
+
+    log = tmp_path / "rt.log"
+    r = cli("--log", str(log), "--log-format", "json", "state", cid)
+    assert r.returncode == 1 and r.stderr.strip() == f"No such container: {cid}"
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["level"] == "error" and entry["msg"] == f"No such container: {cid}"
