@@ -14,7 +14,7 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $missing >/dev/null
 fi
 PY=${PYTHON:-python3}
-if ! "$PY" -I -c 'import sampan, aiohttp, isal, zstandard, pytest, pytest_timeout, docker, mypy, importlinter' 2>/dev/null \
+if ! "$PY" -I -c 'import sampan, aiohttp, isal, zstandard, bcrypt, pytest, pytest_timeout, docker, mypy, importlinter' 2>/dev/null \
    || [ "$("$PY" -I -c 'import sampan,os;print(os.path.dirname(os.path.dirname(sampan.__file__)))' 2>/dev/null)" != "$PWD" ]; then
   echo "deps: installing sampan and its Python dependencies with $PY -m pip"
   "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[test]'
