@@ -122,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     except SampanError as exc:
         print(f"sampan registry: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the storage directory cannot be created or read
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"sampan registry: {exc.strerror or exc}:{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

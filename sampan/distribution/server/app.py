@@ -101,6 +101,10 @@ class Registry:
             lock = self._upload_locks[upload_id] = asyncio.Lock()
         return lock
 
+    def forget_upload(self, upload_id: str) -> None:
+        """Drop the lock of a finished or cancelled upload."""
+        self._upload_locks.pop(upload_id, None)
+
     # ------------------------------------------------------------ dispatch
 
     def _needed(self, request: web.Request, name: str) -> list[Access]:

@@ -169,10 +169,16 @@ async def put_upload(reg: Registry, request: web.Request, name: str, upload_id: 
     if not digest:
         raise RegistryError("DIGEST_INVALID", "PUT needs a digest parameter", detail={"digest": ""})
     check_digest(digest)
-    async with reg.upload_lock(up.id):
-        _check_range(request, name, up)
-        await _receive(request, up)
-        final = await reg.blocking(reg.storage.finish_upload, up, digest)
+    try:
+        async with reg.upload_lock(up.id):
+            _check_range(request, name, up)
+            await _receive(request, up)
+            final = await reg.blocking(reg.storage.finish_upload, up, digest)
+    except RegistryError as exc:
+        if exc.code != "BLOB_UPLOAD_INVALID":  # a bad range leaves the session usable
+            reg.forget_upload(up.id)
+        raise
+    reg.forget_upload(up.id)
     return _created(name, final)
 
 
@@ -180,5 +186,6 @@ async def cancel_upload(reg: Registry, request: web.Request, name: str, upload_i
     up = reg.storage.get_upload(name, upload_id)
     async with reg.upload_lock(up.id):
         reg.storage.cancel_upload(up)
+    reg.forget_upload(up.id)
     return web.Response(status=204, headers={"Content-Length": "0"})
 

@@ -85,7 +85,7 @@ def collect(
                 for d in sorted(set(revisions) - keep):
                     report.manifests.append((repo, d))
                     if not dry_run:
-                        storage.delete_manifest(repo, d)
+                        storage.forget_manifest(repo, d)
                 revisions = [d for d in revisions if d in keep]
             for d in revisions:
                 marked.add(d)

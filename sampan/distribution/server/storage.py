@@ -366,6 +366,10 @@ class RegistryStorage:
                 raise RegistryError("MANIFEST_UNKNOWN", f"tag {reference} unknown to {name}") from None
             return
         digest, _ = self.resolve(name, reference)
+        self.forget_manifest(name, digest)
+
+    def forget_manifest(self, name: str, digest: str) -> None:
+        """Unlink a manifest from ``name`` with its tags and referrer entry (absent: no-op)."""
         for tag in self.tags(name):
             p = self._tag(name, tag)
             try:
