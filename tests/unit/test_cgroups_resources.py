@@ -66,3 +66,10 @@ def test_bad_values_name_the_field(resources: dict[str, Any], field: str) -> Non
         parse_resources(resources)
     assert info.value.field.startswith(field)
     assert "\n" not in str(info.value)
+
+
+def test_zero_means_unset_as_in_runc() -> None:
+    r = parse_resources({"pids": {"limit": 0}, "memory": {"reservation": 0, "swappiness": 0}})
+    assert r.pids_limit is None and r.memory_reservation is None
+    assert r.memory_swappiness == 0  # a real value
+    assert parse_resources({"pids": {"limit": -1}}).pids_limit == -1

@@ -52,7 +52,7 @@ class Resources:
     cpu_idle: int | None = None
     cpus: str | None = None
     mems: str | None = None
-    pids_limit: int | None = None  # <= 0 = unlimited
+    pids_limit: int | None = None  # < 0 = unlimited
     blkio_weight: int | None = None
     blkio_leaf_weight: int | None = None
     blkio_weight_devices: list[DeviceLimit] = field(default_factory=list)
@@ -162,7 +162,7 @@ def parse_resources(resources: dict[str, Any] | None) -> Resources:
     mem_at = f"{PREFIX}.memory"
     mem = _section(resources, "memory", PREFIX)
     r.memory_limit = _int(mem, "limit", mem_at, minimum=-1)
-    r.memory_reservation = _int(mem, "reservation", mem_at, minimum=-1)
+    r.memory_reservation = _int(mem, "reservation", mem_at, minimum=-1) or None  # 0 = unset
     r.memory_swap = _int(mem, "swap", mem_at, minimum=-1)
     r.memory_swappiness = _int(mem, "swappiness", mem_at, minimum=-1)
     if r.memory_swappiness is not None and r.memory_swappiness > 100:
@@ -192,7 +192,7 @@ def parse_resources(resources: dict[str, Any] | None) -> Resources:
     r.cpus = _cpu_list(cpu, "cpus", cpu_at)
     r.mems = _cpu_list(cpu, "mems", cpu_at)
     pids = _section(resources, "pids", PREFIX)
-    r.pids_limit = _int(pids, "limit", f"{PREFIX}.pids")
+    r.pids_limit = _int(pids, "limit", f"{PREFIX}.pids") or None  # 0 = unset, < 0 = max
     blk_at = f"{PREFIX}.blockIO"
     blk = _section(resources, "blockIO", PREFIX)
     r.blkio_weight = _int(blk, "weight", blk_at, minimum=0) or None
