@@ -122,6 +122,10 @@ def apply_layer(
         raise from_oserror(exc, f"{what}: applying entry {current!r}") from None
     except (ValueError, OverflowError) as exc:
         raise InvalidArgument(f"{what}: bad archive entry {current!r}: {exc}") from None
+    except RecursionError:
+        raise InvalidArgument(
+            f"{what}: archive entry {current!r}: directory tree too deep"
+        ) from None
     finally:
         ex.close()
         os.close(rootfd)

@@ -26,6 +26,7 @@ character / block device               skipped (never created; the runtime provi
                                        a 0/0 char device would forge an overlay whiteout)
 setuid / setgid / sticky bits          kept, as Docker does (the data root is 0700)
 PAX or GNU long-name header > 1 MiB    refused
+path deeper than 512 directories       refused
 duplicate entries                      the last one wins (the earlier one is replaced)
 ``trusted.overlay.*`` xattrs           ignored (they would forge overlay metadata)
 ====================================  ==================================================
@@ -57,6 +58,9 @@ WH_PREFIX = ".wh."
 WH_OPAQUE = ".wh..wh..opq"
 WH_META = ".wh..wh."
 _MAX_ID = (1 << 32) - 1
+#: Deepest path accepted: far beyond real images (deep node_modules trees stay under 100),
+#: and shallow enough for the recursive tree removal of whiteouts.
+MAX_DEPTH = 512
 _MAX_TIME = 1 << 62
 
 
@@ -194,8 +198,8 @@ class Extractor:
     def close(self) -> None:
         self._forget()
 
-    def _open_dir(self, path: str, entry: str, *, create: bool, no_symlinks: bool) -> int | None:
-        """An O_PATH fd of directory ``path`` (inside the root); None if absent and not ``create``."""
+    def _try_open(self, path: str, entry: str, no_symlinks: bool) -> int | None:
+        """An O_PATH fd of directory ``path`` inside the root, or None if it does not exist."""
         try:
             return open_dir_in_root(self.rootfd, path, no_symlinks=no_symlinks)
         except OSError as exc:
@@ -205,24 +209,37 @@ class Extractor:
                 raise self._refuse(entry, f"{path!r} is not a directory") from None
             if exc.errno != errno.ENOENT:
                 raise from_oserror(exc, f"{self.where}: resolving {path!r}") from None
-        if not create:
-            return None
-        parent, base = tf.split_path(path)
-        pfd = self._open_dir(parent, entry, create=True, no_symlinks=no_symlinks)
-        assert pfd is not None
-        try:
-            os.mkdir(base, 0o755, dir_fd=pfd)
-        except FileExistsError:
-            pass
-        finally:
-            os.close(pfd)
-        self._mark(path)
-        try:
-            return open_dir_in_root(self.rootfd, path, no_symlinks=no_symlinks)
-        except OSError:
-            raise self._refuse(
-                entry, f"directory {path!r} cannot be made inside the layer"
-            ) from None
+        return None
+
+    def _open_dir(self, path: str, entry: str, *, create: bool, no_symlinks: bool) -> int | None:
+        """An O_PATH fd of directory ``path`` (inside the root); None if absent and not ``create``.
+
+        With ``create``, missing directories are made (0755, as Docker) from the deepest
+        existing ancestor down, each resolved again from the root.
+        """
+        fd = self._try_open(path, entry, no_symlinks)
+        if fd is not None or not create:
+            return fd
+        missing = [path]
+        while True:
+            parent = missing[-1].rpartition("/")[0]
+            pfd = self._try_open(parent, entry, no_symlinks)
+            if pfd is not None:
+                break
+            missing.append(parent)
+        for sub in reversed(missing):
+            try:
+                os.mkdir(sub.rpartition("/")[2], 0o755, dir_fd=pfd)
+            except FileExistsError:
+                pass
+            finally:
+                os.close(pfd)
+            self._mark(sub)
+            opened = self._try_open(sub, entry, no_symlinks)
+            if opened is None:
+                raise self._refuse(entry, f"directory {sub!r} cannot be made inside the layer")
+            pfd = opened
+        return pfd
 
     def _mark(self, path: str) -> None:
         """Record ``path`` and its ancestors as this layer's (delete-mode opaque dirs keep them)."""
@@ -270,6 +287,8 @@ class Extractor:
         path = tf.clean_path(e.name)
         if path is None:
             raise self._refuse(e.name, "path climbs out of the layer with '..'")
+        if path.count("/") >= MAX_DEPTH:
+            raise self._refuse(e.name, f"path is deeper than {MAX_DEPTH} directories")
         parent, base = tf.split_path(path)
         if base.startswith(WH_PREFIX):  # whatever its type, as Docker
             src.copy_to(None, e.size, e.name)

@@ -128,6 +128,10 @@ def _assert_no_forged_opaque(env: Env) -> None:
         os.getxattr(env.dest / "dir", "trusted.overlay.opaque")
 
 
+def _assert_deep_path_gone(env: Env) -> None:
+    assert not (env.dest / "a").is_dir()  # the whiteout removed the 500-deep tree (or hid it)
+
+
 def _gz(data: bytes) -> bytes:
     return gzip.compress(data, mtime=0)
 
@@ -264,6 +268,18 @@ CASES = [
         lambda e: tar_of(f("big-uid", b"", pax_headers={"uid": str(1 << 40)})),
         "refused",
         names="big-uid",
+    ),
+    Case(
+        "deep-path-then-whiteout",
+        lambda e: tar_of(f("a/" * 500 + "x", b"deep"), f(".wh.a", b"")),
+        "neutralized",
+        check=_assert_deep_path_gone,
+    ),
+    Case(
+        "too-deep-path",
+        lambda e: tar_of(f("a/" * 2000 + "x", b"deep")),
+        "refused",
+        names="a/a/a/",
     ),
     Case(
         "truncated-gzip",
