@@ -190,7 +190,43 @@ def check_reopen_and_commit_recovery(factory: Factory, scratch: Path) -> None:
     assert (sn2.upper_dir("c1") / "f").read_bytes() == b"data"
 
 
+def check_labels(factory: Factory, scratch: Path) -> None:
+    sn = factory(scratch / "layers")
+    sn.prepare("k", labels={"stage": "extract"})
+    assert sn.stat("k").labels == {"stage": "extract"}
+    sn.commit("c", "k")  # labels=None keeps the active snapshot's labels
+    assert sn.stat("c").labels == {"stage": "extract"}
+    sn.prepare("k2", "c")
+    sn.commit("c2", "k2", labels={"new": "1"})
+    assert sn.stat("c2").labels == {"new": "1"}
+
+
+def check_concurrent_prepare_of_one_key(factory: Factory, scratch: Path) -> None:
+    import threading
+
+    sn = factory(scratch / "layers")
+    results: list[str] = []
+
+    def attempt() -> None:
+        try:
+            sn.prepare("same")
+            results.append("ok")
+        except Conflict:
+            results.append("conflict")
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["conflict"] * 7 + ["ok"], results
+    assert [i.name for i in sn.walk()] == ["same"]
+    assert [e for e in os.listdir(scratch / "layers") if e.startswith(".")] == []
+
+
 METADATA_CHECKS: list[Check] = [
+    check_labels,
+    check_concurrent_prepare_of_one_key,
     check_prepare_commit_stat,
     check_conflicts_and_missing,
     check_remove_parent_conflict,
