@@ -9,6 +9,7 @@ not, gets ``Api-Version``, ``Server`` and ``Ostype`` just before its headers are
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -32,7 +33,10 @@ SERVER = f"sampan/{__version__} (linux)"
 
 
 def json_error(status: int, message: str) -> web.Response:
-    return web.json_response({"message": message}, status=status)
+    # Exactly "application/json" (no charset): the docker CLI compares the header verbatim and
+    # otherwise prints the raw body instead of the message.
+    body = json.dumps({"message": message}).encode()
+    return web.Response(body=body, status=status, content_type="application/json")
 
 
 @web.middleware
