@@ -20,4 +20,6 @@ if ! "$PY" -I -c 'import sampan, aiohttp, isal, zstandard, bcrypt, pytest, pytes
   "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[test]'
 fi
 command -v pyenv >/dev/null 2>&1 && pyenv rehash 2>/dev/null || true
+# PYTHONDONTWRITEBYTECODE may be set in the environment: compile once so the CLI starts fast
+"$PY" -m compileall -q sampan >/dev/null 2>&1 || true
 echo "deps: ok"
