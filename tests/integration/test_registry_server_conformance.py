@@ -65,6 +65,7 @@ def test_pull_blob_get_head_range(reg: Server) -> None:
         ("/v2/pull/blob/blobs/sha256:nothex", 400, "DIGEST_INVALID"),
         ("/v2/pull/blob/manifests/nosuchtag", 404, "MANIFEST_UNKNOWN"),
         (f"/v2/pull/blob/manifests/{MISSING}", 404, "MANIFEST_UNKNOWN"),
+        ("/v2/pull/blob/manifests/.INVALID_MANIFEST_NAME", 404, "MANIFEST_UNKNOWN"),
         ("/v2/Bad_Name/manifests/latest", 400, "NAME_INVALID"),
         ("/v2/a/../b/blobs/uploads/", 400, "NAME_INVALID"),
     ],

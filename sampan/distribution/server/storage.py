@@ -302,8 +302,8 @@ class RegistryStorage:
                 digest = self._tag(name, reference).read_text().strip()
             except FileNotFoundError:
                 raise unknown from None
-        else:
-            raise RegistryError("MANIFEST_INVALID", f"invalid reference {reference!r}", status=400)
+        else:  # neither a tag nor a digest: nothing can have that name
+            raise unknown
         try:
             media_type = self._revision(name, digest).read_text().strip()
         except FileNotFoundError:
