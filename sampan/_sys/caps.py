@@ -84,6 +84,14 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
 
 
 def bounding_set() -> int:
+    """The calling thread's bounding set (one read of /proc/self/status, else prctl per cap)."""
+    try:
+        with open("/proc/thread-self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"CapBnd:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
     mask = 0
     for cap in range(last_cap() + 1):
         if libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1:
