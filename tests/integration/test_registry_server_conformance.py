@@ -402,3 +402,22 @@ def test_blob_transfer_modes(tmp_path: Path, mode: str) -> None:
         assert (r.status, r.body) == (206, data[1048570:1048581])
     finally:
         server.stop()
+
+
+def test_upload_resumes_after_a_server_restart(tmp_path: Path) -> None:
+    data = b"resumable " * 5000
+    server = start_server(tmp_path / "storage")
+    try:
+        loc = server.request("POST", "/v2/resume/blobs/uploads/", b"").headers["location"]
+        assert server.request("PATCH", loc, data[:20000], {"Content-Range": "0-19999"}).status == 202
+    finally:
+        server.stop()
+    server = start_server(tmp_path / "storage", port=server.port)
+    try:
+        r = server.request("GET", loc)
+        assert (r.status, r.headers["range"]) == (204, "0-19999")
+        r = server.request("PUT", f"{loc}?digest={sha(data)}", data[20000:], {"Content-Range": f"20000-{len(data) - 1}"})
+        assert r.status == 201, r.body
+        assert server.request("GET", f"/v2/resume/blobs/{sha(data)}").body == data
+    finally:
+        server.stop()
