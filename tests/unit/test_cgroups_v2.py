@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sampan.errors import InvalidConfig, NotImplementedFeature
+from sampan.errors import InvalidConfig
 from sampan.runtime.cgroups.v1 import V1CgroupManager
 from sampan.runtime.cgroups.v2 import (
     V2CgroupManager,
@@ -91,8 +91,6 @@ def test_missing_file_names_field(tmp_path: Path) -> None:
         mgr.set({"pids": {"limit": 5}})
     with pytest.raises(InvalidConfig, match=r"^linux.resources.memory.swappiness"):
         mgr.set({"memory": {"swappiness": 10}})
-    with pytest.raises(NotImplementedFeature, match="devices"):
-        mgr.set({"devices": [{"allow": False, "access": "rwm"}]})
 
 
 def test_stats_parse(tmp_path: Path) -> None:

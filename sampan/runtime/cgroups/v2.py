@@ -8,10 +8,11 @@ import signal
 import time
 from typing import Any
 
-from sampan.errors import Internal, InvalidConfig, NotImplementedFeature, from_oserror
+from sampan.errors import Internal, InvalidConfig, from_oserror
 from sampan.runtime.cgroups import CgroupStats
 from sampan.runtime.cgroups import files as cgf
-from sampan.runtime.cgroups.resources import PREFIX, Resources, parse_resources
+from sampan.runtime.cgroups.devices import device_program
+from sampan.runtime.cgroups.resources import PREFIX, DeviceRule, Resources, parse_resources
 
 #: Controllers enabled in the ancestors' subtree_control when present.
 CONTROLLERS = ("cpuset", "cpu", "io", "memory", "pids", "hugetlb")
@@ -181,13 +182,35 @@ class V2CgroupManager:
         for i, (size, limit) in enumerate(r.hugepage_limits):
             self._write(f"hugetlb.{size}.max", limit, f"{PREFIX}.hugepageLimits[{i}]")
         if r.devices:
-            raise NotImplementedFeature(
-                f"{PREFIX}.devices: device rules on cgroup v2 (an eBPF device filter) are not implemented"
-            )
+            self._apply_devices(r.devices)
         if r.network:
             raise InvalidConfig(f"{PREFIX}.network", "net_cls/net_prio do not exist on cgroup v2")
         for key, value in sorted(r.unified.items()):
             self._write(key, value, f"{PREFIX}.unified.{key}")
+
+    def _apply_devices(self, rules: list[DeviceRule]) -> None:
+        """v2 has no devices files: the rules become a BPF program attached to the cgroup
+        (one per cgroup; a new set replaces the old one)."""
+        from sampan._sys import bpf
+
+        field = f"{PREFIX}.devices"
+        program = device_program(rules)
+        try:
+            dirfd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError as exc:
+            raise InvalidConfig(field, f"cgroup {self.dir} does not exist") from exc
+        try:
+            prog = bpf.load_device_program(program)
+            try:
+                bpf.attach_device_program(dirfd, prog)
+            finally:
+                os.close(prog)
+        except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.EACCES, errno.EBADF):
+                raise InvalidConfig(field, f"device filter refused: {exc.strerror}") from exc
+            raise from_oserror(exc, f"install device filter on {self.dir}") from exc
+        finally:
+            os.close(dirfd)
 
     def _apply_memory(self, r: Resources) -> None:
         at = f"{PREFIX}.memory"
