@@ -68,6 +68,18 @@ DEFAULT_DEVICE_RULES: tuple[dict[str, Any], ...] = (
     {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rwm"},
 )
 
+def with_default_device_rules(resources: dict[str, Any], devices: Any) -> dict[str, Any]:
+    """``linux.resources`` with runc's allowed devices (and the spec's own ``linux.devices``)
+    appended after the spec's device rules, as runc does when it applies a deny-all."""
+    if "devices" not in resources:
+        return resources
+    rules = list(resources["devices"]) + [dict(r) for r in DEFAULT_DEVICE_RULES]
+    for d in devices:
+        kind = "c" if d.type == "u" else d.type
+        rules.append({"allow": True, "type": kind, "major": d.major, "minor": d.minor, "access": "rwm"})
+    return {**resources, "devices": rules}
+
+
 DEFAULT_NAMESPACES: tuple[str, ...] = ("pid", "network", "ipc", "uts", "mount", "cgroup")
 
 DEFAULT_ENV_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import os
 import select
-import time
 
 from sampan._sys import signals
 from sampan.errors import (
@@ -28,6 +27,7 @@ from sampan.errors import (
     from_oserror,
 )
 from sampan.oci import jsoncodec
+from sampan.oci.defaults import with_default_device_rules
 from sampan.runtime import hooks as hooks_mod
 from sampan.runtime import process as proc_mod
 from sampan.runtime import spec as spec_mod
@@ -70,18 +70,6 @@ def _wants_cgroups(linux: Any) -> bool:
     except ImportError:
         return False
     return True
-
-
-def _with_default_devices(resources: dict[str, Any], devices: Any) -> dict[str, Any]:
-    """runc appends its allowed devices (and the spec's own devices) after the spec's rules."""
-    if "devices" not in resources:
-        return resources
-    from sampan.oci.defaults import DEFAULT_DEVICE_RULES
-
-    rules = list(resources["devices"]) + [dict(r) for r in DEFAULT_DEVICE_RULES]
-    for d in devices:
-        rules.append({"allow": True, "type": d.type if d.type != "u" else "c", "major": d.major, "minor": d.minor, "access": "rwm"})
-    return {**resources, "devices": rules}
 
 
 def create(
@@ -147,7 +135,7 @@ def create(
             if mgr is not None:
                 mgr.create()
                 if spec.linux.resources:
-                    mgr.set(_with_default_devices(spec.linux.resources, spec.linux.devices))
+                    mgr.set(with_default_device_rules(spec.linux.resources, spec.linux.devices))
                 mgr.add(pid)
 
         def run_hooks() -> None:
@@ -506,12 +494,3 @@ def list_containers(root: StrPath) -> list[dict[str, Any]]:
         except (NotFound, ValueError, OSError):
             continue
     return out
-
-
-def wait_stopped(root: StrPath, id: str, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if StateDir(root, id).load().status == STOPPED:
-            return True
-        time.sleep(0.01)
-    return False
