@@ -1,11 +1,13 @@
-"""The v2 device filter for real: a BPF program attached to a directory of this host's
-cgroup2 mount (in hybrid mode it carries no controllers, but device programs need none)."""
+"""The v2 manager for real on this host's cgroup2 mount: in hybrid mode it carries no
+controllers, but device programs, the freezer, cgroup.kill and cpu.stat need none."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -73,3 +75,31 @@ def test_missing_cgroup_names_the_field(v2_cgroup: V2CgroupManager) -> None:
     gone = V2CgroupManager("/x", v2_cgroup.dir + "-missing", mountpoint=v2_cgroup.mountpoint)
     with pytest.raises(InvalidConfig, match=r"^linux.resources.devices: cgroup .* does not exist"):
         gone.set({"devices": [{"allow": False, "access": "rwm"}]})
+
+
+def test_freeze_thaw_kill_pids_and_cpu_stats(v2_cgroup: V2CgroupManager) -> None:
+    """cgroup.freeze, cgroup.kill, cgroup.procs and cpu.stat are core v2 files: they work
+    even on a cgroup2 mount without controllers."""
+    busy = (
+        "import time\nt = time.time()\nwhile time.time() - t < 0.2: pass\nimport os; os.read(0, 1)"
+    )
+    p = subprocess.Popen([sys.executable, "-S", "-c", busy], stdin=subprocess.PIPE)
+    try:
+        v2_cgroup.add(p.pid)
+        assert v2_cgroup.pids() == [p.pid]
+        v2_cgroup.freeze()
+        assert v2_cgroup.frozen()
+        v2_cgroup.thaw()
+        assert not v2_cgroup.frozen()
+        time.sleep(0.3)
+        s = v2_cgroup.stats()
+        assert s.cpu_total_ns > 50_000_000 and s.cpu_user_ns > 0
+        v2_cgroup.kill_all(signal.SIGKILL)
+        assert p.wait(timeout=5) == -signal.SIGKILL
+        deadline = time.monotonic() + 2
+        while v2_cgroup.pids() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert v2_cgroup.pids() == []
+    finally:
+        p.kill()
+        p.wait()
