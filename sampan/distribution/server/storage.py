@@ -242,6 +242,9 @@ class RegistryStorage:
             self._uploads[upload_id] = up
         if up.name != name:
             raise unknown
+        if not up.dir.is_dir():  # removed by gc as stale
+            self._uploads.pop(upload_id, None)
+            raise unknown
         return up
 
     def cancel_upload(self, up: Upload) -> None:
