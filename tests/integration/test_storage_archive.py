@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sampan.errors import InvalidArgument
 from sampan.storage import compression
 from sampan.storage.archive import apply_layer, write_tree
 from sampan.storage.testing import build_tar, tree_state
@@ -137,3 +138,22 @@ def test_same_tree_as_gnu_tar(busybox_rootfs_tar: Path, tmp_path: Path) -> None:
                 check=True,
             )
         assert tree_state(ours) == tree_state(gnu)
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd"])
+def test_corrupt_compressed_layer_names_the_layer(kind: str, tmp_path: Path) -> None:
+    """A corrupt stream is refused by the decompressor (gzip's CRC, zstd's checksum when the
+    writer put one) or, failing that, by the diff_id check: either way naming the layer."""
+    tar = build_tar({"f": os.urandom(2 << 20)})
+    (tmp_path / "ok").mkdir()
+    good = apply_layer(io.BytesIO(tar), tmp_path / "ok", whiteouts="overlay")
+    blob = bytearray(_compress(tar, kind))
+    blob[len(blob) // 2 : len(blob) // 2 + 64] = b"\xff" * 64
+    with pytest.raises(InvalidArgument, match=r"^layer 3"):
+        apply_layer(
+            io.BytesIO(bytes(blob)),
+            tmp_path,
+            whiteouts="overlay",
+            where="layer 3",
+            expected_diff_id=good.diff_id,
+        )

@@ -182,3 +182,27 @@ def test_writer_takes_bytes_and_fds_alike(tmp_path: Path) -> None:
     with tarfile.open(fileobj=io.BytesIO(a.getvalue())) as tar:
         member = tar.extractfile("etc/motd")
         assert member is not None and member.read() == payload
+
+
+def test_corrupt_zstd_raises_from_the_reader_thread() -> None:
+    out = io.BytesIO()
+    w = compression.compressing_writer(out, "zstd")
+    w.write(os.urandom(3 << 20))
+    w.close()
+    blob = bytearray(out.getvalue())
+    blob[len(blob) // 2 : len(blob) // 2 + 64] = b"\xff" * 64
+    r = compression.decompressing_reader(io.BytesIO(bytes(blob)), "zstd")
+    with pytest.raises(Exception, match=r"(?i)zstd|corrupt|error"):
+        while r.read(1 << 20):
+            pass
+    r.close()
+
+
+def test_reader_closed_early_does_not_hang() -> None:
+    out = io.BytesIO()
+    w = compression.compressing_writer(out, "zstd")
+    w.write(os.urandom(8 << 20))
+    w.close()
+    r = compression.decompressing_reader(io.BytesIO(out.getvalue()), "zstd")
+    assert len(r.read(1000)) == 1000
+    r.close()  # the prefetching thread stops although most of the stream is unread
