@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sampan.api.handlers import images, system
+from sampan.api.handlers import distribution, images, system
 
 ROUTES: list[tuple[str, str, object]] = [
     ("GET", "/_ping", system.ping),
@@ -27,6 +27,9 @@ ROUTES: list[tuple[str, str, object]] = [
     ("GET", "/images/{name:.+}/history", images.history),
     ("GET", "/images/{name:.+}/get", images.get_one),
     ("POST", "/images/{name:.+}/tag", images.tag),
+    ("POST", "/images/{name:.+}/push", distribution.push),
+    ("POST", "/auth", distribution.auth),
+    ("GET", "/distribution/{name:.+}/json", distribution.inspect),
     ("DELETE", "/images/{name:.+}", images.remove),
 ]
 

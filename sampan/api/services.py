@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -10,6 +11,9 @@ from sampan import API_VERSION
 from sampan.engine.events import EventBus
 from sampan.engine.images import ImageService
 from sampan.engine.system import SystemService
+
+if TYPE_CHECKING:
+    from sampan.engine.distribution import DistributionService
 
 
 @dataclass
@@ -19,6 +23,7 @@ class Services:
     images: ImageService
     system: SystemService
     events: EventBus
+    distribution: DistributionService | None = None
 
 
 SERVICES = web.AppKey("services", Services)

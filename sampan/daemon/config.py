@@ -37,6 +37,11 @@ KEYS: dict[str, tuple[str, type]] = {
     "tlscacert": ("tlscacert", str),
     "tlscert": ("tlscert", str),
     "tlskey": ("tlskey", str),
+    "registry-mirrors": ("registry_mirrors", list),
+    "insecure-registries": ("insecure_registries", list),
+    "max-concurrent-downloads": ("max_concurrent_downloads", int),
+    "max-concurrent-uploads": ("max_concurrent_uploads", int),
+    "registry-certs-dir": ("registry_certs_dir", str),
 }
 
 
@@ -66,6 +71,11 @@ class DaemonConfig:
     tlscert: Path | None = None
     tlskey: Path | None = None
     tlsverify: bool = False
+    registry_mirrors: list[str] = field(default_factory=list)
+    insecure_registries: list[str] = field(default_factory=list)
+    max_concurrent_downloads: int = 3
+    max_concurrent_uploads: int = 5
+    registry_certs_dir: Path = Path("/etc/sampan/certs.d")
 
     @property
     def pidfile_path(self) -> Path:
@@ -117,8 +127,8 @@ def read_file(path: Path, *, explicit: bool) -> dict[str, Any]:
         )
     for key, value in data.items():
         want = KEYS[key][1]
-        if not isinstance(value, want) or (isinstance(value, list) and not all(isinstance(v, str) for v in value)):
-            kind = {str: "a string", bool: "a boolean", list: "a list of strings"}[want]
+        if (want is int and isinstance(value, bool)) or not isinstance(value, want) or (isinstance(value, list) and not all(isinstance(v, str) for v in value)):
+            kind = {str: "a string", bool: "a boolean", list: "a list of strings", int: "an integer"}[want]
             raise InvalidConfig(key, f"must be {kind} (in {path})")
     return data
 
@@ -157,6 +167,15 @@ def merge(flags: dict[str, Any], file_settings: dict[str, Any], *, file: Path) -
         if values.get(key):
             setattr(cfg, key, Path(values[key]))
     cfg.tlsverify = bool(values.get("tlsverify", False))
+    cfg.registry_mirrors = list(values.get("registry-mirrors") or [])
+    cfg.insecure_registries = list(values.get("insecure-registries") or [])
+    for key in ("max-concurrent-downloads", "max-concurrent-uploads"):
+        if values.get(key) is not None:
+            if int(values[key]) < 1:
+                raise InvalidConfig(key, "must be at least 1")
+            setattr(cfg, KEYS[key][0], int(values[key]))
+    if values.get("registry-certs-dir"):
+        cfg.registry_certs_dir = Path(values["registry-certs-dir"])
     for path in (cfg.data_root, cfg.exec_root):
         if not path.is_absolute():
             raise InvalidArgument(f"{path}: data and exec roots must be absolute paths")

@@ -69,6 +69,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tlscacert", metavar="PATH", help="trust client certificates signed by this CA")
     p.add_argument("--tlscert", metavar="PATH", help="TLS certificate file")
     p.add_argument("--tlskey", metavar="PATH", help="TLS key file")
+    p.add_argument("--registry-mirror", dest="registry_mirrors", action="append", metavar="URL",
+                   help="a registry mirror: URL (every registry) or HOST=URL (repeatable)")
+    p.add_argument("--insecure-registry", dest="insecure_registries", action="append", metavar="HOST",
+                   help="a registry reached without TLS verification: host[:port] or CIDR (repeatable)")
+    p.add_argument("--max-concurrent-downloads", type=int, metavar="N", help="layer downloads at once per pull (default 3)")
+    p.add_argument("--max-concurrent-uploads", type=int, metavar="N", help="layer uploads at once per push (default 5)")
+    p.add_argument("--registry-certs-dir", metavar="PATH",
+                   help="per-registry CA certificates, <dir>/<host:port>/ca.crt (default /etc/sampan/certs.d)")
     p.add_argument("-v", "--version", action="version", version=f"sampand version {__version__}")
     return p
 

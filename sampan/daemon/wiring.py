@@ -17,6 +17,8 @@ from typing import Any
 
 from sampan.api.services import Services
 from sampan.daemon.config import DaemonConfig
+from sampan.distribution.http import RegistryOptions
+from sampan.engine.distribution import DistributionService
 from sampan.engine.events import EventBus
 from sampan.engine.images import ImageService
 from sampan.engine.system import SystemService
@@ -59,6 +61,14 @@ def storage_driver_name(store: ImageStore, configured: str | None) -> str:
     return name if isinstance(name, str) and name else str(configured or "overlay")
 
 
+def registry_options(cfg: DaemonConfig) -> RegistryOptions:
+    return RegistryOptions(
+        mirrors=list(cfg.registry_mirrors), insecure=list(cfg.insecure_registries),
+        certs_dir=cfg.registry_certs_dir, max_downloads=cfg.max_concurrent_downloads,
+        max_uploads=cfg.max_concurrent_uploads,
+    )
+
+
 def build(cfg: DaemonConfig) -> Engine:
     db = Database.open(cfg.data_root / "sampan.db")
     try:
@@ -66,6 +76,7 @@ def build(cfg: DaemonConfig) -> Engine:
         store.reconcile()
         events = EventBus()
         images = ImageService(store, events)
+        distribution = DistributionService(store, events, registry_options(cfg))
         system = SystemService(
             images,
             events,
@@ -79,4 +90,5 @@ def build(cfg: DaemonConfig) -> Engine:
         db.close()
         raise
     log.info("data root %s, storage driver %s", cfg.data_root, system.storage_driver)
-    return Engine(Services(images=images, system=system, events=events), db)
+    return Engine(Services(images=images, system=system, events=events, distribution=distribution), db,
+                  closers=[distribution.close])

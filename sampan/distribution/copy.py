@@ -113,24 +113,62 @@ def read_config(source: ImageSource, image: SourceImage) -> tuple[bytes, list[st
 
 
 def copy(
-    source: ImageSource, destination: ImageDestination, *, on_progress: Progress | None = None
+    source: ImageSource,
+    destination: ImageDestination,
+    *,
+    on_progress: Progress | None = None,
+    parallel: int = 1,
 ) -> list[CopiedImage]:
-    """Copy every image of ``source`` into ``destination``; see the module docstring."""
+    """Copy every image of ``source`` into ``destination``; see the module docstring.
+
+    ``parallel`` > 1 moves up to that many layer blobs of an image at once (worker threads:
+    both sides must then accept concurrent ``open_blob``/``put_blob`` calls).
+    """
     try:
         images = source.images()
         configs = [read_config(source, image) for image in images]  # validate all first
         for image, (config, diff_ids) in zip(images, configs, strict=True):
+            jobs: list[tuple[int, Descriptor, str]] = []
             for i, desc in enumerate([*image.layers, image.config]):
-                if destination.has_blob(desc):
+                if any(desc.digest == j[1].digest for j in jobs) or destination.has_blob(desc):
                     continue
                 what = image.layer_where[i] if i < len(image.layer_where) else f"blob {desc.digest}"
-                if on_progress is not None and i < len(image.layers):
-                    on_progress({"status": "Copying blob", "id": dg.short(desc.digest),
-                                 "progressDetail": {"current": 0, "total": desc.size}})
-                with source.open_blob(desc) as f:
-                    destination.put_blob(desc, f, what=what)
+                jobs.append((i, desc, what))
+            _transfer(source, destination, image, jobs, on_progress, parallel)
             destination.put_image(image, config, diff_ids)
         return destination.finish()
     except BaseException:
         destination.abort()
         raise
+
+
+def _transfer(
+    source: ImageSource,
+    destination: ImageDestination,
+    image: SourceImage,
+    jobs: list[tuple[int, Descriptor, str]],
+    on_progress: Progress | None,
+    parallel: int,
+) -> None:
+    def one(job: tuple[int, Descriptor, str]) -> None:
+        i, desc, what = job
+        if on_progress is not None and i < len(image.layers):
+            on_progress({"status": "Copying blob", "id": dg.short(desc.digest),
+                         "progressDetail": {"current": 0, "total": desc.size}})
+        with source.open_blob(desc) as f:
+            destination.put_blob(desc, f, what=what)
+
+    if parallel <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            one(job)
+        return
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="copy") as pool:
+        futures = [pool.submit(one, job) for job in jobs]
+        _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for f in pending:
+            f.cancel()
+        for f in futures:
+            if f.done() and not f.cancelled() and f.exception() is not None:
+                raise f.exception()  # type: ignore[misc]

@@ -103,7 +103,9 @@ async def create(request: web.Request) -> web.StreamResponse:
     """``POST /images/create``: import a rootfs tar from the body (``fromSrc=-``)."""
     q = request.query
     if q.get("fromImage"):
-        raise NotImplementedFeature("pulling images from a registry is not implemented yet")
+        from sampan.api.handlers.distribution import pull
+
+        return await pull(request)
     source = q.get("fromSrc", "")
     if not source:
         raise InvalidArgument("either fromImage or fromSrc must be given")
