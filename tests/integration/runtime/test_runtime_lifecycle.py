@@ -214,3 +214,15 @@ def test_log_file_json(bundle, cli, cid, tmp_path):
     assert r.returncode == 1 and r.stderr.strip() == f"No such container: {cid}"
     entry = json.loads(log.read_text().splitlines()[-1])
     assert entry["level"] == "error" and entry["msg"] == f"No such container: {cid}"
+
+
+def test_no_pivot_and_readonly_root(bundle, cli, cid):
+    """--no-pivot uses MS_MOVE + chroot (the ramfs fallback); root.readonly is honoured."""
+    cfg = bundle.config("touch /x 2>/dev/null && echo writable || echo readonly; touch /tmp/ok && echo tmp-ok; awk '$5 == "/"' /proc/self/mountinfo | wc -l")
+    cfg["root"]["readonly"] = True
+    cfg["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]})
+    bundle.write(cfg)
+    for extra in ([], ["--no-pivot"]):
+        r = cli("run", *extra, "-b", str(bundle.path), cid)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == ["readonly", "tmp-ok", "1"], (extra, r.stdout)
