@@ -218,7 +218,10 @@ def test_log_file_json(bundle, cli, cid, tmp_path):
 
 def test_no_pivot_and_readonly_root(bundle, cli, cid):
     """--no-pivot uses MS_MOVE + chroot (the ramfs fallback); root.readonly is honoured."""
-    cfg = bundle.config("touch /x 2>/dev/null && echo writable || echo readonly; touch /tmp/ok && echo tmp-ok; awk '$5 == "/"' /proc/self/mountinfo | wc -l")
+    cfg = bundle.config(
+        """touch /x 2>/dev/null && echo writable || echo readonly; touch /tmp/ok && echo tmp-ok; """
+        """awk '$5 == "/"' /proc/self/mountinfo | wc -l"""
+    )
     cfg["root"]["readonly"] = True
     cfg["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]})
     bundle.write(cfg)
