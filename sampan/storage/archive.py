@@ -382,7 +382,8 @@ def write_diff(
 
     ``whiteouts="overlay"``: ``upper`` is an overlay upper dir (0/0 char devices and opaque
     directories become ``.wh.`` entries).  ``whiteouts="delete"``: ``upper`` is a full tree
-    compared with ``lower`` (the parent's full tree, None for no parent).
+    compared with ``lower``, the parent's full tree (``sn.upper_dir(parent)``; None for no
+    parent).  Pass ``snapshotter.whiteouts`` as ``whiteouts``.
     """
     if whiteouts == "overlay":
         return _write(upper, None, out, "overlay", source_date_epoch)

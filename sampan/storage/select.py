@@ -20,7 +20,7 @@ _lock = threading.Lock()
 
 def _probe(root: Path) -> bool:
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    probe = root / f".probe-{secrets.token_hex(4)}"
+    probe = root / f".probe-{os.getpid()}-{secrets.token_hex(4)}"
     dirs = {n: probe / n for n in ("l1", "l2", "upper", "work", "merged")}
     try:
         for d in dirs.values():

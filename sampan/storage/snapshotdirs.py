@@ -7,6 +7,7 @@
     <root>/<id>/info.json      {"name", "parent", "kind", "labels", "created", "link", "lowers"}
     <root>/l/<26 chars>        overlay's short link -> ../<id>/diff (committed overlay snapshots)
     <root>/.tmp-*/ .trash-*/   a snapshot being made / being removed (emptied at start)
+    <root>/.probe-*/           select.overlay_supported's test mount (emptied at start)
 
 ``<id>`` is the sha256 (hex) of the snapshot's key or name, so a committed layer's directory
 follows from its chain ID.  Crash safety:
@@ -255,7 +256,7 @@ class SnapshotDirs:
         with self.lock:
             for entry in os.listdir(self.root):
                 path = self.root / entry
-                if entry.startswith((".tmp-", ".trash-")):
+                if entry.startswith((".tmp-", ".trash-", ".probe-")):
                     if not _in_progress(entry):
                         shutil.rmtree(path, ignore_errors=True)
                     continue
