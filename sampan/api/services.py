@@ -13,7 +13,9 @@ from sampan.engine.images import ImageService
 from sampan.engine.system import SystemService
 
 if TYPE_CHECKING:
+    from sampan.engine.containers import ContainerService
     from sampan.engine.distribution import DistributionService
+    from sampan.engine.volumes import VolumeService
 
 
 @dataclass
@@ -24,6 +26,8 @@ class Services:
     system: SystemService
     events: EventBus
     distribution: DistributionService | None = None
+    containers: ContainerService | None = None
+    volumes: VolumeService | None = None
 
 
 SERVICES = web.AppKey("services", Services)
