@@ -75,3 +75,36 @@ def test_skopeo_over_tls(tmp_path: Path) -> None:
         assert r.returncode != 0  # an untrusted certificate is refused when verifying
     finally:
         server.stop()
+
+
+def test_skopeo_copies_a_multi_platform_index(tmp_path: Path) -> None:
+    layout = tmp_path / "layout"
+    children = []
+    for arch in ("amd64", "arm64"):
+        facts = make_oci_layout(layout, [{"arch": arch.encode()}], tag=arch)
+        size = (layout / "blobs" / "sha256" / facts["manifest"].split(":")[1]).stat().st_size
+        children.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": facts["manifest"],
+                         "size": size, "platform": {"os": "linux", "architecture": arch}})
+    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": children}).encode()
+    (layout / "blobs" / "sha256" / sha(index).split(":")[1]).write_bytes(index)
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": sha(index), "size": len(index),
+         "annotations": {"org.opencontainers.image.ref.name": "multi"}}]}))
+    server = start_server(tmp_path / "storage")
+    try:
+        ref = f"docker://{server.addr}/library/multi:1"
+        r = skopeo("copy", "--all", "--dest-tls-verify=false", f"oci:{layout}:multi", ref)
+        assert r.returncode == 0, r.stderr
+        r = skopeo("inspect", "--tls-verify=false", "--raw", ref)
+        assert sha(r.stdout.encode()) == sha(index)
+        for child in children:
+            arch = child["platform"]["architecture"]  # type: ignore[index]
+            r = skopeo("inspect", "--tls-verify=false", "--override-arch", str(arch), ref)
+            assert r.returncode == 0, r.stderr
+            found = json.loads(r.stdout)
+            # (both test configs say amd64: the layers tell which child was chosen)
+            child_doc = json.loads((layout / "blobs" / "sha256" / str(child["digest"]).split(":")[1]).read_bytes())
+            assert found["Layers"] == [d["digest"] for d in child_doc["layers"]]
+    finally:
+        server.stop()
