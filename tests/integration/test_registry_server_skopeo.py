@@ -108,3 +108,20 @@ def test_skopeo_copies_a_multi_platform_index(tmp_path: Path) -> None:
             assert found["Layers"] == [d["digest"] for d in child_doc["layers"]]
     finally:
         server.stop()
+
+
+def test_skopeo_docker_schema2(tmp_path: Path) -> None:
+    make_oci_layout(tmp_path / "layout", [{"docker": b"schema2\n"}])
+    server = start_server(tmp_path / "storage")
+    try:
+        ref = f"docker://{server.addr}/library/docker-format:v1"
+        r = skopeo("copy", "--format", "v2s2", "--dest-tls-verify=false", f"oci:{tmp_path / 'layout'}:latest", ref)
+        assert r.returncode == 0, r.stderr
+        r = skopeo("inspect", "--tls-verify=false", "--raw", ref)
+        doc = json.loads(r.stdout)
+        assert doc["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+        assert doc["layers"][0]["mediaType"] == "application/vnd.docker.image.rootfs.diff.tar.gzip"
+        r = skopeo("copy", "--src-tls-verify=false", ref, f"docker-archive:{tmp_path / 'image.tar'}:app:v1")
+        assert r.returncode == 0, r.stderr
+    finally:
+        server.stop()
