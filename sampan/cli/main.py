@@ -47,6 +47,12 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
     ("import",): ("transfer", "IMPORT", "import_"),
     ("image", "import"): ("transfer", "IMPORT", "import_"),
     ("version",): ("system", "VERSION", "version"),
+    ("pull",): ("registry", "PULL", "pull"),
+    ("image", "pull"): ("registry", "PULL", "pull"),
+    ("push",): ("registry", "PUSH", "push"),
+    ("image", "push"): ("registry", "PUSH", "push"),
+    ("login",): ("registry", "LOGIN", "login"),
+    ("logout",): ("registry", "LOGOUT", "logout"),
     ("info",): ("system", "INFO", "info"),
     ("system", "info"): ("system", "INFO", "info"),
     ("system", "df"): ("system", "DF", "df"),
@@ -64,6 +70,10 @@ SUMMARIES = {
     "info": "Display system-wide information",
     "inspect": "Return low-level information on sampan objects",
     "load": "Load an image from a tar archive or STDIN",
+    "login": "Authenticate to a registry",
+    "logout": "Log out from a registry",
+    "pull": "Download an image from a registry",
+    "push": "Upload an image to a registry",
     "rmi": "Remove one or more images",
     "save": "Save one or more images to a tar archive (streamed to STDOUT by default)",
     "tag": "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
@@ -176,6 +186,10 @@ def run(argv: list[str], *, make_context: Callable[[GlobalOptions], Context] | N
         return 0
     if want_help:  # "sampan --help images" is "sampan images --help"
         rest = [*rest, "--help"]
+    if rest[0] == "registry":  # the registry server's own main (serve, gc)
+        from sampan.registry_main import main as registry_main
+
+        return registry_main(rest[1:])
     words: tuple[str, ...] = (rest[0], rest[1]) if len(rest) > 1 else (rest[0],)
     if words not in COMMANDS:
         words = (rest[0],)
@@ -201,7 +215,7 @@ def run(argv: list[str], *, make_context: Callable[[GlobalOptions], Context] | N
     from sampan.cli.flags import help_text, parse, usage_hint
 
     try:
-        opts, args = parse(spec, rest[len(words) :])
+        opts, args = parse(spec, rest[len(words) :], interspersed=getattr(spec, "interspersed", True))
         if opts["help"]:
             ctx.stdout.write(help_text(spec))
             return 0
