@@ -72,6 +72,13 @@ class LayerWriter:
         if self._last is not None and key <= self._last:
             raise Internal(f"layer writer: entry {name!r} added out of order or twice")
         self._last = key
+        linkname = entry.linkname
+        if entry.type == tf.LNK:
+            linkname = tf.clean_path(entry.linkname) or ""
+            if not linkname:
+                raise InvalidArgument(
+                    f"layer entry {name!r}: bad hard link target {entry.linkname!r}"
+                )
         mtime = entry.mtime_ns // 1_000_000_000
         if self._sde is not None and mtime > self._sde:
             mtime = self._sde
@@ -83,7 +90,7 @@ class LayerWriter:
             gid=entry.gid,
             size=entry.size if entry.type == tf.REG else 0,
             mtime_ns=mtime * 1_000_000_000,
-            linkname=entry.linkname,
+            linkname=linkname,
             devmajor=entry.devmajor if entry.type in (tf.CHR, tf.BLK) else 0,
             devminor=entry.devminor if entry.type in (tf.CHR, tf.BLK) else 0,
             xattrs=dict(entry.xattrs),
