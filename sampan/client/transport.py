@@ -86,6 +86,11 @@ class Source:
         data, self._buf = self._buf[:limit], self._buf[limit:]
         return data
 
+    def take_buffered(self) -> bytes:
+        """Whatever was read past the point parsed so far (the first bytes of a hijacked stream)."""
+        data, self._buf = self._buf, b""
+        return data
+
     def read_exact(self, n: int) -> bytes:
         while len(self._buf) < n:
             if not self._fill():
