@@ -23,7 +23,15 @@ import os
 import stat
 
 from sampan._sys import mount as m
-from sampan._sys.proc import O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2, pivot_root
+from sampan._sys.proc import (
+    MOUNT_ATTR_RDONLY,
+    O_PATH,
+    RESOLVE_IN_ROOT,
+    RESOLVE_NO_MAGICLINKS,
+    mount_setattr_recursive,
+    openat2,
+    pivot_root,
+)
 from sampan.errors import InvalidConfig, PermissionDenied
 from sampan.oci import runtime as oci
 from sampan.oci.defaults import DEFAULT_DEVICES
@@ -144,19 +152,25 @@ def mount_one(rootfs: str, rootfd: int, mnt: oci.Mount, field: str, *, cgroupns:
     except OSError as exc:
         raise InvalidConfig(f"{field}.destination", f"cannot create {mnt.destination} in the rootfs: {exc.strerror}") from None
     target = f"/proc/self/fd/{fd}"
+    top = -1
     try:
         if mnt.type == "cgroup":
             _cgroup_mount(target, dest, mnt, own_ns=cgroupns)
         elif mnt.bind:
             m.mount(mnt.source, target, "", mnt.flags & (m.MS_BIND | m.MS_REC))
-            extra = mnt.flags & ~(m.MS_BIND | m.MS_REC)
-            if extra or mnt.recursive_ro:
-                ro = m.MS_RDONLY if mnt.recursive_ro else 0
-                m.mount("", target, "", m.MS_BIND | m.MS_REMOUNT | extra | ro)
         else:
             m.mount(mnt.source, target, mnt.type, mnt.flags, mnt.data)
-        if mnt.propagation:
-            m.mount("", target, "", mnt.propagation)
+        extra = mnt.flags & ~(m.MS_BIND | m.MS_REC) if mnt.bind else 0
+        if extra or mnt.recursive_ro or mnt.propagation:
+            # ``fd`` names the directory now covered by the mount: open the mount itself
+            top = _open_in_root(rootfd, rootfs, dest)
+            new = f"/proc/self/fd/{top}"
+            if extra:
+                m.mount("", new, "", m.MS_BIND | m.MS_REMOUNT | extra)
+            if mnt.recursive_ro:
+                mount_setattr_recursive(top, MOUNT_ATTR_RDONLY)
+            if mnt.propagation:
+                m.mount("", new, "", mnt.propagation)
     except OSError as exc:
         what = f"mount {mnt.type} {mnt.source} on {mnt.destination}"
         if mnt.options:
@@ -166,6 +180,8 @@ def mount_one(rootfs: str, rootfd: int, mnt: oci.Mount, field: str, *, cgroupns:
         raise InvalidConfig(field, f"{what}: {os.strerror(exc.errno or 0)}") from None
     finally:
         os.close(fd)
+        if top >= 0:
+            os.close(top)
 
 
 def _device(rootfs: str, rootfd: int, path: str, kind: str, major: int, minor: int, mode: int, uid: int, gid: int) -> None:

@@ -229,3 +229,24 @@ def test_no_pivot_and_readonly_root(bundle, cli, cid):
         r = cli("run", *extra, "-b", str(bundle.path), cid)
         assert r.returncode == 0, r.stderr
         assert r.stdout.split() == ["readonly", "tmp-ok", "1"], (extra, r.stdout)
+
+
+def test_bind_mount_options(bundle, cli, cid, tmp_path):
+    """ro applies to the bind mount, rro to it and every mount below it, rw leaves it writable;
+    the flags land on the new mount (not on the directory it covers)."""
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "sampan-test", str(src / "sub")], check=True)
+    try:
+        cfg = bundle.config(
+            "for d in /rw /ro /rro; do touch $d/f 2>/dev/null && echo $d:w || echo $d:r; "
+            "touch $d/sub/f 2>/dev/null && echo $d/sub:w || echo $d/sub:r; done"
+        )
+        for name, opts in (("rw", ["rbind"]), ("ro", ["rbind", "ro", "nosuid"]), ("rro", ["rbind", "rro"])):
+            cfg["mounts"].append({"destination": f"/{name}", "type": "bind", "source": str(src), "options": opts})
+        bundle.write(cfg)
+        r = cli("run", "-b", str(bundle.path), cid)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == ["/rw:w", "/rw/sub:w", "/ro:r", "/ro/sub:w", "/rro:r", "/rro/sub:r"]
+    finally:
+        subprocess.run(["umount", str(src / "sub")], check=True)
