@@ -250,3 +250,34 @@ def test_bind_mount_options(bundle, cli, cid, tmp_path):
         assert r.stdout.split() == ["/rw:w", "/rw/sub:w", "/ro:r", "/ro/sub:w", "/rro:r", "/rro/sub:r"]
     finally:
         subprocess.run(["umount", str(src / "sub")], check=True)
+
+
+def test_join_namespaces_by_path(bundle, rt_root, cid, tmp_path):
+    """A second container joins the first one's network, ipc and pid namespaces by path."""
+    bundle.write(bundle.config("exec sleep 30"))
+    with open(os.devnull) as null:
+        pid = container.create(rt_root, cid, bundle.path, stdio=(null.fileno(), null.fileno(), null.fileno()))
+    try:
+        container.start(rt_root, cid)
+        cfg = bundle.config("readlink /proc/self/ns/net; readlink /proc/self/ns/ipc; ps -o comm | grep -c sleep")
+        for ns in cfg["linux"]["namespaces"]:
+            if ns["type"] in ("network", "ipc", "pid"):
+                ns["path"] = f"/proc/{pid}/ns/{'net' if ns['type'] == 'network' else ns['type']}"
+        bundle.write(cfg)
+        out = tmp_path / "joined.out"
+        with open(out, "w") as f, open(os.devnull) as null:
+            jpid = container.create(rt_root, cid + "-2", bundle.path, stdio=(null.fileno(), f.fileno(), f.fileno()))
+        container.start(rt_root, cid + "-2")
+        _, status = os.waitpid(jpid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        lines = out.read_text().split()
+        assert lines[0] == os.readlink(f"/proc/{pid}/ns/net")
+        assert lines[1] == os.readlink(f"/proc/{pid}/ns/ipc")
+        assert lines[2] == "1"  # sees the first container's sleep: same pid namespace
+        container.delete(rt_root, cid + "-2")
+    finally:
+        container.delete(rt_root, cid, force=True)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
