@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sampan.api.handlers import distribution, images, system
+from sampan.api.handlers import containers, distribution, images, system, volumes
 
 ROUTES: list[tuple[str, str, object]] = [
     ("GET", "/_ping", system.ping),
@@ -31,6 +31,25 @@ ROUTES: list[tuple[str, str, object]] = [
     ("POST", "/auth", distribution.auth),
     ("GET", "/distribution/{name:.+}/json", distribution.inspect),
     ("DELETE", "/images/{name:.+}", images.remove),
+    ("POST", "/containers/create", containers.create),
+    ("GET", "/containers/json", containers.list_containers),
+    ("POST", "/containers/prune", containers.prune),
+    ("GET", "/containers/{id}/json", containers.inspect),
+    ("POST", "/containers/{id}/start", containers.start),
+    ("POST", "/containers/{id}/stop", containers.stop),
+    ("POST", "/containers/{id}/restart", containers.restart),
+    ("POST", "/containers/{id}/kill", containers.kill),
+    ("POST", "/containers/{id}/pause", containers.pause),
+    ("POST", "/containers/{id}/unpause", containers.unpause),
+    ("POST", "/containers/{id}/rename", containers.rename),
+    ("POST", "/containers/{id}/update", containers.update),
+    ("POST", "/containers/{id}/wait", containers.wait),
+    ("DELETE", "/containers/{id}", containers.remove),
+    ("GET", "/volumes", volumes.list_volumes),
+    ("POST", "/volumes/create", volumes.create),
+    ("POST", "/volumes/prune", volumes.prune),
+    ("GET", "/volumes/{name}", volumes.inspect),
+    ("DELETE", "/volumes/{name}", volumes.remove),
 ]
 
 VERSION_PREFIX = r"/v{version:[0-9]+\.[0-9]+}"

@@ -19,9 +19,12 @@ from sampan.api.services import Services
 from sampan.daemon.config import DaemonConfig
 from sampan.distribution.http import RegistryOptions
 from sampan.engine.distribution import DistributionService
+from sampan.engine.containers import ContainerService
 from sampan.engine.events import EventBus
 from sampan.engine.images import ImageService
+from sampan.engine.restore import restore
 from sampan.engine.system import SystemService
+from sampan.engine.volumes import VolumeService
 from sampan.image.store import ImageStore
 from sampan.storage.db import Database
 
@@ -86,9 +89,16 @@ def build(cfg: DaemonConfig) -> Engine:
             storage_driver=storage_driver_name(store, cfg.storage_driver),
             debug=cfg.debug,
         )
+        volumes = VolumeService(cfg.data_root, db, events)
+        containers = ContainerService(
+            data_root=cfg.data_root, exec_root=cfg.exec_root, db=db, images=images,
+            volumes=volumes, events=events,
+        )
+        restore(containers)  # live restore: re-adopt what a previous daemon left running
     except BaseException:
         db.close()
         raise
     log.info("data root %s, storage driver %s", cfg.data_root, system.storage_driver)
-    return Engine(Services(images=images, system=system, events=events, distribution=distribution), db,
-                  closers=[distribution.close])
+    services = Services(images=images, system=system, events=events, distribution=distribution,
+                        containers=containers, volumes=volumes)
+    return Engine(services, db, closers=[distribution.close, containers.close])
