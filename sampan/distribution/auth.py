@@ -206,7 +206,7 @@ class Authorizer:
             return None
         if challenge.scheme == "basic":
             if self.credentials.anonymous:
-                raise Unauthorized(f"{host}: authentication required (no credentials given: sampan login {host})")
+                return None  # the registry's 401 stands: "authentication required"
             return self.credentials.basic()
         if self.credentials.registry_token:
             return "Bearer " + self.credentials.registry_token

@@ -161,6 +161,8 @@ class RegistrySource:
             config=config, layers=layers, references=references, manifest_digest=self.manifest_digest,
             where=self.what, layer_where=[f"{self.what} layer {d.digest}" for d in layers],
         )
+        if self.ref.tag and not self.ref.digest:
+            self.progress.send(f"Pulling from {self.ref.path}", self.ref.tag)
         self._announce(layers)
         return [self._image]
 
@@ -212,8 +214,6 @@ def pull_image(
     """Pull one reference into ``store`` (blobs verified, layers unpacked, rows in one go)."""
     progress = PullProgress(on_progress)
     shown = ref.familiar()
-    if ref.tag and not ref.digest:
-        progress.send(f"Pulling from {ref.path}", ref.tag)
     try:
         before = store.resolve(str(ref))
     except NotFound:

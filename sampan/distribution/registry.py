@@ -68,8 +68,11 @@ def registry_error(what: str, response: Response, *, pull: bool = True) -> Sampa
         code, message = str(first.get("code") or ""), str(first.get("message") or "")
     except (ValueError, AttributeError, IndexError, TypeError):
         message = body[:200].decode("utf-8", "replace").strip()
-    detail = f"{code.lower().replace('_', ' ')}: {message}" if code else message or f"HTTP {response.status}"
     status = response.status
+    fallback = {401: "unauthorized: authentication required",
+                403: "denied: requested access to the resource is denied", 404: "not found"}
+    detail = f"{code.lower().replace('_', ' ')}: {message}" if code else message or fallback.get(
+        status, f"HTTP {status}")
     if status == 401 or (status == 403 and code == "DENIED"):
         if pull:
             return Unauthorized(

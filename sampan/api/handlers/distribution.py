@@ -29,12 +29,15 @@ def _service(request: web.Request) -> DistributionService:
 
 async def _progress_stream(request: web.Request, work: Any) -> web.StreamResponse:
     stream = JSONStream(request)
-    await stream.start()
+    # the 200 goes out with the first message: a failure before any (unknown image, refused
+    # credentials, unreachable registry) is an HTTP error with its status, as dockerd answers
     try:
         await stream.run(work)
     except (ConnectionResetError, asyncio.CancelledError):
         raise
     except Exception as exc:
+        if not stream.response.prepared:
+            raise
         await stream.send_error(exc)
     return await stream.finish()
 
