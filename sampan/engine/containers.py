@@ -22,7 +22,6 @@ one can wait for the exit it caused.  Every state change is written to ``sampan.
 from __future__ import annotations
 
 import builtins
-import concurrent.futures
 import contextlib
 import json
 import logging
@@ -33,7 +32,6 @@ import signal as signals
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +40,9 @@ from sampan.engine import creation, lifecycle, restart
 from sampan.engine.container_query import ListOptions, matches, prune_candidates
 from sampan.engine.events import EventBus
 from sampan.engine.images import ImageService
-from sampan.engine.model import ZERO_TIME, Container, ContainerSpec, HostSpec, MountPoint
-from sampan.engine.runner import Runner
+from sampan.engine.model import ZERO_TIME, Container, ContainerSpec, HostSpec
+from sampan.engine.runner import Runner, start_error
+from sampan.engine.supervision import WAIT_CONDITIONS, Supervision, WaitResult, _Waiter, now_rfc3339
 from sampan.engine.volumes import VolumeService
 from sampan.runtime.shimproto import ShimClient
 from sampan.storage.db import Database
@@ -61,29 +60,11 @@ MIGRATIONS = [
     );
     """
 ]
-WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
 StartHook = Callable[[Container, ShimClient], None]
 
 
-def now_rfc3339() -> str:
-    ns = time.time_ns()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}Z"
 
-
-@dataclass
-class WaitResult:
-    exit_code: int
-    error: str = ""
-
-
-@dataclass
-class _Waiter:
-    id: str
-    condition: str
-    future: concurrent.futures.Future[WaitResult]
-
-
-class ContainerService:
+class ContainerService(Supervision):
     def __init__(
         self,
         *,
@@ -260,7 +241,7 @@ class ContainerService:
             bundle.mkdir(parents=True)
             creation.write_etc_files(c, str(bundle))
             for m in mounts:
-                c.mount_points.append(self._mount_point(m, made_volumes))
+                c.mount_points.append(creation.mount_point(m, self.volumes, made_volumes))
             self.store.snapshotter.prepare(cid, image.chain_ids[-1] if image.chain_ids else None)
             self._save(c)
         except BaseException:
@@ -275,26 +256,6 @@ class ContainerService:
             raise
         self._event(c, "create")
         return c, warnings
-
-    def _mount_point(self, m: Any, made: builtins.list[str]) -> MountPoint:
-        if m.type == "bind":
-            if not os.path.exists(m.source):
-                os.makedirs(m.source, exist_ok=True)  # -v creates a missing host directory
-            return MountPoint(type="bind", destination=m.target, source=m.source, rw=not m.read_only,
-                              mode="ro" if m.read_only else "", propagation=m.propagation or "rprivate")
-        if m.type == "tmpfs":
-            return MountPoint(type="tmpfs", destination=m.target, rw=not m.read_only, mode=",".join(m.options))
-        name = m.source
-        anonymous = not name
-        if not name or not self.volumes.exists(name):
-            v = self.volumes.create(name, labels=dict(m.labels), anonymous=anonymous)
-            name = v.name
-            made.append(name)
-        mode = "ro" if m.read_only else ("z" if not anonymous else "")
-        if m.no_copy:
-            mode = ",".join(x for x in (mode, "nocopy") if x)
-        return MountPoint(type="volume", destination=m.target, source=self.volumes.path(name), name=name,
-                          driver="local", mode=mode, rw=not m.read_only, anonymous=anonymous)
 
     # ------------------------------------------------------------------ start
 
@@ -332,133 +293,6 @@ class ContainerService:
             self._save(c)
         self._event(c, "start")
         self.watch(c.id, gen)
-
-    def next_generation(self, cid: str) -> int:
-        with self._lock:
-            gen = self._generation[cid] = self._generation.get(cid, 0) + 1
-            return gen
-
-    def adopt(self, cid: str, gen: int, pid: int) -> None:
-        """Watch a container a previous daemon started (live restore)."""
-        with self._lock:
-            c = self._containers[cid]
-            c.state.pid = pid
-            self._started_mono[cid] = time.monotonic()
-            self._save(c)
-        self.watch(cid, gen)
-
-    def mark_dead(self, cid: str) -> None:
-        with self._lock:
-            c = self._containers[cid]
-            lifecycle.apply(c.state, lifecycle.DEAD)
-            self._save(c)
-
-    def start_restored(self, cid: str) -> None:
-        """Start a container at daemon start (restart policy); not a user action."""
-        c = self.get(cid)
-        with self._op(cid):
-            if c.state.status not in (lifecycle.EXITED, lifecycle.RESTARTING, lifecycle.CREATED):
-                return
-            if c.state.status == lifecycle.RESTARTING:
-                c.restart_count += 1
-            self._start_locked(c)
-
-    def watch(self, cid: str, gen: int) -> None:
-        """Wait, in a thread, for the container's exit as its shim reports it."""
-        threading.Thread(target=self._monitor, args=(cid, gen), name=f"monitor-{cid[:12]}", daemon=True).start()
-
-    def _monitor(self, cid: str, gen: int) -> None:
-        status = self.runner.wait_exit(cid)
-        try:
-            self.handle_exit(cid, gen, status)
-        except Exception:  # pragma: no cover - logged, never silently lost
-            log.exception("container %s: handling its exit failed", cid[:12])
-
-    def handle_exit(self, cid: str, gen: int, status: dict[str, Any], *, daemon_start: bool = False) -> None:
-        """Record an exit the shim reported (or restore found); then --rm or restart.
-
-        Waiters are answered first; the shim's delete (runtime state, cgroup: tens of ms)
-        follows, and a start of the same container waits for it (``_cleaned``)."""
-        oom = self.runner.oom_killed(cid)  # before the delete removes the cgroup
-        with self._lock:
-            c = self._containers.get(cid)
-            if c is None or self._generation.get(cid, 0) != gen:
-                return
-            done = self._cleaned[cid] = threading.Event()
-            code = status.get("exit_code")
-            c.state.exit_code = int(code) if code is not None else 255
-            c.state.oom_killed = oom
-            c.state.finished_at = now_rfc3339()
-            ran = time.monotonic() - self._started_mono.get(cid, time.monotonic())
-            again = not c.host.auto_remove and restart.should_restart(
-                c.host.restart_policy, exit_code=c.state.exit_code, restart_count=c.restart_count,
-                manually_stopped=c.has_been_manually_stopped, daemon_start=daemon_start,
-            ) and c.state.status != lifecycle.REMOVING
-            if c.state.status != lifecycle.REMOVING:
-                lifecycle.apply(c.state, lifecycle.RESTARTING if again else lifecycle.EXITED)
-            c.state.pid = 0
-            self._exits[cid] = self._exits.get(cid, 0) + 1
-            self._save(c)
-            self._resolve(cid, ("next-exit",) if again else ("next-exit", "not-running"), WaitResult(c.state.exit_code))
-        self._event(c, "die", exitCode=str(c.state.exit_code))
-        try:
-            self.runner.delete(cid)
-        finally:
-            done.set()
-        if c.host.auto_remove:
-            threading.Thread(target=self._auto_remove, args=(cid,), daemon=True).start()
-        elif again:
-            delay = self._backoff.setdefault(cid, restart.Backoff()).next(ran)
-            timer = threading.Timer(delay, self._restart_now, args=(cid,))
-            timer.daemon = True
-            with self._lock:
-                self._timers[cid] = timer
-            timer.start()
-
-    def _wait_cleaned(self, cid: str) -> None:
-        with self._lock:
-            done = self._cleaned.get(cid)
-        if done is not None:
-            done.wait(60.0)
-
-    def _auto_remove(self, cid: str) -> None:
-        with contextlib.suppress(errors.NotFound, errors.Conflict):
-            self.remove(cid, force=True, volumes=True)
-
-    def _restart_now(self, cid: str) -> None:
-        with self._lock:
-            self._timers.pop(cid, None)
-            c = self._containers.get(cid)
-        if c is None:
-            return
-        with self._op(cid):
-            if c.state.status != lifecycle.RESTARTING or cid not in self._containers:
-                return
-            c.restart_count += 1
-            try:
-                self._start_locked(c)
-            except errors.SampanError as exc:
-                log.warning("container %s: restart failed: %s", cid[:12], exc)
-                with self._lock:
-                    lifecycle.apply(c.state, lifecycle.EXITED)
-                    self._save(c)
-                    self._resolve(cid, ("not-running",), WaitResult(c.state.exit_code, str(exc)))
-                return
-        self._event(c, "restart")
-
-    def _cancel_restart(self, c: Container) -> bool:
-        with self._lock:
-            timer = self._timers.pop(c.id, None)
-            if timer is not None:
-                timer.cancel()
-            if c.state.status == lifecycle.RESTARTING:
-                lifecycle.apply(c.state, lifecycle.EXITED)
-                self._save(c)
-                self._resolve(c.id, ("not-running",), WaitResult(c.state.exit_code))
-                return True
-        return False
-
-    # ------------------------------------------------------------------ stop, kill, restart
 
     def _wait_exit(self, c: Container, before: int, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -646,38 +480,6 @@ class ContainerService:
 
     # ------------------------------------------------------------------ wait, prune
 
-    def wait_future(self, name: str, condition: str = "not-running") -> concurrent.futures.Future[WaitResult]:
-        """A future answered when ``condition`` holds (not-running answers at once for a
-        container that is not running)."""
-        condition = condition or "not-running"
-        if condition not in WAIT_CONDITIONS:
-            raise errors.InvalidArgument(f"invalid condition: \"{condition}\"")
-        c = self.get(name)
-        fut: concurrent.futures.Future[WaitResult] = concurrent.futures.Future()
-        with self._lock:
-            if condition == "not-running" and not c.state.running:
-                fut.set_result(WaitResult(c.state.exit_code, c.state.error))
-            else:
-                self._waiters.append(_Waiter(c.id, condition, fut))
-        return fut
-
-    def wait(self, name: str, condition: str = "not-running", timeout: float | None = None) -> WaitResult:
-        return self.wait_future(name, condition).result(timeout)
-
-    def cancel_wait(self, fut: concurrent.futures.Future[WaitResult]) -> None:
-        with self._lock:
-            self._waiters = [w for w in self._waiters if w.future is not fut]
-
-    def _resolve(self, cid: str, conditions: tuple[str, ...], result: WaitResult) -> None:
-        keep = []
-        for w in self._waiters:
-            if w.id == cid and w.condition in conditions:
-                if not w.future.done():
-                    w.future.set_result(result)
-            else:
-                keep.append(w)
-        self._waiters = keep
-
     def prune(self, *, filters: dict[str, builtins.list[str]] | None = None) -> tuple[builtins.list[str], int]:
         with self._lock:
             candidates = prune_candidates(list(self._containers.values()), filters or {})
@@ -713,17 +515,3 @@ def parse_signal(text: str | int) -> signals.Signals:
     except KeyError:
         raise errors.InvalidArgument(f"Invalid signal: {text}") from None
 
-
-def start_error(exc: errors.SampanError) -> tuple[int, errors.SampanError]:
-    """The exit code and error Docker records for a failed start: 127 when the command is not
-    found, 126 when it cannot be executed (both a 400, "invalid config" in moby), else 128."""
-    text = str(exc)
-    low = text.lower()
-    if "executable file not found" in low or "no such file or directory" in low:
-        code = 127
-    elif "permission denied" in low or "exec format error" in low or "is a directory" in low:
-        code = 126
-    else:
-        return 128, exc
-    message = f"failed to create task for container: {text}: unknown"
-    return code, errors.InvalidArgument(message)

@@ -10,11 +10,21 @@ from __future__ import annotations
 import os
 import random
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sampan import errors
-from sampan.engine.model import Container, ContainerSpec, HealthConfig, HostSpec, MountSpec
+from sampan.engine.model import (
+    Container,
+    ContainerSpec,
+    HealthConfig,
+    HostSpec,
+    MountPoint,
+    MountSpec,
+)
 from sampan.engine.specgen.process import merge_env
+
+if TYPE_CHECKING:
+    from sampan.engine.volumes import VolumeService
 
 NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 NETWORK_MODES_NOW = ("none", "host")
@@ -227,3 +237,26 @@ def parse_size(text: str) -> int:
         raise errors.InvalidArgument(f"invalid size: '{text}'")
     mult = 1024 ** " kmgtp".index(m.group(2) or " ")
     return int(float(m.group(1)) * mult)
+
+
+def mount_point(m: MountSpec, volumes: VolumeService, made: list[str]) -> MountPoint:
+    """The mount point for one requested mount; creates a named or anonymous volume if needed
+    (its name is appended to ``made``, for the caller's rollback)."""
+    if m.type == "bind":
+        if not os.path.exists(m.source):
+            os.makedirs(m.source, exist_ok=True)  # -v creates a missing host directory
+        return MountPoint(type="bind", destination=m.target, source=m.source, rw=not m.read_only,
+                          mode="ro" if m.read_only else "", propagation=m.propagation or "rprivate")
+    if m.type == "tmpfs":
+        return MountPoint(type="tmpfs", destination=m.target, rw=not m.read_only, mode=",".join(m.options))
+    name = m.source
+    anonymous = not name
+    if not name or not volumes.exists(name):
+        v = volumes.create(name, labels=dict(m.labels), anonymous=anonymous)
+        name = v.name
+        made.append(name)
+    mode = "ro" if m.read_only else ("z" if not anonymous else "")
+    if m.no_copy:
+        mode = ",".join(x for x in (mode, "nocopy") if x)
+    return MountPoint(type="volume", destination=m.target, source=volumes.path(name), name=name,
+                      driver="local", mode=mode, rw=not m.read_only, anonymous=anonymous)

@@ -242,3 +242,18 @@ class Runner:
             except errors.SampanError:
                 if not force:
                     raise
+
+
+def start_error(exc: errors.SampanError) -> tuple[int, errors.SampanError]:
+    """The exit code and error Docker records for a failed start: 127 when the command is not
+    found, 126 when it cannot be executed (both a 400, "invalid config" in moby), else 128."""
+    text = str(exc)
+    low = text.lower()
+    if "executable file not found" in low or "no such file or directory" in low:
+        code = 127
+    elif "permission denied" in low or "exec format error" in low or "is a directory" in low:
+        code = 126
+    else:
+        return 128, exc
+    message = f"failed to create task for container: {text}: unknown"
+    return code, errors.InvalidArgument(message)
