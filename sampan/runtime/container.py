@@ -113,7 +113,6 @@ def create(
             use_cgroups=_wants_cgroups(spec.linux),
             hooks={"poststart": hooks_mod.to_json(spec.hooks.poststart), "poststop": hooks_mod.to_json(spec.hooks.poststop)},
         )
-        sd.save(st)
         console = _console_sock
         if spec.process.terminal and console is None:
             if console_socket is None:
@@ -145,7 +144,7 @@ def create(
         pidns = spec.linux.namespace("pid")
         try:
             pid = proc_mod.spawn(
-                cfg, on_pid=on_pid, run_hooks=run_hooks,
+                cfg, on_pid=on_pid, after_go=lambda: sd.save(st), run_hooks=run_hooks,
                 pidns_path=pidns.path or None if pidns else None,
                 new_pidns=pidns is not None and not pidns.path,
             )

@@ -82,13 +82,15 @@ def spawn(
     cfg: InitConfig,
     *,
     on_pid: Callable[[int], None] | None = None,
+    after_go: Callable[[], None] | None = None,
     run_hooks: Callable[[], None] | None = None,
     pidns_path: str | None = None,
     new_pidns: bool = False,
 ) -> int:
     """Fork the init described by ``cfg``, drive it to CREATED and return its pid.
 
-    ``on_pid`` runs before GO (the cgroup placement); ``run_hooks`` answers HOOKS.  On any
+    ``on_pid`` runs before GO (the cgroup placement), ``after_go`` while the child sets up
+    (bookkeeping that the child does not wait for); ``run_hooks`` answers HOOKS.  On any
     failure the child is killed and reaped and the error is raised here.
     """
     from sampan.runtime import init
@@ -113,6 +115,8 @@ def spawn(
         if on_pid is not None:
             on_pid(pid)
         sync.send(parent_sock, sync.GO)
+        if after_go is not None:
+            after_go()
         while True:
             msg = sync.recv(parent_sock)
             if msg is None:
