@@ -281,3 +281,12 @@ def test_join_namespaces_by_path(bundle, rt_root, cid, tmp_path):
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass
+
+
+def test_run_with_terminal_proxies_the_pty(bundle, cli, cid):
+    cfg = bundle.config("tty; stty size; exit 3", terminal=True)
+    cfg["process"]["consoleSize"] = {"height": 30, "width": 100}
+    bundle.write(cfg)
+    r = cli("run", "-b", str(bundle.path), cid, stdin=subprocess.DEVNULL)
+    assert r.returncode == 3, r.stderr
+    assert r.stdout.split() == ["/dev/pts/0", "30", "100"]
