@@ -31,7 +31,7 @@ class ChildFailed(SampanError):
 
 
 def _fork_in_pidns(pidns_path: str | None, new_pidns: bool, child: Callable[[], None]) -> int:
-    own = os.open("/proc/self/ns/pid_for_children", os.O_RDONLY | os.O_CLOEXEC) if (new_pidns or pidns_path) else -1
+    own = os.open("/proc/thread-self/ns/pid_for_children", os.O_RDONLY | os.O_CLOEXEC) if (new_pidns or pidns_path) else -1
     try:
         if pidns_path:
             fd = os.open(pidns_path, os.O_RDONLY | os.O_CLOEXEC)
