@@ -1,0 +1,202 @@
+"""Acceptance tests of the registry client: mirrors for any registry, resumed downloads,
+parallel layers, platform selection from an index, digest checks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pull_push_support import CountingProxy, LocalEngine, big_layer, gzip_layer, local_engine
+from registry_harness import OCI_INDEX, OCI_MANIFEST, Server, start_server
+
+from sampan import errors
+from sampan.distribution.http import RegistryOptions
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def config_for(raws: list[bytes], arch: str = "amd64") -> bytes:
+    return json.dumps({"architecture": arch, "os": "linux", "config": {"Cmd": ["sh"]},
+                       "rootfs": {"type": "layers", "diff_ids": [sha(r) for r in raws]}}).encode()
+
+
+def push_layers(server: Server, name: str, tag: str, layers: list[tuple[bytes, bytes]], arch: str = "amd64") -> tuple[str, str]:
+    """Push an image made of (gzip blob, raw tar) layers; (manifest digest, image ID)."""
+    config = config_for([raw for _, raw in layers], arch)
+    digest, _ = server.push_image(name, tag, [blob for blob, _ in layers], config=config)
+    return digest, sha(config)
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[list[Server]]:
+    made: list[Server] = []
+    yield made
+    for s in made:
+        s.stop()
+
+
+@pytest.fixture
+def engines(tmp_path: Path) -> Iterator[list[LocalEngine]]:
+    made: list[LocalEngine] = []
+    yield made
+    for e in made:
+        e.close()
+
+
+def test_mirror_serves_when_origin_is_down_and_origin_when_mirror_is_down(
+    tmp_path: Path, servers: list[Server], engines: list[LocalEngine]
+) -> None:
+    a = start_server(tmp_path / "a")
+    b = start_server(tmp_path / "b")
+    servers += [a, b]
+    layers = [gzip_layer({"etc/hello": b"hello\n"}), gzip_layer({"bin/x": b"x" * 5000})]
+    digest, image_id = push_layers(a, "app", "1", layers)
+    assert push_layers(b, "app", "1", layers)[0] == digest
+
+    # A down, B is A's mirror: the pull succeeds from B and is recorded under A's name
+    a.stop()
+    e1 = local_engine(tmp_path / "e1", RegistryOptions(mirrors=[f"{a.addr}=http://{b.addr}"]))
+    engines.append(e1)
+    [result] = e1.dist.pull(f"{a.addr}/app", tag="1")
+    assert result.image_id == image_id and result.digest == digest
+    assert e1.store.get(f"{a.addr}/app:1").id == image_id
+
+    # A up, B down: falls back to A ("URL" form: a mirror of every registry)
+    a2 = start_server(tmp_path / "a", port=a.port)
+    servers.append(a2)
+    b.stop()
+    e2 = local_engine(tmp_path / "e2", RegistryOptions(mirrors=[f"http://{b.addr}"]))
+    engines.append(e2)
+    [result] = e2.dist.pull(f"{a.addr}/app", tag="1")
+    assert result.image_id == image_id
+
+    # neither up: one line naming the registry
+    a2.stop()
+    e3 = local_engine(tmp_path / "e3", RegistryOptions(mirrors=[f"http://{b.addr}"]))
+    engines.append(e3)
+    with pytest.raises(errors.Unavailable) as info:
+        e3.dist.pull(f"{a.addr}/app", tag="1")
+    assert a.addr in str(info.value) and "\n" not in str(info.value)
+    assert e3.store.list() == []
+
+
+def test_pull_resumes_with_range_after_the_server_is_killed(
+    tmp_path: Path, servers: list[Server], engines: list[LocalEngine]
+) -> None:
+    blob, raw = big_layer(200)
+    origin = start_server(tmp_path / "reg")
+    servers.append(origin)
+    _, image_id = push_layers(origin, "big", "1", [(blob, raw)])
+    size = len(blob)
+    killed = threading.Event()
+
+    def restart() -> None:
+        servers[0].proc.kill()
+        servers[0].proc.wait()
+        time.sleep(0.5)
+        servers.append(start_server(tmp_path / "reg", port=origin.port))
+
+    def on_served(total: int) -> None:
+        if total > size // 2 and not killed.is_set():
+            killed.set()
+            threading.Thread(target=restart, daemon=True).start()
+
+    proxy = CountingProxy(origin.port, on_served)
+    try:
+        engine = local_engine(tmp_path / "e", RegistryOptions())
+        engines.append(engine)
+        [result] = engine.dist.pull(f"{proxy.addr}/big", tag="1")
+    finally:
+        proxy.close()
+    assert killed.is_set()
+    assert result.image_id == image_id
+    resumed = [r for r in proxy.ranges if r.startswith("bytes=") and int(r[6:].rstrip("-")) >= size // 3]
+    assert resumed, proxy.ranges
+    # the first half was not downloaded again (headers and the config are small)
+    assert proxy.served < size + (1 << 20), (proxy.served, size)
+    assert not list((tmp_path / "e" / "tmp").glob("partial-*"))
+
+
+def test_a_later_pull_starts_from_the_partial_file(
+    tmp_path: Path, servers: list[Server], engines: list[LocalEngine]
+) -> None:
+    blob, raw = gzip_layer({"data": bytes(range(256)) * 40000})
+    origin = start_server(tmp_path / "reg")
+    servers.append(origin)
+    _, image_id = push_layers(origin, "p", "1", [(blob, raw)])
+    engine = local_engine(tmp_path / "e")
+    engines.append(engine)
+    half = len(blob) // 2
+    (tmp_path / "e" / "tmp" / f"partial-{sha(blob)[7:]}").write_bytes(blob[:half])
+    proxy = CountingProxy(origin.port)
+    try:
+        [result] = engine.dist.pull(f"{proxy.addr}/p", tag="1")
+    finally:
+        proxy.close()
+    assert result.image_id == image_id
+    assert f"bytes={half}-" in proxy.ranges
+    assert proxy.served < len(blob) - half + 64 * 1024
+
+
+def test_corrupt_blob_is_refused_and_nothing_is_stored(
+    tmp_path: Path, servers: list[Server], engines: list[LocalEngine]
+) -> None:
+    good, raw = gzip_layer({"a": b"a" * 1000})
+    bad, _ = gzip_layer({"a": b"b" * 1000})
+    origin = start_server(tmp_path / "reg")
+    servers.append(origin)
+    # a manifest whose layer digest is right but config diff_id is of another tar
+    config = config_for([gzip_layer({"zzz": b"1"})[1]])
+    origin.push_image("c", "1", [good], config=config)
+    engine = local_engine(tmp_path / "e")
+    engines.append(engine)
+    with pytest.raises(errors.InvalidArgument) as info:
+        engine.dist.pull(f"{origin.addr}/c", tag="1")
+    assert "c:1" in str(info.value) and "digest mismatch" in str(info.value)
+    assert engine.store.list() == []
+    assert list(engine.store.content.walk()) == []
+    del bad
+
+
+def test_index_platform_selection_and_parallel_layers(
+    tmp_path: Path, servers: list[Server], engines: list[LocalEngine]
+) -> None:
+    origin = start_server(tmp_path / "reg")
+    servers.append(origin)
+    amd = [gzip_layer({f"l{i}": bytes([i]) * 300000}) for i in range(5)]
+    arm = [gzip_layer({"arm": b"arm"})]
+    d_amd, id_amd = push_layers(origin, "multi", "amd", amd)
+    d_arm, id_arm = push_layers(origin, "multi", "arm", arm, arch="arm64")
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": d_arm, "size": 1, "platform": {"os": "linux", "architecture": "arm64"}},
+        {"mediaType": OCI_MANIFEST, "digest": d_amd, "size": 1, "platform": {"os": "linux", "architecture": "amd64"}},
+    ]}
+    for d in index["manifests"]:  # sizes as stored
+        d["size"] = len(origin.request("GET", f"/v2/multi/manifests/{d['digest']}",
+                                       headers={"Accept": OCI_MANIFEST}).body)
+    r = origin.push_manifest("multi", "latest", index, OCI_INDEX)
+    assert r.status == 201, r.body
+    index_digest = r.headers["docker-content-digest"]
+    engine = local_engine(tmp_path / "e", RegistryOptions(max_downloads=3))
+    engines.append(engine)
+    messages: list[dict[str, object]] = []
+    [result] = engine.dist.pull(f"{origin.addr}/multi", tag="latest", on_progress=messages.append)
+    assert result.image_id == id_amd and result.digest == index_digest
+    statuses = [m["status"] for m in messages]
+    assert statuses.count("Pulling fs layer") == 5 and statuses.count("Waiting") == 2
+    assert statuses.count("Pull complete") == 5
+    assert statuses[-1] == f"Status: Downloaded newer image for {origin.addr}/multi:latest"
+    [result] = engine.dist.pull(f"{origin.addr}/multi", tag="latest", platform="linux/arm64")
+    assert result.image_id == id_arm
+    with pytest.raises(errors.NotFound) as info:
+        engine.dist.pull(f"{origin.addr}/multi", tag="latest", platform="linux/s390x")
+    assert "s390x" in str(info.value)
