@@ -97,11 +97,25 @@ async def _close_event_streams(app: web.Application) -> None:
         task.cancel()
 
 
+async def _start_health(app: web.Application) -> None:
+    health = app[SERVICES].health
+    if health is not None:
+        health.start()  # health checks run on the server's loop
+
+
+async def _stop_health(app: web.Application) -> None:
+    health = app[SERVICES].health
+    if health is not None:
+        await health.close()
+
+
 def make_app(svc: Services) -> web.Application:
     app = web.Application(middlewares=[log_requests, json_errors, negotiate_version])
     app[SERVICES] = svc
     app[EVENT_STREAMS] = set()
     app.on_shutdown.append(_close_event_streams)
+    app.on_startup.append(_start_health)
+    app.on_cleanup.append(_stop_health)
     app.on_response_prepare.append(_common_headers)
     add_routes(app)
     return app

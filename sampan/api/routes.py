@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sampan.api.handlers import containers, distribution, images, system, volumes
+from sampan.api.handlers import (
+    container_files,
+    container_io,
+    containers,
+    distribution,
+    exec,
+    images,
+    system,
+    volumes,
+)
 
 ROUTES: list[tuple[str, str, object]] = [
     ("GET", "/_ping", system.ping),
@@ -45,6 +54,21 @@ ROUTES: list[tuple[str, str, object]] = [
     ("POST", "/containers/{id}/update", containers.update),
     ("POST", "/containers/{id}/wait", containers.wait),
     ("DELETE", "/containers/{id}", containers.remove),
+    ("POST", "/containers/{id}/attach", container_io.attach),
+    ("POST", "/containers/{id}/resize", container_io.resize),
+    ("GET", "/containers/{id}/logs", container_io.container_logs),
+    ("GET", "/containers/{id}/stats", container_io.stats),
+    ("GET", "/containers/{id}/top", container_io.top),
+    ("GET", "/containers/{id}/changes", container_files.changes),
+    ("HEAD", "/containers/{id}/archive", container_files.archive_head),
+    ("GET", "/containers/{id}/archive", container_files.archive_get),
+    ("PUT", "/containers/{id}/archive", container_files.archive_put),
+    ("GET", "/containers/{id}/export", container_files.export),
+    ("POST", "/commit", container_files.commit_container),
+    ("POST", "/containers/{id}/exec", exec.create),
+    ("POST", "/exec/{id}/start", exec.start),
+    ("POST", "/exec/{id}/resize", exec.resize),
+    ("GET", "/exec/{id}/json", exec.inspect),
     ("GET", "/volumes", volumes.list_volumes),
     ("POST", "/volumes/create", volumes.create),
     ("POST", "/volumes/prune", volumes.prune),

@@ -13,8 +13,13 @@ from sampan.engine.images import ImageService
 from sampan.engine.system import SystemService
 
 if TYPE_CHECKING:
+    from sampan.engine.archive import ContainerFiles
+    from sampan.engine.attach import AttachService
     from sampan.engine.containers import ContainerService
     from sampan.engine.distribution import DistributionService
+    from sampan.engine.exec import ExecService
+    from sampan.engine.health import HealthMonitor
+    from sampan.engine.stats import StatsService
     from sampan.engine.volumes import VolumeService
 
 
@@ -28,6 +33,11 @@ class Services:
     distribution: DistributionService | None = None
     containers: ContainerService | None = None
     volumes: VolumeService | None = None
+    execs: ExecService | None = None
+    stats: StatsService | None = None
+    attach: AttachService | None = None
+    files: ContainerFiles | None = None
+    health: HealthMonitor | None = None
 
 
 SERVICES = web.AppKey("services", Services)

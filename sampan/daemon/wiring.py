@@ -18,8 +18,8 @@ from typing import Any
 from sampan.api.services import Services
 from sampan.daemon.config import DaemonConfig
 from sampan.distribution.http import RegistryOptions
-from sampan.engine.distribution import DistributionService
 from sampan.engine.containers import ContainerService
+from sampan.engine.distribution import DistributionService
 from sampan.engine.events import EventBus
 from sampan.engine.images import ImageService
 from sampan.engine.restore import restore
@@ -101,4 +101,20 @@ def build(cfg: DaemonConfig) -> Engine:
     log.info("data root %s, storage driver %s", cfg.data_root, system.storage_driver)
     services = Services(images=images, system=system, events=events, distribution=distribution,
                         containers=containers, volumes=volumes)
+    wire_container_io(services, containers, events)
     return Engine(services, db, closers=[distribution.close, containers.close])
+
+
+def wire_container_io(services: Services, containers: ContainerService, events: EventBus) -> None:
+    """Exec, attach, stats, files and health checks (they build on the container service)."""
+    from sampan.engine.archive import ContainerFiles
+    from sampan.engine.attach import AttachService
+    from sampan.engine.exec import ExecService
+    from sampan.engine.health import HealthMonitor
+    from sampan.engine.stats import StatsService
+
+    services.execs = ExecService(containers, events)
+    services.attach = AttachService(containers)
+    services.stats = StatsService(containers)
+    services.files = ContainerFiles(containers)
+    services.health = HealthMonitor(containers, services.execs, events)
