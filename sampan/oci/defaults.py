@@ -73,10 +73,14 @@ def with_default_device_rules(resources: dict[str, Any], devices: Any) -> dict[s
     appended after the spec's device rules, as runc does when it applies a deny-all."""
     if "devices" not in resources:
         return resources
-    rules = list(resources["devices"]) + [dict(r) for r in DEFAULT_DEVICE_RULES]
+    rules = list(resources["devices"])
+    extra = [dict(r) for r in DEFAULT_DEVICE_RULES]
     for d in devices:
         kind = "c" if d.type == "u" else d.type
-        rules.append({"allow": True, "type": kind, "major": d.major, "minor": d.minor, "access": "rwm"})
+        extra.append({"allow": True, "type": kind, "major": d.major, "minor": d.minor, "access": "rwm"})
+    for rule in extra:  # each rule is a cgroup file write: none twice (specgen adds them too)
+        if rule not in rules:
+            rules.append(rule)
     return {**resources, "devices": rules}
 
 
