@@ -1,0 +1,160 @@
+"""A module-scoped sampand with busybox imported and the fork server warm, for container tests.
+
+Start-up work (daemon, import, the first container that starts the fork server and creates
+the /sampan cgroup parent) happens in the fixture, outside the per-test leak checks; every test
+removes the containers it made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemon_fixture import Daemon, cleanup, new_daemon
+
+
+class Api:
+    def __init__(self, daemon: Daemon) -> None:
+        self.d = daemon
+
+    def call(self, method: str, path: str, body: Any = None, status: int | None = None, timeout: float = 60) -> Any:
+        r = self.d.request(method, path, body, timeout=timeout)
+        if status is not None:
+            assert r.status == status, f"{method} {path}: {r.status} {r.body[:300]!r}"
+        if not r.body:
+            return None
+        try:
+            return r.json()
+        except ValueError:
+            return r.body
+
+    def status(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        r = self.d.request(method, path, body)
+        try:
+            return r.status, r.json() if r.body else None
+        except ValueError:
+            return r.status, r.body
+
+    def create(self, cmd: list[str] | None = None, *, name: str = "", host: dict[str, Any] | None = None, **config: Any) -> str:
+        body = {"Image": "busybox", **({"Cmd": cmd} if cmd is not None else {}), "HostConfig": host or {}, **config}
+        query = f"?name={name}" if name else ""
+        return str(self.call("POST", "/containers/create" + query, body, status=201)["Id"])
+
+    def run(self, cmd: list[str], **kw: Any) -> str:
+        cid = self.create(cmd, **kw)
+        self.call("POST", f"/containers/{cid}/start", status=204)
+        return cid
+
+    def wait(self, cid: str, condition: str = "not-running") -> dict[str, Any]:
+        result: dict[str, Any] = self.call("POST", f"/containers/{cid}/wait?condition={condition}", status=200)
+        return result
+
+    def inspect(self, cid: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("GET", f"/containers/{cid}/json", status=200)
+        return result
+
+    def output(self, cid: str) -> str:
+        """The container's stdout and stderr, from its json-file log."""
+        path = self.inspect(cid)["LogPath"]
+        try:
+            return "".join(json.loads(line)["log"] for line in Path(path).read_text().splitlines())
+        except FileNotFoundError:
+            return ""
+
+    def remove_all(self) -> None:
+        for c in self.call("GET", "/containers/json?all=1", status=200):
+            self.d.request("DELETE", f"/containers/{c['Id']}?force=1&v=1")
+        for v in self.call("GET", "/volumes", status=200)["Volumes"] or []:
+            self.d.request("DELETE", f"/volumes/{v['Name']}?force=1")
+
+    def until(self, check: Any, timeout: float = 10.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = check()
+            if value or time.monotonic() > deadline:
+                return value
+            time.sleep(0.05)
+
+
+def import_busybox(d: Daemon, tar: Path) -> None:
+    with open(tar, "rb") as f:
+        r = d.request("POST", '/images/create?fromSrc=-&repo=busybox&tag=latest&changes=CMD%20%5B%22sh%22%5D', f.read(),
+                      headers={"Content-Type": "application/x-tar"})
+    assert r.status == 200, r.body
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs_tar: Path) -> Iterator[Api]:
+    d = new_daemon(tmp_path_factory.mktemp("containers"))
+    try:
+        d.start()
+        import_busybox(d, busybox_rootfs_tar)
+        a = Api(d)
+        warm = a.run(["true"])
+        a.wait(warm)
+        a.call("DELETE", f"/containers/{warm}", status=204)
+        yield a
+    finally:
+        try:
+            Api(d).remove_all()
+        finally:
+            cleanup(d)
+
+
+def _shims_and_mounts(root: str) -> tuple[set[int], set[str], set[str]]:
+    from tests.conftest import _descendants, _is_zombie, _mounts
+
+    procs = {p for p in _descendants(os.getpid()) if Path(f"/proc/{p}").exists() and not _is_zombie(p)}
+    mounts = {m for m in _mounts() if m.startswith(root)}
+    cgroups = set()
+    for ctrl in ("memory", "pids", "cpu,cpuacct", "freezer", "unified"):
+        base = Path("/sys/fs/cgroup") / ctrl / "sampan"
+        if base.is_dir():
+            cgroups |= {str(p) for p in base.iterdir() if p.is_dir()}
+    return procs, mounts, cgroups
+
+
+@pytest.fixture
+def scoped_leak_check(api: Api) -> Iterator[None]:
+    """The per-test leak check, scoped to this module's daemon: processes that descend from
+    pytest (shims included: the fork server is our descendant), mounts under the daemon's
+    directories and container cgroups under /sampan (other sessions' objects are not ours)."""
+    roots = str(api.d.data_root.parent), str(api.d.dir)
+    before = [_shims_and_mounts(r) for r in roots]
+    yield
+    deadline = time.monotonic() + 5
+    while True:
+        after = [_shims_and_mounts(r) for r in roots]
+        leaks = {
+            "processes": sorted(set().union(*(a[0] - b[0] for a, b in zip(after, before, strict=True)))),
+            "mounts": sorted(set().union(*(a[1] - b[1] for a, b in zip(after, before, strict=True)))),
+            "cgroups": sorted(c for c in after[0][2] - before[0][2] if Path(c).name in _our_ids(api)),
+        }
+        leaks = {k: v for k, v in leaks.items() if v}
+        if not leaks or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    if leaks:
+        pytest.fail(f"test left behind: {leaks}", pytrace=False)
+
+
+_SEEN: set[str] = set()
+
+
+def _our_ids(api: Api) -> set[str]:
+    """Container IDs this daemon ever reported (events history), to scope the cgroup check."""
+    r = api.d.request("GET", f"/events?since=0&until={int(time.time()) + 1}")
+    for line in r.body.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("Type") == "container":
+            _SEEN.add(str(event.get("id") or event.get("Actor", {}).get("ID", "")))
+    return _SEEN
