@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 import time
 import urllib.parse
 from pathlib import Path
@@ -165,7 +166,7 @@ def test_list_filters_and_prune(api: Api) -> None:  # noqa: F811
 def test_auto_remove_and_wait_conditions(api: Api) -> None:  # noqa: F811
     cid = api.create(["sh", "-c", "exit 5"], host={"AutoRemove": True})
     conn = http.client.HTTPConnection("localhost")
-    conn.sock = api.d.connection().sock or _unix(api)
+    conn.sock = _unix(api)
     conn.request("POST", f"/containers/{cid}/wait?condition=removed")
     api.call("POST", f"/containers/{cid}/start", status=204)
     resp = conn.getresponse()
@@ -187,11 +188,9 @@ def test_auto_remove_and_wait_conditions(api: Api) -> None:  # noqa: F811
     assert api.status("POST", f"/containers/{cid}/wait?condition=bogus")[0] == 400
 
 
-def _unix(api: Api) -> object:
-    import socket
-
+def _unix(client: Api) -> socket.socket:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(str(api.d.socket))
+    s.connect(str(client.d.socket))
     return s
 
 
