@@ -3,8 +3,9 @@
 # sampan-runtime (entry-point script; fast launcher `python3 -I -S runtime_main.py` with the
 # pyenv and the Debian interpreters), plus the breakdown of sampan-runtime's time:
 # interpreter start, imports, and the rest (runtime work: fork, namespaces, mounts,
-# pivot_root, exec, wait, state files).  Two bundles: runc's default spec (with the device
-# cgroup), and the same without linux.resources (no cgroup work at all).
+# pivot_root, exec, wait, state files).  Three bundles: runc's default spec (with the device
+# cgroup), the same without linux.resources (no cgroup work at all), and Docker's defaults
+# (seccomp profile, default capabilities, masked/read-only paths, cgroup namespace).
 set -euo pipefail
 runs=${1:-40}
 repo=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -21,19 +22,24 @@ cp "$entry_script" "$work/rt-entry"
 entry="$(head -1 "$entry_script" | sed 's/^#!//') $work/rt-entry"
 ln -s "$repo/sampan/runtime_main.py" "$work/rt"
 main=$work/rt
-for variant in cgroup nocgroup; do
+for variant in cgroup nocgroup docker; do
   b=$work/$variant
   mkdir -p "$b/rootfs"
   tar -C "$b/rootfs" -xf "$tarball"
   (cd "$b" && runc spec)
-  python3 - "$b/config.json" "$variant" <<'PY'
+  python3 - "$b/config.json" "$variant" "$repo" <<'PY'
 import json, sys
-path, variant = sys.argv[1:]
+path, variant, REPO = sys.argv[1:]
 c = json.load(open(path))
 c["process"]["terminal"] = False
 c["process"]["args"] = ["/bin/true"]
 if variant == "nocgroup":
     c["linux"].pop("resources", None)
+if variant == "docker":  # Docker's defaults: seccomp profile, 14 capabilities, masked paths
+    sys.path.insert(0, REPO)
+    from sampan.oci.defaults import default_config
+    c = default_config(["/bin/true"])
+    c["ociVersion"] = "1.0.2"
 json.dump(c, open(path, "w"), indent=1)
 PY
   cmds=(-n runc "runc --root $work/r-runc run -b $b bench-$variant-runc")
