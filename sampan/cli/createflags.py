@@ -207,6 +207,9 @@ def parse_mount(spec: str) -> dict[str, Any]:
         if key in ("readonly", "ro"):
             mount["ReadOnly"] = value.lower() in ("", "1", "true") if eq else True
             continue
+        if key == "volume-nocopy" and not eq:
+            volume["NoCopy"] = True
+            continue
         if not eq:
             raise bad(f'invalid argument "{spec}" for "--mount" flag: invalid field \'{field}\' must be a key=value pair')
         if key == "type":
