@@ -1,0 +1,197 @@
+"""NAT, published ports and isolation in sampan's own nftables table (``inet sampan``).
+
+sampan owns one table (its name is configurable, ``--nft-table``, so parallel daemons and tests
+never collide) and nothing else: every change regenerates the table's whole content from the
+engine's state (bridges and published ports) and applies it as ONE JSON document with
+``nft -j -f -``, starting with ``add table; delete table; add table``.  The kernel applies a
+document atomically (measured: 4.5 ms), so there is never a moment with half the rules, and
+*reconcile* at startup is the same call: whatever a SIGKILLed daemon left behind is replaced by
+exactly one set of rules.  ``remove`` deletes the table on clean shutdown.
+
+Chains (hooks and priorities as Docker's iptables rules have them, in nft terms)::
+
+    prerouting  nat    dstnat  fib daddr type local -> jump publish   (from other hosts, hairpin)
+    output      nat    dstnat  fib daddr type local -> jump publish   (from the host itself)
+    publish                     [ip daddr HOSTIP] tcp|udp dport HP dnat ip to CIP:CP
+    postrouting nat    srcnat  ip saddr SUBNET oifname != BRIDGE masquerade    (egress)
+                               ip saddr 127.0.0.0/8 oifname BRIDGE masquerade  (127.0.0.1:HP)
+                               iifname BRIDGE oifname BRIDGE ct status dnat masquerade (hairpin)
+    forward     filter filter  policy accept; drops only: between user networks, out of and into
+                               --internal networks, and inside an icc=false bridge
+
+Reaching ``127.0.0.1:HP`` also needs ``route_localnet=1`` on that bridge only (the kernel
+otherwise refuses to route a 127/8 source out of it): ``bridge.py`` sets it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sampan import errors
+
+NFT = "nft"
+_TABLE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BridgeRules:
+    """What the rules need to know of one bridge network."""
+
+    bridge: str
+    subnet: str  # CIDR
+    masquerade: bool = True
+    icc: bool = True
+    internal: bool = False
+    isolated: bool = True  # isolated from sampan's other bridges (Docker: every bridge network)
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    """One published port: ``host_ip:host_port/proto`` -> ``container_ip:container_port``."""
+
+    proto: str  # "tcp" | "udp" | "sctp"
+    host_ip: str  # "" or "0.0.0.0" = every address of the host
+    host_port: int
+    container_ip: str
+    container_port: int
+    bridge: str
+
+
+def check_table(name: str) -> str:
+    if not _TABLE.match(name):
+        raise errors.InvalidArgument(f"invalid nftables table name {name!r}: letters, digits and _ (32 at most)")
+    return name
+
+
+def _match(left: Json, right: Any, op: str = "==") -> Json:
+    return {"match": {"op": op, "left": left, "right": right}}
+
+
+def _meta(key: str) -> Json:
+    return {"meta": {"key": key}}
+
+
+def _ip(field: str) -> Json:
+    return {"payload": {"protocol": "ip", "field": field}}
+
+
+def _prefix(cidr: str) -> Json:
+    addr, _, length = cidr.partition("/")
+    return {"prefix": {"addr": addr, "len": int(length or 32)}}
+
+
+_LOCAL = _match({"fib": {"result": "type", "flags": ["daddr"]}}, "local")
+
+
+def ruleset(table: str, bridges: Iterable[BridgeRules], ports: Iterable[PortMapping]) -> Json:
+    """The whole document that (re)creates ``inet <table>`` with these bridges and ports."""
+    check_table(table)
+    bridges = sorted(bridges, key=lambda b: b.bridge)
+    ports = sorted(ports, key=lambda p: (p.proto, p.host_port, p.host_ip, p.container_ip))
+    t = {"family": "inet", "name": table}
+    cmds: list[Json] = [{"add": {"table": t}}, {"delete": {"table": t}}, {"add": {"table": t}}]
+
+    def chain(name: str, **base: Any) -> None:
+        cmds.append({"add": {"chain": {"family": "inet", "table": table, "name": name, **base}}})
+
+    def rule(chain_name: str, *expr: Json, comment: str = "") -> None:
+        r: Json = {"family": "inet", "table": table, "chain": chain_name, "expr": list(expr)}
+        if comment:
+            r["comment"] = comment
+        cmds.append({"add": {"rule": r}})
+
+    chain("prerouting", type="nat", hook="prerouting", prio=-100, policy="accept")
+    chain("output", type="nat", hook="output", prio=-100, policy="accept")
+    chain("postrouting", type="nat", hook="postrouting", prio=100, policy="accept")
+    chain("forward", type="filter", hook="forward", prio=0, policy="accept")
+    chain("publish")
+    rule("prerouting", _LOCAL, {"jump": {"target": "publish"}})
+    rule("output", _LOCAL, {"jump": {"target": "publish"}})
+
+    localhost_bridges: set[str] = set()
+    published = {p.bridge for p in ports}
+    for p in ports:
+        expr: list[Json] = []
+        if p.host_ip and p.host_ip != "0.0.0.0":
+            expr.append(_match(_ip("daddr"), p.host_ip))
+            if p.host_ip.startswith("127."):
+                localhost_bridges.add(p.bridge)
+        else:
+            localhost_bridges.add(p.bridge)
+        expr.append(_match({"payload": {"protocol": p.proto, "field": "dport"}}, p.host_port))
+        expr.append({"dnat": {"family": "ip", "addr": p.container_ip, "port": p.container_port}})
+        rule("publish", *expr, comment=f"{p.host_ip or '0.0.0.0'}:{p.host_port}/{p.proto}")
+    for b in bridges:
+        if b.masquerade and not b.internal:
+            rule("postrouting", _match(_ip("saddr"), _prefix(b.subnet)),
+                 _match(_meta("oifname"), b.bridge, "!="), {"masquerade": None})
+        if b.bridge in localhost_bridges:
+            rule("postrouting", _match(_ip("saddr"), _prefix("127.0.0.0/8")),
+                 _match(_meta("oifname"), b.bridge), {"masquerade": None})
+        if b.bridge in published:
+            # hairpin: a container reaching a published port of its own bridge
+            rule("postrouting", _match(_meta("iifname"), b.bridge), _match(_meta("oifname"), b.bridge),
+                 _match({"ct": {"key": "status"}}, "dnat", "in"), {"masquerade": None}, comment="hairpin")
+    isolated = [b.bridge for b in bridges if b.isolated]
+    for b in bridges:
+        if b.internal:
+            rule("forward", _match(_meta("iifname"), b.bridge), _match(_meta("oifname"), b.bridge, "!="), {"drop": None})
+            rule("forward", _match(_meta("oifname"), b.bridge), _match(_meta("iifname"), b.bridge, "!="), {"drop": None})
+        others = [o for o in isolated if o != b.bridge]
+        if b.isolated and others:
+            rule("forward", _match(_meta("iifname"), b.bridge), _match(_meta("oifname"), {"set": others}), {"drop": None})
+        if not b.icc:
+            rule("forward", _match(_meta("iifname"), b.bridge), _match(_meta("oifname"), b.bridge), {"drop": None})
+    return {"nftables": [{"metainfo": {"json_schema_version": 1}}, *cmds]}
+
+
+def _nft(args: list[str], document: str = "") -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run([NFT, *args], input=document, capture_output=True, text=True, timeout=30)
+    except FileNotFoundError as exc:
+        raise errors.Unavailable("nftables (`nft`) is not installed") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise errors.Internal("nft timed out after 30 s") from exc
+
+
+def available() -> bool:
+    """Whether nftables can be used here (the binary exists and the kernel answers)."""
+    if shutil.which(NFT) is None:
+        return False
+    return _nft(["list", "tables"]).returncode == 0
+
+
+def apply(document: Json) -> None:
+    """Apply a document atomically (all of it or nothing)."""
+    proc = _nft(["-j", "-f", "-"], json.dumps(document))
+    if proc.returncode != 0:
+        raise errors.Internal(f"nft: applying sampan's rules failed: {proc.stderr.strip().splitlines()[0] if proc.stderr.strip() else 'unknown error'}")
+
+
+def remove(table: str) -> None:
+    """Delete sampan's table if it exists (clean shutdown, last network gone)."""
+    check_table(table)
+    if table_exists(table):
+        proc = _nft(["delete", "table", "inet", table])
+        if proc.returncode != 0 and table_exists(table):
+            raise errors.Internal(f"nft delete table inet {table}: {proc.stderr.strip()}")
+
+
+def table_exists(table: str) -> bool:
+    return _nft(["list", "table", "inet", table]).returncode == 0
+
+
+def listed(table: str) -> Json:
+    """The table as nft prints it in JSON (tests, ``info``)."""
+    proc = _nft(["-j", "list", "table", "inet", table])
+    if proc.returncode != 0:
+        raise errors.NotFound(f"nftables table inet {table} not found")
+    data: Json = json.loads(proc.stdout)
+    return data
