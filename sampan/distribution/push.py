@@ -22,8 +22,9 @@ from typing import Any, BinaryIO
 
 from sampan.distribution.copy import CopiedImage, Descriptor, Progress, SourceImage, copy
 from sampan.distribution.metadata import Metadata
-from sampan.distribution.registry import Repository, registry_error
-from sampan.errors import InvalidArgument
+from sampan.distribution.registry import Repository
+from sampan.distribution.upload import StreamUpload, Uploader
+from sampan.errors import InvalidArgument, SampanError
 from sampan.image import reference as refs
 from sampan.image.store import Image, ImageStore, LayerRecord
 from sampan.oci import digest as dg
@@ -45,13 +46,16 @@ class PushResult:
 
 
 class _Sink:
-    """A file-like front of a content writer for ``compressing_writer``."""
+    """A file-like front of a content writer (and a streamed upload) for ``compressing_writer``."""
 
-    def __init__(self, writer: Any) -> None:
+    def __init__(self, writer: Any, stream: StreamUpload | None) -> None:
         self.writer = writer
+        self.stream = stream
 
     def write(self, data: bytes) -> int:
         self.writer.write(data)
+        if self.stream is not None:
+            self.stream.feed(data)
         return len(data)
 
     def flush(self) -> None:
@@ -74,6 +78,7 @@ class PushSource:
         self.meta = Metadata(store)
         self.docker_types = compression != "zstd"
         self.diff_of: dict[str, str] = {}  # blob digest -> diff_id
+        self.early: RegistryDestination | None = None  # uploads layers while compressing them
 
     def _layer(self, layer: LayerRecord) -> Descriptor:
         with self.store.content.open(layer.blob) as f:
@@ -87,16 +92,27 @@ class PushSource:
         return Descriptor(_LAYER_TYPES[(self.docker_types, self.compression)], blob, size)
 
     def _compress(self, layer: LayerRecord, kind: str) -> tuple[str, int]:
-        with self.store.content.open(layer.blob) as f:
-            reader = comp.decompressing_reader(f, kind) if kind else f
-            with self.store.content.writer(what=f"layer {layer.diff_id}") as w:
-                out = comp.compressing_writer(_Sink(w), self.compression)  # type: ignore[arg-type]
-                while chunk := reader.read(_CHUNK):
-                    out.write(chunk)
-                out.close()
-                size = w.written
-                blob = w.commit()
+        """Compress a layer into the content store, uploading it at the same time when a
+        destination is attached (``early``)."""
+        what = f"layer {layer.diff_id}"
+        stream = self.early.stream(dg.short(layer.diff_id), what) if self.early is not None else None
+        try:
+            with self.store.content.open(layer.blob) as f:
+                reader = comp.decompressing_reader(f, kind) if kind else f
+                with self.store.content.writer(what=what) as w:
+                    out = comp.compressing_writer(_Sink(w, stream), self.compression)  # type: ignore[arg-type]
+                    while chunk := reader.read(_CHUNK):
+                        out.write(chunk)
+                    out.close()
+                    size = w.written
+                    blob = w.commit()
+        except BaseException:
+            if stream is not None:
+                stream.abandon()
+            raise
         self.meta.remember_compressed(self.image.id, layer.diff_id, self.compression, blob, size)
+        if stream is not None and self.early is not None and stream.finish(blob):
+            self.early.streamed.add(blob)
         return blob, size
 
     def images(self) -> list[SourceImage]:
@@ -130,28 +146,6 @@ def manifest_for(image: SourceImage, *, docker_types: bool) -> tuple[bytes, str]
     return json.dumps(doc, indent=3).encode(), media_type
 
 
-class _Counting:
-    """A reader that reports how many bytes were read (the "Pushing" progress)."""
-
-    def __init__(self, f: BinaryIO, on_bytes: Any, limit: int | None = None) -> None:
-        self.f = f
-        self.on_bytes = on_bytes
-        self.done = 0
-        self.limit = limit
-
-    def read(self, size: int = -1) -> bytes:
-        if self.limit is not None:
-            left = self.limit - self.done
-            if left <= 0:
-                return b""
-            size = left if size < 0 else min(size, left)
-        data = self.f.read(size)
-        if data:
-            self.done += len(data)
-            self.on_bytes(self.done)
-        return data
-
-
 class RegistryDestination:
     """Blobs and one manifest into a registry repository; see the module docstring."""
 
@@ -160,7 +154,8 @@ class RegistryDestination:
         self.repo = repo
         self.tag = tag
         self.source = source
-        self.chunk_size = chunk_size
+        self.uploader = Uploader(repo, chunk_size=chunk_size)
+        self.streamed: set[str] = set()  # blobs uploaded while they were compressed
         self.emit = emit
         self.meta = source.meta
         self._manifest: tuple[bytes, str] | None = None
@@ -177,6 +172,9 @@ class RegistryDestination:
                 self.emit({"status": status, "progressDetail": detail or {}, **({"id": ident} if ident else {})})
 
     def has_blob(self, desc: Descriptor) -> bool:
+        if desc.digest in self.streamed:
+            self._send("Pushed", self._ident(desc))
+            return True
         if self.repo.blob_exists(desc.digest):
             if desc.digest in self.source.diff_of:
                 self._send("Layer already exists", self._ident(desc))
@@ -188,72 +186,36 @@ class RegistryDestination:
         for other in self.meta.repos_of(desc.digest, self.repo.host):
             if other == self.repo.path:
                 continue
-            location = self._start_upload(mount=desc.digest, source_repo=other, what=what)
+            location = self.uploader.start(mount=desc.digest, source_repo=other, what=what)
             if location is None:
                 if ident:
                     self._send(f"Mounted from {other}", ident)
                 return
             self._upload(location, desc, src, ident, what)
             return
-        location = self._start_upload(what=what)
+        location = self.uploader.start(what=what)
         assert location is not None
         self._upload(location, desc, src, ident, what)
-
-    def _start_upload(self, *, mount: str = "", source_repo: str = "", what: str) -> str | None:
-        """POST an upload; None when the blob was mounted instead (201)."""
-        target = f"/v2/{self.repo.path}/blobs/uploads/"
-        scopes: list[str] = []
-        if mount:
-            target += f"?mount={mount}&from={source_repo}"
-            scopes = [f"repository:{source_repo}:pull"]
-        r = self.repo.request("POST", target, endpoint=self.repo.origin_endpoint(), actions="pull,push", extra_scopes=scopes)
-        if mount and r.status == 201:
-            r.close()
-            return None
-        if r.status != 202:
-            raise registry_error(f"push {self.repo.name}: {what}", r, pull=False)
-        r.close()
-        location = r.header("Location")
-        if not location:
-            raise InvalidArgument(f"push {self.repo.name}: the registry gave no upload location")
-        return location
 
     def _upload(self, location: str, desc: Descriptor, src: BinaryIO, ident: str, what: str) -> None:
         def on_bytes(n: int) -> None:
             if ident and (n == desc.size or n % (8 << 20) < _CHUNK):
                 self._send("Pushing", ident, {"current": n, "total": desc.size})
 
-        ep = self.repo.origin_endpoint()
-        if self.chunk_size and desc.size > self.chunk_size:
-            offset = 0
-            while offset < desc.size:
-                n = min(self.chunk_size, desc.size - offset)
-                body = _Counting(src, lambda k, base=offset: on_bytes(base + k), limit=n)
-                r = self.repo.request(
-                    "PATCH", location, endpoint=ep, actions="pull,push", body=body, length=n,  # type: ignore[arg-type]
-                    headers={"Content-Type": "application/octet-stream",
-                             "Content-Range": f"{offset}-{offset + n - 1}"},
-                )
-                if r.status != 202:
-                    raise registry_error(f"push {self.repo.name}: {what}", r, pull=False)
-                r.close()
-                location = r.header("Location") or location
-                offset += n
-            body_final: Any = None
-            length: int | None = None
-        else:
-            body_final = _Counting(src, on_bytes)
-            length = desc.size
-        sep = "&" if "?" in location else "?"
-        r = self.repo.request(
-            "PUT", f"{location}{sep}digest={desc.digest}", endpoint=ep, actions="pull,push",
-            body=body_final, length=length, headers={"Content-Type": "application/octet-stream"},
-        )
-        if r.status != 201:
-            raise registry_error(f"push {self.repo.name}: {what}", r, pull=False)
-        r.close()
+        self.uploader.upload(location, desc.digest, desc.size, src, what=what, on_bytes=on_bytes)
         if ident:
             self._send("Pushed", ident)
+
+    def stream(self, ident: str, what: str) -> StreamUpload | None:
+        """An upload fed while the layer is being compressed (None if it cannot start)."""
+        def on_bytes(n: int) -> None:
+            if n % (8 << 20) < _CHUNK:
+                self._send("Pushing", ident, {"current": n})
+
+        try:
+            return StreamUpload(self.uploader, what=what, on_bytes=on_bytes)
+        except SampanError:
+            return None
 
     def put_image(self, image: SourceImage, config: bytes, diff_ids: list[str]) -> None:
         self._image = image
@@ -289,6 +251,8 @@ def push_image(
     image = store.get(str(ref))
     source = PushSource(store, image, str(ref), compression=compression, emit=on_progress, parallel=parallel)
     destination = RegistryDestination(repo, ref.tag, source=source, chunk_size=chunk_size, emit=on_progress)
+    if not chunk_size:
+        source.early = destination
     copy(source, destination, parallel=parallel)
     assert destination.result is not None
     return destination.result
