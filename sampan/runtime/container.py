@@ -135,7 +135,6 @@ def create(
                 mgr.create()
                 if spec.linux.resources:
                     mgr.set(with_default_device_rules(spec.linux.resources, spec.linux.devices))
-                mgr.add(pid)
 
         def run_hooks() -> None:
             hooks_mod.run_all(spec.hooks.prestart, oci_state, "prestart")
@@ -144,7 +143,8 @@ def create(
         pidns = spec.linux.namespace("pid")
         try:
             pid = proc_mod.spawn(
-                cfg, on_pid=on_pid, after_go=lambda: sd.save(st), run_hooks=run_hooks,
+                cfg, on_pid=on_pid, add_to_cgroup=mgr.add if mgr is not None else None,
+                after_go=lambda: sd.save(st), run_hooks=run_hooks,
                 pidns_path=pidns.path or None if pidns else None,
                 new_pidns=pidns is not None and not pidns.path,
             )

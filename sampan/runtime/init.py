@@ -7,9 +7,10 @@ The steps of :func:`run_init` and why they come in this order (after runc's
 
  1. signals back to default, mask cleared, stray fds closed: Python ignores SIGPIPE and
     SIGXFSZ and the exec'd program would inherit that; fds of the caller must not leak in;
- 2. stdio from the caller (dup2), then wait for GO: the parent first puts us in the cgroup,
-    so that every later step (and every child) is accounted and the cgroup namespace, made
-    next, is rooted at the container's cgroup;
+ 2. stdio from the caller (dup2), then wait for GO.  The parent moves us into the cgroup
+    meanwhile (a slow kernel step); we wait for CGROUP_DONE only where membership matters:
+    before the cgroup namespace (rooted at the cgroup we are in), the cgroup mount, the
+    pid-namespace fork (the init must be born inside) and CREATED;
  3. the user namespace first, alone: the parent writes the id maps, and the other namespaces
     are then owned by it;
  4. join namespaces by path, then unshare the new ones (the pid namespace was made by the
@@ -66,6 +67,8 @@ class InitConfig:
     exec_mode: bool = False  # joining a running container: no rootfs steps
     join: dict[str, int] = field(default_factory=dict)  # exec: OCI ns type -> fd to setns
     pidns_in_child: bool = False  # new user + pid ns: unshare pid after user, then fork
+    cgroup_wait: bool = False  # the parent sends CGROUP_DONE after GO
+    cgroupns_pending: bool = False  # a new cgroup namespace, made once in the cgroup
     preserve_fds: int = 0
     state: dict[str, object] = field(default_factory=dict)
 
@@ -152,7 +155,8 @@ def run_init(cfg: InitConfig) -> None:
 
             from sampan.runtime import hooks
         if spec.linux.namespace("mount"):
-            rootfs.prepare(spec)
+            rootfs.prepare(spec, before_cgroup=lambda: _join_cgroup(cfg))
+        _join_cgroup(cfg)
         if spec.hooks.prestart or spec.hooks.create_runtime:
             sync.send(cfg.sync_sock, sync.HOOKS)
             sync.expect(cfg.sync_sock, sync.HOOKS_DONE)
@@ -233,6 +237,8 @@ def _namespaces(cfg: InitConfig) -> None:
         # handle) owned by the host's root, out of reach in the new user namespace
         capsys.prctl(capsys.PR_SET_DUMPABLE, 1)
     if cfg.pidns_in_child:
+        if cfg.cgroup_wait:
+            sync.await_cgroup(cfg.sync_sock)
         ns.unshare(ns.CLONE_NEWPID)
         pid = os.fork()
         if pid:
@@ -245,6 +251,8 @@ def _namespaces(cfg: InitConfig) -> None:
         flag = ns.NAMESPACES[entry.type][0]
         if entry.path:
             _setns_path(entry.path, flag, entry.type)
+        elif entry.type == "cgroup" and cfg.cgroup_wait:
+            cfg.cgroupns_pending = True  # made by _join_cgroup, inside the cgroup
         else:
             flags |= flag
     if flags:
@@ -253,6 +261,15 @@ def _namespaces(cfg: InitConfig) -> None:
         with open("/proc/self/timens_offsets", "w") as f:
             for clock, secs, nsecs in linux.time_offsets:
                 f.write(f"{clock} {secs} {nsecs}\n")
+
+
+def _join_cgroup(cfg: InitConfig) -> None:
+    """Wait until the parent has placed us in the cgroup, then make the cgroup namespace."""
+    if cfg.cgroup_wait:
+        sync.await_cgroup(cfg.sync_sock)
+    if cfg.cgroupns_pending:
+        ns.unshare(ns.CLONE_NEWCGROUP)
+        cfg.cgroupns_pending = False
 
 
 def _setns_path(path: str, flag: int, kind: str) -> None:

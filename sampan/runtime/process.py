@@ -82,6 +82,7 @@ def spawn(
     cfg: InitConfig,
     *,
     on_pid: Callable[[int], None] | None = None,
+    add_to_cgroup: Callable[[int], None] | None = None,
     after_go: Callable[[], None] | None = None,
     run_hooks: Callable[[], None] | None = None,
     pidns_path: str | None = None,
@@ -89,8 +90,9 @@ def spawn(
 ) -> int:
     """Fork the init described by ``cfg``, drive it to CREATED and return its pid.
 
-    ``on_pid`` runs before GO (the cgroup placement), ``after_go`` while the child sets up
-    (bookkeeping that the child does not wait for); ``run_hooks`` answers HOOKS.  On any
+    ``on_pid`` runs before GO; ``add_to_cgroup`` after it, while the child sets up (it is
+    followed by CGROUP_DONE); ``after_go`` then too (bookkeeping the child does not wait for);
+    ``run_hooks`` answers HOOKS.  On any
     failure the child is killed and reaped and the error is raised here.
     """
     from sampan.runtime import init
@@ -106,6 +108,7 @@ def spawn(
     cfg.pidns_in_child = new_pidns and user is not None and not user.path and not cfg.exec_mode
     if cfg.pidns_in_child:
         new_pidns = False
+    cfg.cgroup_wait = add_to_cgroup is not None
     pid = _fork_in_pidns(pidns_path, new_pidns, child)
     intermediate = -1
     child_sock.close()
@@ -115,6 +118,9 @@ def spawn(
         if on_pid is not None:
             on_pid(pid)
         sync.send(parent_sock, sync.GO)
+        if add_to_cgroup is not None:
+            add_to_cgroup(pid)
+            sync.send(parent_sock, sync.CGROUP_DONE)
         if after_go is not None:
             after_go()
         while True:

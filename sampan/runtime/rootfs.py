@@ -36,6 +36,10 @@ from sampan.errors import InvalidConfig, PermissionDenied
 from sampan.oci import runtime as oci
 from sampan.oci.defaults import DEFAULT_DEVICES
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 _MAX_LINKS = 255
 
 
@@ -231,8 +235,9 @@ def setup_dev(rootfs: str, rootfd: int, devices: tuple[oci.Device, ...], has_pts
         os.symlink(target, path)
 
 
-def prepare(spec: oci.Spec) -> None:
-    """Steps 1-4 (still in the host's root, in the container's mount namespace)."""
+def prepare(spec: oci.Spec, before_cgroup: Callable[[], None] | None = None) -> None:
+    """Steps 1-4 (still in the host's root, in the container's mount namespace).
+    ``before_cgroup`` runs before the first ``cgroup`` mount (the init joins its cgroup)."""
     rootfs = spec.root_path
     m.mount("", "/", "", m.MS_REC | (spec.linux.rootfs_propagation or m.MS_SLAVE))
     m.mount(rootfs, rootfs, "", m.MS_BIND | m.MS_REC)
@@ -240,6 +245,9 @@ def prepare(spec: oci.Spec) -> None:
     try:
         cgroupns = spec.linux.namespace("cgroup") is not None
         for i, mnt in enumerate(spec.mounts):
+            if mnt.type == "cgroup" and before_cgroup is not None:
+                before_cgroup()
+                before_cgroup = None
             mount_one(rootfs, rootfd, mnt, f"mounts[{i}]", cgroupns=cgroupns)
         dev_is_bind = any(x.destination == "/dev" and x.bind for x in spec.mounts)
         if not dev_is_bind:

@@ -6,8 +6,13 @@ packet (``{"type": ..., ...}``), so message boundaries need no framing.
     parent (runtime: create / run / exec)          child (container init)
     ─────────────────────────────────────          ──────────────────────
     fork  ────────────────────────────────────────▶ wait for GO
-    cgroup: create, set, add(child pid)
+    cgroup: create, set
     GO  ──────────────────────────────────────────▶ join/unshare the user namespace
+    cgroup: add(child pid) (the first move of a     (runs meanwhile: namespaces, mounts)
+    process costs an RCU grace period, ~10 ms)
+    CGROUP_DONE ··································▶ awaited before the cgroup namespace, the
+                                                    cgroup mount, the pid-ns fork and CREATED
+                                                    (received early, it is remembered)
                      ◀──────────────────────────── USERNS      (only for a new user ns)
     write uid_map, setgroups, gid_map
     USERNS_DONE ──────────────────────────────────▶ (new user AND pid namespace: unshare the
@@ -49,6 +54,7 @@ HOOKS = "hooks"
 HOOKS_DONE = "hooks_done"
 CREATED = "created"
 CHILD = "child"
+CGROUP_DONE = "cgroup_done"
 ERROR = "error"
 
 
@@ -71,9 +77,26 @@ def recv(sock: _socket.socket) -> dict[str, Any] | None:
     return msg
 
 
+_cgroup_done = False
+
+
 def expect(sock: _socket.socket, kind: str) -> dict[str, Any]:
-    """Receive a message of type ``kind`` (the child's side: anything else is fatal)."""
-    msg = recv(sock)
-    if msg is None or msg.get("type") != kind:
-        raise Internal(f"sync: expected {kind!r} from the runtime, got {msg!r}")
-    return msg
+    """Receive a message of type ``kind`` (the child's side: anything else is fatal, except a
+    CGROUP_DONE that arrives first, which is remembered for :func:`await_cgroup`)."""
+    global _cgroup_done
+    while True:
+        msg = recv(sock)
+        if msg is not None and msg.get("type") == CGROUP_DONE and kind != CGROUP_DONE:
+            _cgroup_done = True
+            continue
+        if msg is None or msg.get("type") != kind:
+            raise Internal(f"sync: expected {kind!r} from the runtime, got {msg!r}")
+        return msg
+
+
+def await_cgroup(sock: _socket.socket) -> None:
+    """Return once the parent said the cgroup placement is done (at most one wait)."""
+    global _cgroup_done
+    if not _cgroup_done:
+        expect(sock, CGROUP_DONE)
+        _cgroup_done = True
