@@ -239,8 +239,28 @@ def session(
             except OSError:
                 readers.remove(stdin_fd)
                 stdin_fd = None
-            if detached:
+            if detached and proxy is not None:
+                _detach(stream, proxy.sequence, out)
                 return True
+
+
+def _detach(stream: Hijacked, sequence: bytes, out: Callable[[bytes], None]) -> None:
+    """Send the detach keys on so that the daemon ends the attach itself (a plain close would read
+    as stdin EOF and end a ``StdinOnce`` container); show what comes until it closes (<= 2 s)."""
+    import time
+
+    try:
+        stream.sendall(sequence)
+    except OSError:
+        return
+    deadline = time.monotonic() + 2.0
+    while (left := deadline - time.monotonic()) > 0:
+        if not stream.pending() and not select.select([stream], [], [], left)[0]:
+            return
+        data = stream.recv(65536)
+        if not data:
+            return
+        out(data)
 
 
 def run_session(

@@ -165,6 +165,8 @@ def attach_and_start(
         if stream is not None:
             stream.close()
         _report(exc, ctx)
+        if condition == "removed":  # --rm: never leave the container behind
+            _remove_quietly(client, cid)
         return start_error_code(exc)
     resize = resizer(ctx, f"/containers/{cid}")
     if tty and isatty(ctx.stdout):
@@ -182,6 +184,13 @@ def attach_and_start(
             waiter.close()
             return 0
     return exit_status(ctx, waiter.json())
+
+
+def _remove_quietly(client: Client, cid: str) -> None:
+    try:
+        client.request("DELETE", f"/containers/{cid}", query={"force": True, "v": True}).read()
+    except errors.SampanError:
+        pass  # the daemon removed it already
 
 
 def exit_status(ctx: Context, result: Any) -> int:
@@ -216,6 +225,8 @@ def run(ctx: Context, opts: Options, args: list[str]) -> int:
             client.request("POST", f"/containers/{cid}/start").read()
         except errors.SampanError as exc:
             _report(exc, ctx)
+            if opts["rm"]:
+                _remove_quietly(client, cid)
             return start_error_code(exc)
         ctx.stdout.write(cid + "\n")
         return 0
