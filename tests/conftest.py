@@ -135,12 +135,18 @@ def _marked_processes(marker: bytes) -> set[int]:
 
 
 def _cgroups() -> set[str]:
+    """cgroup directories with "sampan" in their name, in every mounted hierarchy.
+
+    os.walk ignores directories that vanish while it walks (other processes' cgroups come and go).
+    """
     out = set()
-    base = Path("/sys/fs/cgroup")
-    for ctrl in base.iterdir() if base.exists() else []:
-        for path in ctrl.glob("**/*sampan*"):
-            if path.is_dir():
-                out.add(str(path))
+    base = "/sys/fs/cgroup"
+    if not os.path.isdir(base):
+        return out
+    for top, dirs, _files in os.walk(base):
+        for d in dirs:
+            if "sampan" in d:
+                out.add(os.path.join(top, d))
     return out
 
 
