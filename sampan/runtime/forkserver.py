@@ -7,7 +7,7 @@ shim through it::
 
     daemon                                   fork server (python -I -S, single-threaded)
       socketpair(a, b)
-      send {config} + fd b  ──SEQPACKET──>   recv; fork ──> the shim: setsid, run(config, b)
+      send {config} + fd b  ──SEQPACKET──>   recv; fork ──> the shim: shim.run(config, b)
       read the reply on a                        (SIGCHLD ignored: the kernel reaps shims;
                                                  if the fork server exits they live on)
                           <── {"ok", "pid", "container_pid"} ── the shim, once created
@@ -68,8 +68,9 @@ def serve(control_fd: int) -> None:
     import gc
     import signal
 
-    import sampan._sys.reaper  # noqa: F401
-    from sampan.runtime import shim  # pre-import everything a shim needs
+    _grow_interned_strings()  # first: the imports below then reuse what it frees
+    import sampan._sys.reaper
+    import sampan.runtime.shim  # noqa: F401
 
     control = socket.socket(fileno=control_fd)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -92,11 +93,39 @@ def serve(control_fd: int) -> None:
         fd = int.from_bytes(ancillary[0][2][:4], sys.byteorder)
         pid = os.fork()
         if pid == 0:
-            _child(control, msg, fd, shim.run)
+            _child(control, msg, fd)
         os.close(fd)
 
 
-def _child(control: socket.socket, msg: bytes, fd: int, run: Any) -> None:
+def _rss_kib() -> int:
+    with open("/proc/self/statm", "rb") as f:
+        return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
+def _grow_interned_strings(limit: int = 20000) -> None:
+    """Make the interpreter's table of interned strings grow now, in the fork server.
+
+    A shim interns a few strings of its own (names the C code looks up on first use).  If
+    the table is nearly full when the fork server forks, that tips it over in every shim: each
+    copies the whole table (~200 KiB here, a quarter of a shim's private memory).  So we intern
+    throwaway strings until the table has grown (seen as a jump in RSS: the new table is
+    written at once), which leaves thousands of free slots, then drop them again.
+    """
+    import sys
+
+    keep = []
+    base = _rss_kib()
+    for i in range(limit):
+        keep.append(sys.intern(f"sampan-forkserver-{i}"))
+        if i % 16 == 15:
+            now = _rss_kib()
+            if now - base > 64:
+                break
+            base = now
+    del keep
+
+
+def _child(control: socket.socket, msg: bytes, fd: int) -> None:
     try:
         control.close()
         reply = socket.socket(fileno=fd)
@@ -106,6 +135,8 @@ def _child(control: socket.socket, msg: bytes, fd: int, run: Any) -> None:
             error = errors.InvalidArgument(f"shim config: {exc}")
             reply.sendall(proto.encode(proto.error_reply(error)))
             return
+        from sampan.runtime.shim import run
+
         run(config, reply, detach=False)
     finally:
         os._exit(1)
@@ -113,11 +144,11 @@ def _child(control: socket.socket, msg: bytes, fd: int, run: Any) -> None:
 
 def _run_one(reply_fd: int) -> None:
     """Entry of a fresh-interpreter shim: the config arrives on the reply socket first."""
-    from sampan.runtime import shim
-
     reply = socket.socket(fileno=reply_fd)
     config = json.loads(proto.read_line(reply))
-    shim.run(config, reply)
+    from sampan.runtime.shim import run
+
+    run(config, reply)
 
 
 class ForkServer:

@@ -9,7 +9,7 @@ reading state.json and connecting to the socket.
 
 Life of a shim::
 
-    fork server ──fork──> shim: setsid (the fork server ignores SIGCHLD: the kernel reaps us)
+    fork server ──fork──> shim.run: setsid (the fork server ignores SIGCHLD)
     shim: subreaper, stdio to /dev/null + shim.log, bind shim.sock, open the log
           runtime create (CLI: `<rt> --root R --log F create --bundle B --pid-file P ID`;
                           "sampan": sampan.runtime.container.create() in a forked helper)
@@ -20,9 +20,10 @@ Life of a shim::
           answer waiters, end attach streams; keep serving until "delete"
     "delete" -> runtime delete, answer, remove the socket, exit
 
-Imports are kept to os, signal, select, socket, json, time, errno and sampan's small protocol
-modules (ctypes only through ``_sys`` for prctl), because the shim is forked from a fork server
-that pre-imported them (``forkserver.py``): its memory is mostly shared pages.
+Memory is the budget (PSS per shim, measured with smem): the shim is forked from a fork
+server that pre-imported everything (``forkserver.py``), imports only os, select, json, the C
+``_signal``/``_socket`` and sampan's small modules, and keeps Python work in its own process
+small (setup runs in a throwaway helper): every object it touches costs a private page.
 """
 
 from __future__ import annotations
@@ -34,20 +35,21 @@ import json
 import os
 import select
 import signal
-import socket
 import time
 
 from sampan import errors
+from sampan._sys.reaper import set_child_subreaper
 from sampan.runtime import shimproto as proto
 from sampan.runtime.forkserver import ForkServer, ShimHandle, start_shim
 from sampan.runtime.jsonlog import JsonLogWriter, rfc3339nano
-from sampan.runtime.shimdriver import RuntimeDriver, ShimConfig
+from sampan.runtime.shimdriver import RuntimeDriver, ShimConfig, detach_process
 from sampan.runtime.shimproto import ShimClient, read_state
 
-__all__ = ["ForkServer", "ShimClient", "ShimHandle", "read_state", "run", "start_shim"]
+__all__ = ["ForkServer", "Shim", "ShimClient", "ShimHandle", "read_state", "run", "start_shim"]
 
 TYPE_CHECKING = False  # typing is not imported at run time: the shim's memory is the budget
 if TYPE_CHECKING:
+    import socket
     from typing import Any, NoReturn
 
 MAX_CLIENT_BUFFER = 4 << 20
@@ -59,18 +61,7 @@ def _now() -> str:
 
 
 class _Client:
-    __slots__ = (
-        "attach",
-        "close_stdin",
-        "closing",
-        "inbuf",
-        "outbuf",
-        "read_closed",
-        "sock",
-        "streams",
-        "takes_stdin",
-        "waiting",
-    )
+    """One connection: a request, a waiter, or an attach stream."""
 
     def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
@@ -111,36 +102,17 @@ class Shim:
     # ------------------------------------------------------------ setup
 
     def setup(self) -> None:
-        """Everything up to a created container; raises a sampan error on failure.
+        """Everything up to a created container; raises a sampan error on failure.  The
+        work runs in a throwaway helper (``RuntimeDriver.create_in_helper``)."""
+        set_child_subreaper()  # before the helper forks: pid 1 must end up our child
 
-        The work is done by a forked helper that hands back the listening socket, the
-        container's stdio and its pid: every page it writes is its own and goes away with it,
-        so the long-lived shim stays small (copy-on-write keeps the fork server's pages shared).
-        The container's pid 1 still ends up our child: we are its subreaper.
-        """
-        from sampan._sys.reaper import set_child_subreaper
+        def created(pid: int) -> None:  # in the helper, once the runtime answered
+            self.pid, self.status = pid, "created"
+            self.save_state()
 
-        set_child_subreaper()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        helper = os.fork()
-        if helper == 0:  # pragma: no cover - child
-            ours.close()
-            self._prepare(theirs)
-        theirs.close()
-        with ours:
-            msg, fds, _flags, _addr = socket.recv_fds(ours, 65536, 8)
-        os.waitpid(helper, 0)
-        if not msg:
-            raise errors.Internal("shim: the setup helper died (see shim.log)")
-        result = proto.raise_for(json.loads(msg))
-        listener = _socket.socket(fileno=fds[0])
-        listener.setblocking(False)
-        self.listener = listener
-        self.pid = int(result["pid"])
-        self.out_fds = dict(zip(fds[1:], result["streams"], strict=False))
-        self.stdin_fd = fds[int(result["stdin"])] if result["stdin"] else -1
-        for fd in fds[1:]:
-            os.set_blocking(fd, False)
+        listener_fd, self.pid, self.out_fds, self.stdin_fd = self.driver.create_in_helper(created)
+        self.listener = _socket.socket(fileno=listener_fd)
+        self.listener.setblocking(False)
         cfg = self.cfg
         self.log = JsonLogWriter(
             cfg.log_path, max_size=cfg.log_max_size, max_files=cfg.log_max_files
@@ -153,68 +125,14 @@ class Shim:
             _signal.signal(sig, _signal.SIG_IGN)
         self.status = "created"
 
-    def _prepare(self, chan: socket.socket) -> NoReturn:
-        """In the setup helper: bind the socket, create the container, send back the fds."""
-        cfg = self.cfg
-        try:
-            try:
-                _mkdir(cfg.state_dir)
-                try:
-                    os.unlink(cfg.socket_path)
-                except FileNotFoundError:
-                    pass
-                listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-                proto.bind_unix(listener, cfg.socket_path)
-                os.chmod(cfg.socket_path, 0o600)
-                listener.listen(64)
-                created = self.driver.create()
-            except BaseException as exc:
-                if self.driver.created_pid:  # created, but cannot be served: remove it again
-                    try:
-                        os.kill(self.driver.created_pid, signal.SIGKILL)
-                        self.driver.call("delete", ["--force", cfg.container_id], force=True)
-                    except (OSError, errors.SampanError):
-                        pass
-                try:
-                    os.unlink(cfg.socket_path)
-                except OSError:
-                    pass
-                chan.sendall(proto.encode(proto.error_reply(exc)))
-                os._exit(0)
-            self.pid = created.pid
-            self.status = "created"
-            self.save_state()
-            outs = list(created.out_fds)
-            stdin = 0
-            if created.stdin_fd >= 0:
-                if created.stdin_fd in created.out_fds:  # the PTY master: one fd for both
-                    stdin = 1 + outs.index(created.stdin_fd)
-                else:
-                    outs.append(created.stdin_fd)
-                    stdin = len(outs)
-            streams = [created.out_fds[fd] for fd in outs if fd in created.out_fds]
-            message = {"ok": True, "pid": created.pid, "streams": streams, "stdin": stdin}
-            socket.send_fds(chan, [json.dumps(message).encode()], [listener.fileno(), *outs])
-        finally:
-            os._exit(0)
-
     # ------------------------------------------------------------ state
 
     def state(self) -> dict[str, Any]:
-        return {
-            "id": self.cfg.container_id,
-            "status": self.status,
-            "pid": self.pid,
-            "shim_pid": self.shim_pid,
-            "exit_code": self.exit_code,
-            "signal": self.signal,
-            "created_at": self.created_at,
-            "started_at": self.started_at,
-            "exited_at": self.exited_at,
-            "tty": self.cfg.tty,
-            "log_path": self.cfg.log_path,
-            "socket": self.cfg.socket_path,
-        }
+        cfg, status = self.cfg, self.status
+        ids = {"id": cfg.container_id, "status": status, "pid": self.pid, "shim_pid": self.shim_pid}
+        exit = {"exit_code": self.exit_code, "signal": self.signal, "exited_at": self.exited_at}
+        more = {"created_at": self.created_at, "started_at": self.started_at, "tty": cfg.tty}
+        return {**ids, **exit, **more, "log_path": cfg.log_path, "socket": cfg.socket_path}
 
     def save_state(self) -> None:
         """Write state.json atomically (write a temporary file, rename it over)."""
@@ -544,15 +462,6 @@ def _on_sigchld(signum: int, frame: object) -> None:
     """Nothing: the wakeup fd tells the loop to reap."""
 
 
-def _mkdir(path: str) -> None:
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    except FileNotFoundError:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-
-
 def _drain(fd: int) -> None:
     try:
         while os.read(fd, 4096):
@@ -570,28 +479,10 @@ def run(raw_config: dict[str, Any], reply: socket.socket, *, detach: bool = True
     if detach and os.fork() != 0:
         os._exit(0)
     code = 1
-    shim: Shim | None = None
+    shim = None
     try:
-        try:
-            fd = os.open("/proc/self/comm", os.O_WRONLY)
-            os.write(fd, b"sampan-shim")
-            os.close(fd)
-        except OSError:
-            pass
         config = ShimConfig(raw_config)
-        os.chdir("/")
-        _mkdir(config.state_dir)
-        devnull = os.open(os.devnull, os.O_RDWR)
-        logfd = os.open(
-            f"{config.state_dir}/shim.log",
-            os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-            0o600,
-        )
-        os.dup2(devnull, 0)
-        os.dup2(logfd, 1)
-        os.dup2(logfd, 2)
-        os.close(devnull)
-        os.close(logfd)
+        detach_process(config.state_dir)
         shim = Shim(config)
         try:
             shim.setup()
@@ -599,16 +490,8 @@ def run(raw_config: dict[str, Any], reply: socket.socket, *, detach: bool = True
             shim.close()  # before answering: the caller finds nothing left behind
             reply.sendall(proto.encode(proto.error_reply(exc)))
             raise
-        reply.sendall(
-            proto.encode(
-                {
-                    "ok": True,
-                    "pid": os.getpid(),
-                    "container_pid": shim.pid,
-                    "socket": config.socket_path,
-                }
-            )
-        )
+        ready = {"ok": True, "pid": os.getpid(), "socket": config.socket_path}
+        reply.sendall(proto.encode({**ready, "container_pid": shim.pid}))
         reply.close()
         shim.serve()
         code = 0
