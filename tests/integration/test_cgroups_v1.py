@@ -72,7 +72,7 @@ def test_pids_limit_enforced(mgr: CgroupManager) -> None:
         "import time\nn = 0\n"
         "for _ in range(10):\n"
         "    try:\n        pid = os.fork()\n    except BlockingIOError:\n        break\n"
-        "    if pid == 0:\n        time.sleep(2); os._exit(0)\n    n += 1\n"
+        "    if pid == 0:\n        time.sleep(0.5); os._exit(0)\n    n += 1\n"
         "print(n, flush=True)\nos.kill(0, 0)\n"
     )
     p = gated(code)
