@@ -17,6 +17,11 @@ O_PATH = 0o10000000
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
 MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_IDMAP = 0x00100000
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = 0o2000000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
 
 
 class _OpenHow(ctypes.Structure):
@@ -33,6 +38,27 @@ def mount_setattr_recursive(fd: int, attr_set: int) -> None:
     syscall(
         "mount_setattr", fd, b"", AT_EMPTY_PATH | AT_RECURSIVE, ctypes.byref(attr), ctypes.sizeof(attr),
         what="mount_setattr",
+    )
+
+
+def open_tree_clone(path: str, *, recursive: bool) -> int:
+    """open_tree(OPEN_TREE_CLONE): a detached copy of the mount (tree) at ``path``."""
+    flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)
+    return syscall("open_tree", -100, path.encode(), flags, what=f"open_tree {path}")
+
+
+def idmap_mount(fd: int, userns_fd: int, *, recursive: bool) -> None:
+    """Make the detached mount ``fd`` idmapped with the user namespace ``userns_fd``."""
+    attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+    flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+    syscall("mount_setattr", fd, b"", flags, ctypes.byref(attr), ctypes.sizeof(attr), what="mount_setattr idmap")
+
+
+def move_mount_to_fd(from_fd: int, to_fd: int) -> None:
+    """move_mount(2) of the detached mount ``from_fd`` onto the directory/file ``to_fd``."""
+    syscall(
+        "move_mount", from_fd, b"", to_fd, b"", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        what="move_mount",
     )
 
 

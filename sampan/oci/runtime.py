@@ -74,6 +74,8 @@ class Mount:
     options: tuple[str, ...] = ()
     bind: bool = False
     recursive_ro: bool = False
+    idmap: bool = False  # idmapped with the container's user namespace
+    idmap_recursive: bool = False
 
 
 @record(frozen=True)

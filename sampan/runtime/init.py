@@ -69,6 +69,7 @@ class InitConfig:
     pidns_in_child: bool = False  # new user + pid ns: unshare pid after user, then fork
     cgroup_wait: bool = False  # the parent sends CGROUP_DONE after GO
     cgroupns_pending: bool = False  # a new cgroup namespace, made once in the cgroup
+    idmap_fds: dict[int, int] = field(default_factory=dict)  # mount index -> detached mount
     preserve_fds: int = 0
     state: dict[str, object] = field(default_factory=dict)
 
@@ -155,7 +156,7 @@ def run_init(cfg: InitConfig) -> None:
 
             from sampan.runtime import hooks
         if spec.linux.namespace("mount"):
-            rootfs.prepare(spec, before_cgroup=lambda: _join_cgroup(cfg))
+            rootfs.prepare(spec, before_cgroup=lambda: _join_cgroup(cfg), idmap_fds=cfg.idmap_fds)
         _join_cgroup(cfg)
         if spec.hooks.prestart or spec.hooks.create_runtime:
             sync.send(cfg.sync_sock, sync.HOOKS)
@@ -230,7 +231,8 @@ def _namespaces(cfg: InitConfig) -> None:
         else:
             ns.unshare(ns.CLONE_NEWUSER)
             sync.send(cfg.sync_sock, sync.USERNS, pid=os.getpid())
-            sync.expect(cfg.sync_sock, sync.USERNS_DONE)
+            done = sync.expect(cfg.sync_sock, sync.USERNS_DONE)
+            cfg.idmap_fds = dict(zip(done.get("idmap", []), done.get("_fds", []), strict=True))
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
         # changing credentials cleared "dumpable", which makes /proc/self/* (the exec fifo

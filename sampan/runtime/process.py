@@ -67,6 +67,40 @@ def _write_id_maps(pid: int, linux: oci.Linux) -> None:
         raise InvalidConfig("linux.uidMappings", f"cannot write id maps: {exc.strerror}") from None
 
 
+def _idmapped_mounts(pid: int, spec: oci.Spec) -> tuple[list[int], list[int]]:
+    """Detached, idmapped clones of the ``idmap`` bind mounts' sources, for the child to move
+    into place: (mount indexes, mount fds).  Made here because idmapping needs privilege over
+    the source's filesystem, which the child (already in its user namespace) lacks."""
+    from sampan._sys.mount import MS_REC
+    from sampan._sys.proc import idmap_mount, open_tree_clone
+
+    wanted = [(i, mnt) for i, mnt in enumerate(spec.mounts) if mnt.idmap]
+    if not wanted:
+        return [], []
+    userns = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    indexes: list[int] = []
+    fds: list[int] = []
+    try:
+        for i, mnt in wanted:
+            try:
+                fd = open_tree_clone(mnt.source, recursive=bool(mnt.flags & MS_REC))
+            except OSError as exc:
+                raise InvalidConfig(f"mounts[{i}].source", f"open_tree {mnt.source}: {exc.strerror}") from None
+            fds.append(fd)
+            indexes.append(i)
+            try:
+                idmap_mount(fd, userns, recursive=mnt.idmap_recursive)
+            except OSError as exc:
+                raise InvalidConfig(f"mounts[{i}].options", f"idmap {mnt.source}: {exc.strerror} (filesystem without idmap support?)") from None
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    finally:
+        os.close(userns)
+    return indexes, fds
+
+
 def _reap(pid: int) -> None:
     try:
         os.kill(pid, signals.SIGKILL)
@@ -132,7 +166,12 @@ def spawn(
             kind = msg["type"]
             if kind == sync.USERNS:
                 _write_id_maps(pid, cfg.spec.linux)
-                sync.send(parent_sock, sync.USERNS_DONE)
+                indexes, fds = _idmapped_mounts(pid, cfg.spec)
+                try:
+                    sync.send(parent_sock, sync.USERNS_DONE, fds=fds, idmap=indexes)
+                finally:
+                    for fd in fds:
+                        os.close(fd)
             elif kind == sync.HOOKS:
                 if run_hooks is not None:
                     run_hooks()

@@ -29,6 +29,7 @@ from sampan._sys.proc import (
     RESOLVE_IN_ROOT,
     RESOLVE_NO_MAGICLINKS,
     mount_setattr_recursive,
+    move_mount_to_fd,
     openat2,
     pivot_root,
 )
@@ -147,7 +148,11 @@ def _cgroup_mount(target: str, dest: str, mnt: oci.Mount, *, own_ns: bool) -> No
                     os.symlink(name, os.path.join(target, alias))
 
 
-def mount_one(rootfs: str, rootfd: int, mnt: oci.Mount, field: str, *, cgroupns: bool = False) -> None:
+def mount_one(
+    rootfs: str, rootfd: int, mnt: oci.Mount, field: str, *, cgroupns: bool = False, idmap_fd: int | None = None,
+) -> None:
+    """Mount ``mnt`` at its destination resolved inside ``rootfs``; ``idmap_fd`` is a detached
+    idmapped mount (made by the parent) to move there instead of binding the source."""
     dest = secure_join(rootfs, mnt.destination)
     try:
         src_is_dir = not mnt.bind or os.path.isdir(mnt.source)
@@ -160,6 +165,9 @@ def mount_one(rootfs: str, rootfd: int, mnt: oci.Mount, field: str, *, cgroupns:
     try:
         if mnt.type == "cgroup":
             _cgroup_mount(target, dest, mnt, own_ns=cgroupns)
+        elif idmap_fd is not None:
+            move_mount_to_fd(idmap_fd, fd)
+            os.close(idmap_fd)
         elif mnt.bind:
             m.mount(mnt.source, target, "", mnt.flags & (m.MS_BIND | m.MS_REC))
         else:
@@ -235,7 +243,11 @@ def setup_dev(rootfs: str, rootfd: int, devices: tuple[oci.Device, ...], has_pts
         os.symlink(target, path)
 
 
-def prepare(spec: oci.Spec, before_cgroup: Callable[[], None] | None = None) -> None:
+def prepare(
+    spec: oci.Spec,
+    before_cgroup: Callable[[], None] | None = None,
+    idmap_fds: dict[int, int] | None = None,
+) -> None:
     """Steps 1-4 (still in the host's root, in the container's mount namespace).
     ``before_cgroup`` runs before the first ``cgroup`` mount (the init joins its cgroup)."""
     rootfs = spec.root_path
@@ -248,7 +260,7 @@ def prepare(spec: oci.Spec, before_cgroup: Callable[[], None] | None = None) -> 
             if mnt.type == "cgroup" and before_cgroup is not None:
                 before_cgroup()
                 before_cgroup = None
-            mount_one(rootfs, rootfd, mnt, f"mounts[{i}]", cgroupns=cgroupns)
+            mount_one(rootfs, rootfd, mnt, f"mounts[{i}]", cgroupns=cgroupns, idmap_fd=(idmap_fds or {}).get(i))
         dev_is_bind = any(x.destination == "/dev" and x.bind for x in spec.mounts)
         if not dev_is_bind:
             has_pts = any(x.destination == "/dev/pts" for x in spec.mounts)

@@ -189,7 +189,7 @@ def mount(raw: Any, field: str) -> oci.Mount:
         raise InvalidConfig(f"{field}.source", f"bind source {source} does not exist")
     flags = clear = propagation = 0
     data: list[str] = []
-    recursive_ro = False
+    recursive_ro = idmap = idmap_recursive = False
     for i, opt in enumerate(options):
         if opt in FLAG_OPTIONS:
             set_bits, clear_bits = FLAG_OPTIONS[opt]
@@ -199,6 +199,11 @@ def mount(raw: Any, field: str) -> oci.Mount:
             propagation |= PROPAGATION_OPTIONS[opt]
         elif opt == "rro":
             recursive_ro = True
+        elif opt in ("idmap", "ridmap"):
+            if not bind:
+                raise InvalidConfig(f"{field}.options[{i}]", f"{opt!r} needs a bind mount")
+            idmap = True
+            idmap_recursive = idmap_recursive or opt == "ridmap"
         elif opt.startswith(_RUNTIME_OPTIONS):
             continue
         elif bind:
@@ -209,12 +214,14 @@ def mount(raw: Any, field: str) -> oci.Mount:
             data.append(opt)
     if bind:
         flags |= MS_BIND | (MS_REC if "rbind" in options else 0)
+    if raw.get("uidMappings") or raw.get("gidMappings"):
+        raise InvalidConfig(f"{field}.uidMappings", "per-mount id mappings are not supported (idmap uses the container's)")
     if not bind and not kind:
         raise InvalidConfig(f"{field}.type", "missing (and the mount is not a bind mount)")
     return oci.Mount(
         destination=os.path.normpath(dest), type=kind or "bind", source=source, flags=flags,
         clear=clear, propagation=propagation, data=",".join(data), options=options, bind=bind,
-        recursive_ro=recursive_ro,
+        recursive_ro=recursive_ro, idmap=idmap, idmap_recursive=idmap_recursive,
     )
 
 
@@ -277,6 +284,8 @@ def linux(raw: dict[str, Any], top: dict[str, Any]) -> oci.Linux:
         raise InvalidConfig("linux.uidMappings", "mappings given without a user namespace")
     if user_ns and not any(n.path for n in namespaces if n.type == "user") and not (uid_maps and gid_maps):
         raise InvalidConfig("linux.uidMappings", "a new user namespace needs uid and gid mappings")
+    if any("idmap" in (m or {}).get("options", []) or "ridmap" in (m or {}).get("options", []) for m in top.get("mounts") or [] if isinstance(m, dict)) and not (user_ns and uid_maps):
+        raise InvalidConfig("mounts", "idmap mounts need a new user namespace with uid/gid mappings")
     if top.get("hostname") and "uts" not in seen:
         raise InvalidConfig("hostname", "setting the hostname needs a new uts namespace")
     devices = []

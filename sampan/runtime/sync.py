@@ -14,8 +14,11 @@ packet (``{"type": ..., ...}``), so message boundaries need no framing.
                                                     cgroup mount, the pid-ns fork and CREATED
                                                     (received early, it is remembered)
                      ◀──────────────────────────── USERNS      (only for a new user ns)
-    write uid_map, setgroups, gid_map
-    USERNS_DONE ──────────────────────────────────▶ (new user AND pid namespace: unshare the
+    write uid_map, setgroups, gid_map; idmapped
+    mounts: open_tree + MOUNT_ATTR_IDMAP with
+    the child's user ns (needs host privilege)
+    USERNS_DONE {"idmap"} + mount fds ────────────▶ (kept for step 6: move_mount)
+                                                    (new user AND pid namespace: unshare the
                                                     pid ns now, so the user ns owns it; fork;
                      ◀──────────────────────────── CHILD {"pid"}  the grandchild goes on as
     the init is now that pid                        the init, this child exits)
@@ -39,6 +42,7 @@ The parent treats EOF before CREATED as the child's death and reports its exit s
 from __future__ import annotations
 
 import _socket
+import struct
 
 from sampan.errors import Internal
 from sampan.oci import jsoncodec
@@ -64,16 +68,29 @@ def pair() -> tuple[_socket.socket, _socket.socket]:
     return _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
 
 
-def send(sock: _socket.socket, kind: str, **fields: Any) -> None:
-    sock.send(jsoncodec.dumps({"type": kind, **fields}).encode())
+def send(sock: _socket.socket, kind: str, fds: list[int] | None = None, **fields: Any) -> None:
+    """Send one message; ``fds`` travel with it (SCM_RIGHTS) and arrive as ``msg["_fds"]``."""
+    data = jsoncodec.dumps({"type": kind, **fields}).encode()
+    if fds:
+        rights = struct.pack(f"{len(fds)}i", *fds)
+        sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
+    else:
+        sock.send(data)
 
 
 def recv(sock: _socket.socket) -> dict[str, Any] | None:
     """The next message, or None at EOF."""
-    data = sock.recv(65536)
+    data, ancillary, _flags, _addr = sock.recvmsg(65536, _socket.CMSG_SPACE(4 * 64))
     if not data:
         return None
     msg: dict[str, Any] = jsoncodec.loads(data)
+    fds: list[int] = []
+    for level, kind, payload in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            n = len(payload) // 4
+            fds.extend(struct.unpack(f"{n}i", payload[: 4 * n]))
+    if fds:
+        msg["_fds"] = fds
     return msg
 
 

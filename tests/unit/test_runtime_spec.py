@@ -163,3 +163,17 @@ def test_mount_option_conversion() -> None:
     assert mnt.propagation == m.MS_SLAVE | m.MS_REC
     tmp = spec.mount({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["rw", "size=1m", "mode=1777"]}, "mounts[1]")
     assert not tmp.bind and tmp.data == "size=1m,mode=1777" and not tmp.flags & m.MS_RDONLY
+
+
+def test_idmap_needs_a_user_namespace(bundle: Path) -> None:
+    cfg = _cfg()
+    cfg["mounts"].append({"destination": "/m", "type": "bind", "source": "/tmp", "options": ["rbind", "idmap"]})
+    with pytest.raises(InvalidConfig, match=r"^mounts: idmap mounts need a new user namespace"):
+        spec.convert(cfg, bundle)
+    cfg["linux"]["namespaces"].append({"type": "user"})
+    cfg["linux"]["uidMappings"] = cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 10}]
+    mnt = spec.convert(cfg, bundle).mounts[-1]
+    assert mnt.idmap and not mnt.idmap_recursive
+    bad = {"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}
+    with pytest.raises(InvalidConfig, match=r"^mounts\[0\]\.options\[0\]: 'idmap' needs a bind mount"):
+        spec.mount(bad, "mounts[0]")

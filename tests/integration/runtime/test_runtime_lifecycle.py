@@ -290,3 +290,44 @@ def test_run_with_terminal_proxies_the_pty(bundle, cli, cid):
     r = cli("run", "-b", str(bundle.path), cid, stdin=subprocess.DEVNULL)
     assert r.returncode == 3, r.stderr
     assert r.stdout.split() == ["/dev/pts/0", "30", "100"]
+
+
+def test_shifted_user_namespace_and_idmap_mount(busybox_dir, cli, cid, tmp_path):
+    """Root in the container is host uid 100000; an idmap bind mount shows host root's files
+    as the container's root, a plain one as nobody.  (The bundle lives outside pytest's 0700
+    tmp dirs so that the shifted root can reach it.)"""
+    import shutil
+    import tempfile
+
+    from sampan.oci.defaults import default_config
+
+    base = tempfile.mkdtemp(prefix="sampan-rt-userns-", dir="/var/tmp")
+    try:
+        os.chmod(base, 0o755)
+        rootfs = os.path.join(base, "rootfs")
+        subprocess.run(["cp", "-a", str(busybox_dir), rootfs], check=True)
+        for d in ("plain", "mapped"):
+            os.mkdir(os.path.join(rootfs, d))
+        src = os.path.join(base, "src")
+        os.mkdir(src)
+        with open(os.path.join(src, "file"), "w") as f:
+            f.write("x")
+        cfg = default_config(["sh", "-c", "id -u; cat /proc/self/uid_map; stat -c %u /plain/file /mapped/file; touch /mapped/new && echo wrote"])
+        cfg["ociVersion"] = "1.0.2"
+        cfg["linux"]["namespaces"].append({"type": "user"})
+        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        cfg["mounts"] += [
+            {"destination": "/plain", "type": "bind", "source": src, "options": ["rbind"]},
+            {"destination": "/mapped", "type": "bind", "source": src, "options": ["rbind", "idmap"]},
+        ]
+        with open(os.path.join(base, "config.json"), "w") as f:
+            import json
+
+            json.dump(cfg, f)
+        r = cli("run", "-b", base, cid)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == ["0", "0", "100000", "65536", "65534", "0", "wrote"]
+        assert os.stat(os.path.join(src, "new")).st_uid == 0  # written as host root through the idmap
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
