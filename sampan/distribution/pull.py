@@ -35,6 +35,7 @@ from sampan.errors import InvalidArgument, NotFound
 from sampan.image import config as cfg
 from sampan.image import reference as refs
 from sampan.image.store import ImageStore
+from sampan.image.unpack import LayerBlob
 from sampan.oci import digest as dg
 from sampan.oci import mediatypes as mt
 
@@ -189,8 +190,48 @@ class RegistrySource:
         if self._image is not None and desc.digest == self._image.config.digest and self.config:
             return io.BytesIO(self.config)
         ident = dg.short(desc.digest)
+        # the local store checks the digest as it writes the blob: no second sha256 here
         return self.repo.open_blob(desc, tmp=self.tmp, what=f"{self.what} layer {desc.digest}",
-                                   on_bytes=self.progress.downloading(ident, desc.size))
+                                   on_bytes=self.progress.downloading(ident, desc.size), verify=False)
+
+
+class PullDestination(LocalDestination):
+    """The local store, extracting a layer while it downloads when its parent is in place
+    (else it is stored and unpacked in ``put_image``, in order, as ``LocalDestination`` does)."""
+
+    def __init__(self, store: ImageStore, *, on_progress: Progress | None = None) -> None:
+        super().__init__(store, on_progress=on_progress)
+        self.plan: dict[str, tuple[LayerBlob, str, str | None]] = {}  # blob -> (layer, chain, parent)
+
+    def plan_image(self, image: SourceImage, config: bytes) -> None:
+        try:
+            diff_ids = [str(d) for d in json.loads(config)["rootfs"]["diff_ids"]]
+        except (ValueError, KeyError, TypeError):
+            return  # the copy routine reports a bad config
+        if len(diff_ids) != len(image.layers) or not all(dg.is_digest(d) for d in diff_ids):
+            return
+        parent: str | None = None
+        for i, (desc, chain) in enumerate(zip(image.layers, dg.chain_ids(diff_ids), strict=True)):
+            where = image.layer_where[i] if i < len(image.layer_where) else f"layer {desc.digest}"
+            layer = LayerBlob(blob=desc.digest, media_type=desc.media_type, diff_id=diff_ids[i], where=where)
+            self.plan.setdefault(desc.digest, (layer, chain, parent))
+            parent = chain
+
+    def _committed(self, chain: str | None) -> bool:
+        if chain is None:
+            return True
+        try:
+            return self.store.snapshotter.stat(chain).kind.value == "committed"
+        except NotFound:
+            return False
+
+    def put_blob(self, desc: Descriptor, src: BinaryIO, *, what: str) -> None:
+        planned = self.plan.get(desc.digest)
+        if planned is None or not self._committed(planned[2]):
+            super().put_blob(desc, src, what=what)
+            return
+        layer, chain, parent = planned
+        self.staging.unpack_blob_stream(src, layer, chain=chain, parent=parent, size=desc.size)
 
 
 def _descriptor(d: dict[str, Any]) -> Descriptor:
@@ -220,7 +261,9 @@ def pull_image(
         before = None
     source = RegistrySource(repo, ref, tmp=store.content.tmp, platform=platform, progress=progress,
                             have=store.content.exists, parallel=parallel)
-    destination = LocalDestination(store, on_progress=progress.unpacking)
+    destination = PullDestination(store, on_progress=progress.unpacking)
+    [image] = source.images()
+    destination.plan_image(image, source.config)
     copied = copy(source, destination, parallel=parallel)
     image_id = copied[0].id
     progress.send(f"Digest: {source.manifest_digest}")

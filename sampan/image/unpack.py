@@ -58,6 +58,7 @@ class Staging:
         self.created_blobs: set[str] = set()
         self.layers: set[str] = set()
         self.created_layers: list[str] = []
+        self.verified: set[tuple[str, str]] = set()  # (blob, diff_id) pairs checked while unpacking
         self._closed = False
 
     # ---------------------------------------------------------------- blobs
@@ -132,6 +133,26 @@ class Staging:
             parent = chain
         return records
 
+    def unpack_blob_stream(
+        self, src: BinaryIO, layer: LayerBlob, *, chain: str, parent: str | None, size: int | None = None
+    ) -> None:
+        """Store ``src`` as the blob ``layer.blob`` and unpack it as ``chain`` on ``parent`` in
+        the same pass (a pull extracts a layer as it downloads); ``unpack`` later finds the
+        layer committed and its blob checked."""
+        where = layer.where or f"layer {layer.blob}"
+        self.lease_blob(layer.blob)
+        self._lease_layer(chain)
+        with self.store.content.writer(expected=layer.blob, size=size, what=where) as w:
+            reader = io.BufferedReader(TeeReader(src, w), _CHUNK)
+            if self._committed_size(chain) is None:
+                self._apply(reader, chain, parent, expected_diff_id=layer.diff_id, where=where)
+            while reader.read(_CHUNK):  # the rest (tar padding) is part of the blob
+                pass
+            existed = self.store.content.exists(layer.blob)
+            w.commit()
+        self.lease_blob(layer.blob, created=not existed)
+        self.verified.add((layer.blob, layer.diff_id))
+
     def unpack_stream(self, src: BinaryIO, *, what: str = "layer") -> LayerRecord:
         """Store ``src`` as a blob as given and unpack it as a base layer, reading it once
         (``docker import``)."""
@@ -195,6 +216,8 @@ class Staging:
             pass
 
     def _known_pair(self, layer: LayerBlob) -> bool:
+        if (layer.blob, layer.diff_id) in self.verified:
+            return True
         return self.store.db.query_one(
             "SELECT 1 FROM image_layers WHERE blob = ? AND diff_id = ? LIMIT 1",
             (layer.blob, layer.diff_id),
