@@ -1,0 +1,138 @@
+"""The network service's data: networks, endpoints, published ports, and their tables."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sampan.network import ipam
+from sampan.network.bridge import DEFAULT_BRIDGE, DEFAULT_MTU
+
+#: the networks every daemon has: (name, driver)
+PREDEFINED = (("bridge", "bridge"), ("host", "host"), ("none", "null"))
+
+MIGRATIONS = [
+    """
+    CREATE TABLE networks (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        driver TEXT NOT NULL,
+        created TEXT NOT NULL,
+        internal INTEGER NOT NULL DEFAULT 0,
+        attachable INTEGER NOT NULL DEFAULT 0,
+        labels TEXT NOT NULL,
+        options TEXT NOT NULL,
+        ipam TEXT NOT NULL,
+        bridge TEXT NOT NULL
+    );
+    CREATE TABLE endpoints (
+        id TEXT PRIMARY KEY,
+        network_id TEXT NOT NULL REFERENCES networks(id),
+        container_id TEXT NOT NULL,
+        container_name TEXT NOT NULL,
+        address TEXT NOT NULL,
+        prefixlen INTEGER NOT NULL,
+        gateway TEXT NOT NULL,
+        mac TEXT NOT NULL,
+        aliases TEXT NOT NULL,
+        ifname TEXT NOT NULL,
+        netns TEXT NOT NULL,
+        ports TEXT NOT NULL,
+        UNIQUE (network_id, container_id)
+    );
+    """
+]
+
+
+@dataclass
+class NetworkConfig:
+    """The daemon's networking settings (``daemon/config.py`` fills these from its flags)."""
+
+    exec_root: Path
+    bridge_name: str = DEFAULT_BRIDGE  # --bridge (``none``: no default bridge)
+    bip: str = ""  # --bip, e.g. 172.17.0.1/16
+    default_pools: tuple[ipam.PoolSpec, ...] = ipam.DEFAULT_POOLS  # --default-address-pool
+    nft: bool = True  # --nft=false: no rules at all (userland proxy for published ports)
+    nft_table: str = "sampan"  # --nft-table
+    mtu: int = DEFAULT_MTU
+    resolv_conf: Path = Path("/etc/resolv.conf")
+    dns_upstreams: tuple[str, ...] = ()  # default: the nameservers of resolv_conf
+    dns_upstream_port: int = 53
+
+    @property
+    def bridge_enabled(self) -> bool:
+        return self.bridge_name != "none"
+
+
+@dataclass
+class IpamConfig:
+    subnet: str = ""
+    gateway: str = ""
+    ip_range: str = ""
+
+
+@dataclass(frozen=True)
+class PortBinding:
+    """A published port: ``host_ip:host_port`` -> ``container_port/proto``."""
+
+    container_port: int
+    proto: str = "tcp"
+    host_ip: str = ""
+    host_port: int = 0  # 0: a random free port (chosen at setup)
+
+
+@dataclass
+class EndpointInfo:
+    id: str
+    network_id: str
+    container_id: str
+    container_name: str
+    address: str
+    prefixlen: int
+    gateway: str
+    mac: str
+    aliases: list[str] = field(default_factory=list)
+    ifname: str = "eth0"
+    netns: str = ""
+    ports: list[PortBinding] = field(default_factory=list)
+
+
+@dataclass
+class Network:
+    id: str
+    name: str
+    driver: str
+    created: str
+    internal: bool = False
+    attachable: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)
+    ipam: list[IpamConfig] = field(default_factory=list)
+    bridge: str = ""
+    scope: str = "local"
+    containers: dict[str, EndpointInfo] = field(default_factory=dict)
+
+
+def network_from_row(r: sqlite3.Row) -> Network:
+    return Network(
+        id=str(r["id"]), name=str(r["name"]), driver=str(r["driver"]), created=str(r["created"]),
+        internal=bool(r["internal"]), attachable=bool(r["attachable"]), labels=json.loads(r["labels"]),
+        options=json.loads(r["options"]), ipam=[IpamConfig(**c) for c in json.loads(r["ipam"])],
+        bridge=str(r["bridge"]),
+    )
+
+
+def endpoint_from_row(r: sqlite3.Row) -> EndpointInfo:
+    return EndpointInfo(
+        id=str(r["id"]), network_id=str(r["network_id"]), container_id=str(r["container_id"]),
+        container_name=str(r["container_name"]), address=str(r["address"]), prefixlen=int(r["prefixlen"]),
+        gateway=str(r["gateway"]), mac=str(r["mac"]), aliases=list(json.loads(r["aliases"])),
+        ifname=str(r["ifname"]), netns=str(r["netns"]),
+        ports=[PortBinding(**p) for p in json.loads(r["ports"])],
+    )
+
+
+def ports_json(ports: list[PortBinding]) -> str:
+    return json.dumps([p.__dict__ for p in ports])

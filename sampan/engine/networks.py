@@ -1,0 +1,347 @@
+"""Networks: ``network create/ls/inspect/rm/prune/connect/disconnect`` and container endpoints.
+
+Vocabulary: a *network* has a driver (``bridge``, or the predefined ``host`` and ``none``), a
+subnet with a gateway (IPAM, ``network/ipam.py``) and, for bridges, a Linux bridge (``sampan0``
+for the default network ``bridge``).  An *endpoint* is a container's attachment to one network:
+an address, a MAC, aliases, published ports, and a veth pair in the container's network
+namespace (its *sandbox*, ``<exec-root>/netns/<container id>``, joined by the OCI spec by path).
+
+Lifecycle of a container's networking (``network_sandbox.py`` adds these methods)::
+
+    sandbox = svc.setup(cid, name=..., requests=[AttachRequest("bridge")], ports=[...])
+    ...   # the runtime joins sandbox.netns; DNS answers on 127.0.0.11 inside it
+    svc.teardown(cid)        # rules, DNS, addresses released; the netns (and its veths) go
+
+Persistence: networks and endpoints live in the database (component ``networks``), so address
+allocations and published ports survive a daemon restart, and ``reconcile`` (at start) rebuilds
+sampan's whole nftables table from them: exactly one set of rules, whatever a killed daemon
+left.  Rules are rebuilt and applied atomically after every change (``network/portmap.py``).
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sampan import errors
+from sampan.engine.events import EventBus
+from sampan.engine.network_model import (
+    MIGRATIONS,
+    PREDEFINED,
+    EndpointInfo,
+    IpamConfig,
+    Network,
+    NetworkConfig,
+    endpoint_from_row,
+    network_from_row,
+)
+from sampan.engine.network_sandbox import SandboxMixin
+from sampan.network import bridge as bridgemod
+from sampan.network import dns as dnsmod
+from sampan.network import ipam, netlink, portmap
+from sampan.network.dockercompat import DockerUserChain
+from sampan.network.resolv import ResolvConf
+from sampan.storage.db import Database
+
+COMPONENT = "networks"
+FILTERS = frozenset({"dangling", "driver", "id", "label", "name", "scope", "type"})
+
+__all__ = ["NetworkService", "NetworkConfig", "Network", "EndpointInfo", "IpamConfig"]
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
+
+
+class NetworkService(SandboxMixin):
+    def __init__(self, cfg: NetworkConfig, db: Database, events: EventBus | None = None) -> None:
+        self.cfg = cfg
+        self.db = db
+        self.events = events or EventBus()
+        self.lock = threading.RLock()
+        self.subnets: dict[str, ipam.Subnet] = {}
+        self._applied: dict[str, object] | None = None  # the last document applied
+        self._ensured: set[str] = set()  # bridges known to be up with their address
+        self.nft = cfg.nft and portmap.available()
+        self.compat = DockerUserChain(enabled=cfg.nft)
+        self.dns = dnsmod.DnsServer(cfg.dns_upstreams or ResolvConf.read(cfg.resolv_conf).upstreams(),
+                                    upstream_port=cfg.dns_upstream_port)
+        #: (container id or name) -> (id, name, netns or None); set by the daemon's wiring
+        self.containers: Callable[[str], tuple[str, str, Path | None]] = self._no_containers
+        db.migrate(COMPONENT, MIGRATIONS)
+        self._ensure_predefined()
+        self._load_subnets()
+
+    @staticmethod
+    def _no_containers(ref: str) -> tuple[str, str, Path | None]:
+        raise errors.NoSuchContainer(ref)
+
+    # ------------------------------------------------------------------ startup
+
+    def _ensure_predefined(self) -> None:
+        for name, driver in PREDEFINED:
+            if self.db.query_one("SELECT 1 FROM networks WHERE name = ?", (name,)):
+                continue
+            if driver == "bridge" and not self.cfg.bridge_enabled:
+                continue
+            cfg = IpamConfig()
+            options: dict[str, str] = {}
+            bridge = ""
+            if driver == "bridge":
+                cfg = self._default_bridge_ipam()
+                bridge = self.cfg.bridge_name
+                options = {bridgemod.OPT_DEFAULT: "true", bridgemod.OPT_NAME: bridge,
+                           bridgemod.OPT_ICC: "true", bridgemod.OPT_MASQ: "true",
+                           bridgemod.OPT_HOST_IP: "0.0.0.0", bridgemod.OPT_MTU: str(self.cfg.mtu)}
+            self._insert(Network(id=secrets.token_hex(32), name=name, driver=driver, created=_now(),
+                                 ipam=[cfg] if cfg.subnet else [], options=options, bridge=bridge))
+
+    def _default_bridge_ipam(self) -> IpamConfig:
+        if self.cfg.bip:
+            iface = ipam.parse_network(self.cfg.bip, "bip")
+            gw = self.cfg.bip.split("/")[0]
+            return IpamConfig(subnet=str(iface), gateway=gw)
+        net = ipam.choose_subnet(self.cfg.default_pools, self._taken())
+        return IpamConfig(subnet=str(net), gateway=str(next(net.hosts())))
+
+    def _taken(self, exclude: str = "") -> list[ipam.Net]:
+        taken = [ipam.parse_network(c.subnet) for n in self._all() if n.id != exclude for c in n.ipam if c.subnet]
+        return taken + netlink.routed_networks()
+
+    def _load_subnets(self) -> None:
+        for n in self._all():
+            if n.ipam and n.ipam[0].subnet:
+                c = n.ipam[0]
+                sub = ipam.Subnet.make(c.subnet, gateway=c.gateway, ip_range=c.ip_range)
+                for ep in self._endpoints(network_id=n.id):
+                    sub.allocated.add(ipam.IPv4(ep.address))
+                self.subnets[n.id] = sub
+
+    # ------------------------------------------------------------------ rows
+
+    def _insert(self, n: Network) -> None:
+        self.db.execute(
+            "INSERT INTO networks (id, name, driver, created, internal, attachable, labels, options, ipam, bridge)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (n.id, n.name, n.driver, n.created, int(n.internal), int(n.attachable), json.dumps(n.labels),
+             json.dumps(n.options), json.dumps([c.__dict__ for c in n.ipam]), n.bridge),
+        )
+
+    def _all(self) -> builtins.list[Network]:
+        return [network_from_row(r) for r in self.db.query("SELECT * FROM networks ORDER BY created, name")]
+
+    def _endpoints(self, *, network_id: str = "", container_id: str = "") -> builtins.list[EndpointInfo]:
+        sql, args = "SELECT * FROM endpoints WHERE 1", list[str]()
+        if network_id:
+            sql, args = sql + " AND network_id = ?", [*args, network_id]
+        if container_id:
+            sql, args = sql + " AND container_id = ?", [*args, container_id]
+        return [endpoint_from_row(r) for r in self.db.query(sql + " ORDER BY ifname", args)]
+
+    def get(self, ref: str) -> Network:
+        """By full ID, exact name, or unique ID prefix (Docker's order)."""
+        rows = self.db.query("SELECT * FROM networks WHERE id = ? OR name = ?", (ref, ref))
+        if not rows and ref:
+            rows = self.db.query("SELECT * FROM networks WHERE id LIKE ?", (ref.replace("%", "") + "%",))
+            if len(rows) > 1:
+                raise errors.InvalidArgument(f"network {ref} is ambiguous ({len(rows)} matches found based on ID prefix)")
+        if not rows:
+            raise errors.NoSuchNetwork(ref)
+        exact = [r for r in rows if r["id"] == ref] or rows
+        return network_from_row(exact[0])
+
+    # ------------------------------------------------------------------ create / inspect / list
+
+    def create(self, name: str, *, driver: str = "bridge", subnet: str = "", gateway: str = "", ip_range: str = "",
+               internal: bool = False, attachable: bool = False, labels: dict[str, str] | None = None,
+               options: dict[str, str] | None = None, enable_ipv6: bool = False) -> Network:
+        driver = driver or "bridge"
+        if not name:
+            raise errors.InvalidArgument("network name is required")
+        if driver in ("host", "null", "none") or name in ("host", "none", "bridge", "default"):
+            raise errors.Conflict(f"operation is not permitted on predefined {name} network")
+        if driver != "bridge":
+            raise errors.NotFound(f'could not find plugin {driver} in v1 plugin registry: plugin not found')
+        if enable_ipv6:
+            raise errors.NotImplementedFeature("IPv6 networks are not supported by sampan")
+        if (gateway or ip_range) and not subnet:
+            raise errors.InvalidArgument("gateway and ip-range need a subnet")
+        nid = secrets.token_hex(32)
+        opts = bridgemod.BridgeOptions.parse(dict(options or {}), default_name=f"br-{nid[:12]}")
+        with self.lock:
+            if self.db.query_one("SELECT 1 FROM networks WHERE name = ?", (name,)):
+                raise errors.Conflict(f"network with name {name} already exists")
+            if any(n.bridge == opts.name for n in self._all()):
+                raise errors.Conflict(f"bridge name {opts.name} is already used by another network")
+            if subnet:
+                net = ipam.parse_network(subnet)
+                ipam.check_no_overlap(net, [(n.name, ipam.parse_network(c.subnet)) for n in self._all() for c in n.ipam if c.subnet])
+            else:
+                net = ipam.choose_subnet(self.cfg.default_pools, self._taken())
+            sub = ipam.Subnet.make(str(net), gateway=gateway, ip_range=ip_range)
+            n = Network(id=nid, name=name, driver=driver, created=_now(), internal=internal, attachable=attachable,
+                        labels=dict(labels or {}), options=dict(options or {}), bridge=opts.name,
+                        ipam=[IpamConfig(str(sub.network), str(sub.gateway), ip_range and str(sub.ip_range))])
+            bridgemod.ensure_bridge(opts.name, gateway=str(sub.gateway), prefixlen=sub.network.prefixlen, mtu=opts.mtu)
+            try:
+                self._insert(n)
+                self.subnets[nid] = sub
+                self.sync_rules()
+            except BaseException:
+                self.db.execute("DELETE FROM networks WHERE id = ?", (nid,))
+                self.subnets.pop(nid, None)
+                bridgemod.delete_bridge(opts.name)
+                raise
+        self.events.publish("network", "create", nid, {"name": name, "type": driver})
+        return self.inspect(nid)
+
+    def inspect(self, ref: str) -> Network:
+        n = self.get(ref)
+        n.containers = {ep.container_id: ep for ep in self._endpoints(network_id=n.id)}
+        return n
+
+    def list(self, *, filters: dict[str, builtins.list[str]] | None = None) -> builtins.list[Network]:
+        filters = filters or {}
+        for key in filters:
+            if key not in FILTERS:
+                raise errors.InvalidArgument(f"invalid filter '{key}'")
+        out = []
+        for n in self._all():
+            n.containers = {ep.container_id: ep for ep in self._endpoints(network_id=n.id)}
+            if self._matches(n, filters):
+                out.append(n)
+        return out
+
+    def _matches(self, n: Network, f: dict[str, builtins.list[str]]) -> bool:
+        predefined = n.name in {p for p, _ in PREDEFINED}
+        if f.get("name") and not any(v in n.name for v in f["name"]):
+            return False
+        if f.get("id") and not any(n.id.startswith(v) for v in f["id"]):
+            return False
+        if f.get("driver") and n.driver not in f["driver"]:
+            return False
+        if f.get("scope") and "local" not in f["scope"]:
+            return False
+        if f.get("type") and ("builtin" if predefined else "custom") not in f["type"]:
+            return False
+        for value in f.get("dangling", []):
+            if (not n.containers and not predefined) != (value.lower() in ("1", "true")):
+                return False
+        for label in f.get("label", []):
+            key, sep, value = label.partition("=")
+            if key not in n.labels or (sep and n.labels[key] != value):
+                return False
+        return True
+
+    # ------------------------------------------------------------------ remove / prune
+
+    def remove(self, ref: str) -> None:
+        with self.lock:
+            n = self.get(ref)
+            if n.name in {p for p, _ in PREDEFINED}:
+                raise errors.Conflict(f"{n.name} is a pre-defined network and cannot be removed")
+            users = self._endpoints(network_id=n.id)
+            if users:
+                raise errors.Conflict(
+                    f"error while removing network: network {n.name} id {n.id} has active endpoints "
+                    f"({', '.join(ep.container_name or ep.container_id[:12] for ep in users)})")
+            self.db.execute("DELETE FROM networks WHERE id = ?", (n.id,))
+            self.subnets.pop(n.id, None)
+            self.sync_rules()
+            bridgemod.delete_bridge(n.bridge)
+            self.compat.remove(n.bridge)
+        self.events.publish("network", "destroy", n.id, {"name": n.name, "type": n.driver})
+
+    def prune(self, *, filters: dict[str, builtins.list[str]] | None = None) -> builtins.list[str]:
+        filters = dict(filters or {})
+        until = filters.pop("until", [])
+        removed = []
+        for n in self.list(filters={k: v for k, v in filters.items() if k == "label"}):
+            if n.name in {p for p, _ in PREDEFINED} or n.containers:
+                continue
+            if until and n.created > until[0]:
+                continue
+            try:
+                self.remove(n.id)
+            except errors.Conflict:
+                continue
+            removed.append(n.name)
+        return removed
+
+    # ------------------------------------------------------------------ rules
+
+    def sync_rules(self) -> None:
+        """Rebuild sampan's nftables table from the database and apply it atomically."""
+        with self.lock:
+            nets = [n for n in self._all() if n.driver == "bridge" and n.ipam and netlink.link_exists(n.bridge)]
+            endpoints = self._endpoints()
+            if not self.nft:
+                return
+            if not nets:
+                portmap.remove(self.cfg.nft_table)
+                self._applied = None
+                return
+            by_net = {n.id: n for n in nets}
+            rules = []
+            for n in nets:
+                opts = bridgemod.BridgeOptions.parse(n.options, default_name=n.bridge)
+                rules.append(portmap.BridgeRules(bridge=n.bridge, subnet=n.ipam[0].subnet, masquerade=opts.masquerade,
+                                                 icc=opts.icc, internal=n.internal))
+            ports = [portmap.PortMapping(p.proto, p.host_ip, p.host_port, ep.address, p.container_port, by_net[ep.network_id].bridge)
+                     for ep in endpoints if ep.network_id in by_net and not by_net[ep.network_id].internal
+                     for p in ep.ports]
+            doc = portmap.ruleset(self.cfg.nft_table, rules, ports)
+            if doc != self._applied:
+                portmap.apply(doc)
+                self._applied = doc
+            forwarding = any(not n.internal for n in nets) and (endpoints or ports)
+            if forwarding and netlink.get_sysctl("net.ipv4.ip_forward") == "0":
+                netlink.set_sysctl("net.ipv4.ip_forward", "1")
+            for n in nets:
+                self.compat.ensure(n.bridge)
+
+    def reconcile(self) -> None:
+        """At start: recreate bridges of known networks, drop endpoints whose sandbox is gone,
+        and rebuild the rules (exactly one set, whatever a killed daemon left)."""
+        with self.lock:
+            for ep in self._endpoints():
+                if not Path(ep.netns).exists() or not netlink.link_exists(bridgemod.host_veth_name(ep.id)):
+                    self._forget(ep)
+            for n in self._all():
+                if n.driver == "bridge" and n.ipam and (n.name != "bridge" or self._endpoints(network_id=n.id)):
+                    opts = bridgemod.BridgeOptions.parse(n.options, default_name=n.bridge)
+                    c = n.ipam[0]
+                    bridgemod.ensure_bridge(n.bridge, gateway=c.gateway, prefixlen=int(c.subnet.split("/")[1]), mtu=opts.mtu)
+            self.sync_rules()
+
+    def _forget(self, ep: EndpointInfo) -> None:
+        self.db.execute("DELETE FROM endpoints WHERE id = ?", (ep.id,))
+        sub = self.subnets.get(ep.network_id)
+        if sub is not None:
+            sub.release(ep.address)
+
+    def close(self) -> None:
+        """Clean shutdown: with no endpoint left, sampan's table and the default bridge go;
+        otherwise (live restore) the rules stay for the running containers."""
+        with self.lock:
+            self.dns.close()
+            if self._endpoints():
+                return
+            if self.nft:
+                portmap.remove(self.cfg.nft_table)
+            for n in self._all():
+                if n.bridge and n.name == "bridge":
+                    bridgemod.delete_bridge(n.bridge)
+                if n.bridge:
+                    self.compat.remove(n.bridge)
+
+    def info(self) -> dict[str, str]:
+        """What ``info`` reports about networking (firewall backend, Docker coexistence)."""
+        return {"FirewallBackend": f"nftables (table inet {self.cfg.nft_table})" if self.nft else "userland-proxy",
+                "DockerUserChain": ", ".join(self.compat.inserted()) or "not used"}
+
