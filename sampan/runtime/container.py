@@ -140,11 +140,17 @@ def create(
             hooks_mod.run_all(spec.hooks.prestart, oci_state, "prestart")
             hooks_mod.run_all(spec.hooks.create_runtime, oci_state, "createRuntime")
 
+        def after_go() -> None:
+            sd.save(st)
+            # exec uses the config as it was at create, whatever happens to the bundle later
+            with open(os.path.join(bundle, "config.json"), "rb") as src, open(sd.config, "wb") as dst:
+                dst.write(src.read())
+
         pidns = spec.linux.namespace("pid")
         try:
             pid = proc_mod.spawn(
                 cfg, on_pid=on_pid, add_to_cgroup=mgr.add if mgr is not None else None,
-                after_go=lambda: sd.save(st), run_hooks=run_hooks,
+                after_go=after_go, run_hooks=run_hooks,
                 pidns_path=pidns.path or None if pidns else None,
                 new_pidns=pidns is not None and not pidns.path,
             )
@@ -436,7 +442,8 @@ def exec_process(
     st = sd.load()
     if st.status not in (RUNNING, CREATED):
         raise ContainerNotRunning(f"cannot exec in a stopped container: {id}")
-    with open(os.path.join(st.bundle, "config.json")) as f:
+    saved = sd.config if os.path.exists(sd.config) else os.path.join(st.bundle, "config.json")
+    with open(saved) as f:
         raw = jsoncodec.loads(f.read())
     proc = spec_mod.process(process, "process")
     container = spec_mod.convert(raw, st.bundle)

@@ -1,7 +1,8 @@
 """A container's state directory and its explicit state machine.
 
-``<root>/<id>/`` holds ``state.json`` (what ``state`` prints plus the runtime's own fields) and,
-between create and start, ``exec.fifo`` (the init blocks opening it for writing; ``start``
+``<root>/<id>/`` holds ``state.json`` (what ``state`` prints plus the runtime's own fields), a
+copy of the bundle's ``config.json`` as created (for exec) and, between create and start,
+``exec.fifo`` (the init blocks opening it for writing; ``start``
 opens it for reading).  Status::
 
     creating ──▶ created ──▶ running ◀──▶ paused
@@ -112,6 +113,7 @@ class StateDir:
         self.id = container_id
         self.path = os.path.join(self.root, container_id)
         self.fifo = os.path.join(self.path, "exec.fifo")
+        self.config = os.path.join(self.path, "config.json")  # the bundle's, as created
         self._state = os.path.join(self.path, "state.json")
 
     def create(self) -> None:
