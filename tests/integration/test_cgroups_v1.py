@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sampan.errors import InvalidConfig
-from sampan.runtime.cgroups import CgroupManager, new_manager
+from sampan.runtime.cgroups import CgroupManager, new_manager, testing
 from sampan.runtime.cgroups.select import detect_host
 from sampan.runtime.cgroups.v1 import V1CgroupManager
 
@@ -142,3 +142,8 @@ def test_destroy_is_idempotent_and_removes_default_parent() -> None:
     m.destroy()
     m.destroy()
     assert not any(os.path.exists(d) for d in m.dirs.values())
+
+
+@pytest.mark.parametrize("check", testing.CHECKS, ids=testing.check_id)
+def test_conformance(check: testing.Check, mgr: CgroupManager) -> None:
+    check(mgr)

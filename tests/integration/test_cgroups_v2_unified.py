@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from sampan.errors import InvalidConfig
+from sampan.runtime.cgroups import testing
 from sampan.runtime.cgroups.select import detect_host
 from sampan.runtime.cgroups.v2 import V2CgroupManager
 
@@ -103,3 +104,8 @@ def test_freeze_thaw_kill_pids_and_cpu_stats(v2_cgroup: V2CgroupManager) -> None
     finally:
         p.kill()
         p.wait()
+
+
+@pytest.mark.parametrize("check", testing.USE_CHECKS, ids=testing.check_id)
+def test_conformance(check: testing.Check, v2_cgroup: V2CgroupManager) -> None:
+    check(v2_cgroup)
