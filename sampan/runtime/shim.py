@@ -96,6 +96,7 @@ class Shim:
         # plain _socket objects: socket.socket's Python wrappers cost memory in every shim
         self.listener: _socket.socket | None = None
         self.log: JsonLogWriter | None = None
+        self.log_errors = 0
         self.wake_r = -1
         self.done = False
 
@@ -202,13 +203,11 @@ class Shim:
         stream = self.out_fds[fd]
         if not data:
             del self.out_fds[fd]
-            if self.log is not None:
-                self.log.flush(stream)
+            self.logged(stream, b"")
             if fd != self.stdin_fd:
                 os.close(fd)
             return False
-        if self.log is not None:
-            self.log.write(stream, data)
+        self.logged(stream, data)
         chunk = (
             data
             if self.cfg.tty
@@ -222,6 +221,24 @@ class Shim:
                 else:
                     self.flush_client(c)
         return True
+
+    def logged(self, stream: str | None, data: bytes) -> None:
+        """Write to the json log (``data`` empty: flush ``stream``, or all streams if None).
+        A full disk loses log lines, never the shim: the container keeps running."""
+        if self.log is None:
+            return
+        try:
+            if data and stream:
+                self.log.write(stream, data)
+            else:
+                self.log.flush(stream)
+        except OSError as exc:
+            self.log_errors += 1
+            if self.log_errors == 1:
+                try:
+                    os.write(2, f"sampan-shim: log write failed, dropping output: {exc}\n".encode())
+                except OSError:
+                    pass
 
     def flush_stdin(self) -> None:
         if self.stdin_fd < 0:
@@ -320,8 +337,8 @@ class Shim:
             handler(c, req)
         except errors.SampanError as exc:
             self.reply(c, proto.error_reply(exc))
-        except (ValueError, OSError) as exc:
-            self.reply(c, proto.error_reply(errors.Internal(f"shim: {exc}")))
+        except Exception as exc:  # a malformed request must not take the shim down
+            self.reply(c, proto.error_reply(errors.Internal(f"shim: {type(exc).__name__}: {exc}")))
 
     def op_status(self, c: _Client, req: dict[str, Any]) -> None:
         self.reply(c, {"ok": True, **self.state()})
@@ -424,8 +441,7 @@ class Shim:
         for fd in list(self.out_fds):
             while fd in self.out_fds and self.read_output(fd):
                 pass
-        if self.log is not None:
-            self.log.flush()
+        self.logged(None, b"")
         if not self.cfg.tty and self.stdin_fd >= 0:
             os.close(self.stdin_fd)  # nobody will read it any more
             self.stdin_fd = -1

@@ -298,3 +298,17 @@ def test_ten_shims_memory(env: Env) -> None:
     uss, pss, rss = (sum(s[k] for s in sizes) / len(sizes) for k in range(3))
     print(f"shim memory, 10 containers: USS {uss:.0f} KiB, PSS {pss:.0f} KiB, RSS {rss:.0f} KiB")
     assert pss < 2600, f"PSS per shim {pss:.0f} KiB"
+
+
+def test_bad_requests_get_errors_and_the_shim_lives_on(env: Env) -> None:
+    h, client = env.start(["sleep", "30"], tty=True)
+    for raw in (b"not json\n", b'{"op": "resize"}\n', b'{"op": "nope"}\n', b"[1, 2]\n"):
+        sock = socket.socket(socket.AF_UNIX)
+        sock.connect(h.socket_path)
+        with sock:
+            sock.sendall(raw)
+            reply = json.loads(sock.makefile("rb").readline())
+        assert reply["ok"] is False and reply["kind"] in ("Internal", "InvalidArgument"), reply
+    with pytest.raises(errors.InvalidArgument, match="unknown shim request"):
+        client.call("frobnicate")
+    assert client.status()["status"] == "created"
