@@ -74,10 +74,6 @@ class InitConfig:
     state: dict[str, object] = field(default_factory=dict)
 
 
-class _Fail(Exception):
-    pass
-
-
 def main(cfg: InitConfig) -> None:
     """Run the steps; never returns (execve, or exit 1 after reporting the error)."""
     try:
@@ -137,6 +133,14 @@ def run_init(cfg: InitConfig) -> None:
             if fd != target:
                 os.dup2(fd, target)
     sync.expect(cfg.sync_sock, sync.GO)
+    # import now what later steps need: once the root moves (pivot_root, or setns into the
+    # container's mount namespace for exec) the host's Python library is out of reach
+    if proc.terminal:
+        from sampan._sys import term  # noqa: F401
+    if spec.hooks.start_container and not cfg.exec_mode:
+        import subprocess  # noqa: F401
+
+        from sampan.runtime import hooks
     # 3-4. namespaces
     if cfg.exec_mode:
         _join_for_exec(cfg)
@@ -147,14 +151,7 @@ def run_init(cfg: InitConfig) -> None:
             _socket.sethostname(spec.hostname)
         if spec.domainname:
             ns.setdomainname(spec.domainname)
-        # 6-8. rootfs, hooks, pivot_root (import now what is needed after it: the host's
-        # Python library is out of reach once the root has moved)
-        if proc.terminal:
-            from sampan._sys import term  # noqa: F401
-        if spec.hooks.start_container:
-            import subprocess  # noqa: F401
-
-            from sampan.runtime import hooks
+        # 6-8. rootfs, hooks, pivot_root
         if spec.linux.namespace("mount"):
             rootfs.prepare(spec, before_cgroup=lambda: _join_cgroup(cfg), idmap_fds=cfg.idmap_fds)
         _join_cgroup(cfg)
