@@ -72,6 +72,8 @@ def _parse(argv: list[str], table: dict[str, bool], stop_at_positional: bool) ->
             name, eq, value = arg.partition("=")
             if not name.startswith("--") and len(name) == 2:
                 name = _ALIASES.get(name, name)
+                if name == "--force" and "--force" not in table and "--format" in table:
+                    name = "--format"  # runc: "list -f json", "ps -f json", "delete -f"
             elif name.startswith("-") and not name.startswith("--"):
                 name = "-" + name  # runc accepts -root as well as --root
             if name not in table:

@@ -135,6 +135,8 @@ def test_cli_parser() -> None:
     assert opts == {"--bundle": "/x", "--detach": True, "--env": ["A=1", "B=2"]} and rest == ["id"]
     opts, rest = _parse(["--root", "/r", "exec", "--tty"], {"--root": True}, stop_at_positional=True)
     assert opts == {"--root": "/r"} and rest == ["exec", "--tty"]
+    assert _parse(["-f", "json"], {"--format": True}, stop_at_positional=False)[0] == {"--format": "json"}
+    assert _parse(["-f"], {"--force": False}, stop_at_positional=False)[0] == {"--force": True}
     with pytest.raises(UsageError, match="flag provided but not defined: --nope"):
         _parse(["--nope"], table, stop_at_positional=False)
     assert _signal("KILL") == 9 and _signal("SIGTERM") == 15 and _signal("10") == 10
