@@ -83,7 +83,8 @@ class SandboxMixin:
     if TYPE_CHECKING:
         def get(self, ref: str) -> Network: ...
         def _endpoints(self, *, network_id: str = "", container_id: str = "") -> list[EndpointInfo]: ...
-        def sync_rules(self) -> None: ...
+        def sync_rules(self, *, added: list[EndpointInfo] | None = None,
+                       removed: list[EndpointInfo] | None = None) -> None: ...
         def _forget(self, ep: EndpointInfo) -> None: ...
 
     def netns_path(self, container_id: str) -> Path:
@@ -103,7 +104,7 @@ class SandboxMixin:
                                       ports=ports if i == 0 else ())
                     sandbox.endpoints.append(ep)
                 if sandbox.endpoints:
-                    self.sync_rules()
+                    self.sync_rules(added=sandbox.endpoints)
             sandbox.embedded_dns = any(self.get(ep.network_id).name != "bridge" for ep in sandbox.endpoints)
             if sandbox.embedded_dns:
                 self.dns.serve(container_id, path, self.resolver(container_id))
@@ -168,7 +169,7 @@ class SandboxMixin:
             for ep in eps:
                 self._forget(ep)
             if eps:
-                self.sync_rules()
+                self.sync_rules(removed=eps)
         if not keep_netns:
             netns.remove(self.netns_path(container_id))
         else:
@@ -185,7 +186,7 @@ class SandboxMixin:
             count = len(self._endpoints(container_id=cid))
             ep = self._attach(cid, name, AttachRequest(network, tuple(aliases), ipv4), path, ifname=f"eth{count}",
                               default_route=count == 0, ports=())
-            self.sync_rules()
+            self.sync_rules(added=[ep])
         if self.get(ep.network_id).name != "bridge":
             self.dns.serve(cid, path, self.resolver(cid))
         return ep
@@ -206,7 +207,7 @@ class SandboxMixin:
                 bridgemod.detach(bridgemod.Endpoint(ep.id, n.bridge, Path(ep.netns), ep.ifname, ep.address,
                                                     ep.prefixlen, ep.gateway, ep.mac))
                 self._forget(ep)
-            self.sync_rules()
+            self.sync_rules(removed=eps)
 
     # ------------------------------------------------------------------ names
 

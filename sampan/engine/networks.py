@@ -65,7 +65,8 @@ class NetworkService(SandboxMixin):
         self.events = events or EventBus()
         self.lock = threading.RLock()
         self.subnets: dict[str, ipam.Subnet] = {}
-        self._applied: dict[str, object] | None = None  # the last document applied
+        self._applied: builtins.list[portmap.BridgeRules] | None = None  # the bridges last applied
+        self.writer = portmap.RuleWriter()
         self._ensured: set[str] = set()  # bridges known to be up with their address
         self.nft = cfg.nft and portmap.available()
         self.compat = DockerUserChain(enabled=cfg.nft)
@@ -275,35 +276,56 @@ class NetworkService(SandboxMixin):
 
     # ------------------------------------------------------------------ rules
 
-    def sync_rules(self) -> None:
-        """Rebuild sampan's nftables table from the database and apply it atomically."""
+    def _desired(self) -> tuple[builtins.list[portmap.BridgeRules], builtins.list[portmap.PortMapping], dict[str, Network]]:
+        nets = [n for n in self._all() if n.driver == "bridge" and n.ipam and netlink.link_exists(n.bridge)]
+        by_net = {n.id: n for n in nets}
+        rules = []
+        for n in nets:
+            opts = bridgemod.BridgeOptions.parse(n.options, default_name=n.bridge)
+            rules.append(portmap.BridgeRules(bridge=n.bridge, subnet=n.ipam[0].subnet, masquerade=opts.masquerade,
+                                             icc=opts.icc, internal=n.internal))
+        return sorted(rules, key=lambda r: r.bridge), self._mappings(self._endpoints(), by_net), by_net
+
+    @staticmethod
+    def _mappings(endpoints: builtins.list[EndpointInfo], by_net: dict[str, Network]) -> builtins.list[portmap.PortMapping]:
+        return [portmap.PortMapping(p.proto, p.host_ip, p.host_port, ep.address, p.container_port, by_net[ep.network_id].bridge)
+                for ep in endpoints if ep.network_id in by_net and not by_net[ep.network_id].internal for p in ep.ports]
+
+    def sync_rules(self, *, added: builtins.list[EndpointInfo] | None = None,
+                   removed: builtins.list[EndpointInfo] | None = None) -> None:
+        """Bring sampan's nftables table in line with the database.
+
+        When only a container's endpoints changed (``added``/``removed``) and the bridges are
+        those last applied, only its published ports change (map elements: one cheap ``nft``
+        run on setup, a background one on teardown); otherwise the whole table is rebuilt
+        atomically.
+        """
         with self.lock:
-            nets = [n for n in self._all() if n.driver == "bridge" and n.ipam and netlink.link_exists(n.bridge)]
-            endpoints = self._endpoints()
+            rules, ports, by_net = self._desired()
             if not self.nft:
                 return
-            if not nets:
-                portmap.remove(self.cfg.nft_table)
+            table = self.cfg.nft_table
+            if not rules:
+                if self._applied is not None or portmap.table_exists(table):
+                    self.writer.run(lambda: portmap.remove(table))
                 self._applied = None
                 return
-            by_net = {n.id: n for n in nets}
-            rules = []
-            for n in nets:
-                opts = bridgemod.BridgeOptions.parse(n.options, default_name=n.bridge)
-                rules.append(portmap.BridgeRules(bridge=n.bridge, subnet=n.ipam[0].subnet, masquerade=opts.masquerade,
-                                                 icc=opts.icc, internal=n.internal))
-            ports = [portmap.PortMapping(p.proto, p.host_ip, p.host_port, ep.address, p.container_port, by_net[ep.network_id].bridge)
-                     for ep in endpoints if ep.network_id in by_net and not by_net[ep.network_id].internal
-                     for p in ep.ports]
-            doc = portmap.ruleset(self.cfg.nft_table, rules, ports)
-            if doc != self._applied:
-                portmap.apply(doc)
-                self._applied = doc
-            forwarding = any(not n.internal for n in nets) and (endpoints or ports)
+            if self._applied == rules and (added is not None or removed is not None):
+                gone = self._mappings(removed or [], by_net)
+                new = self._mappings(added or [], by_net)
+                if gone:
+                    self.writer.submit(lambda: portmap.apply(portmap.elements(table, gone, add=False)))
+                if new:
+                    self.writer.run(lambda: portmap.apply(portmap.elements(table, new, add=True)))
+            else:
+                doc = portmap.ruleset(table, rules, ports)
+                self.writer.run(lambda: portmap.apply(doc))
+                self._applied = rules
+                for r in rules:  # Docker's FORWARD drop policy: checked when bridges change
+                    self.compat.ensure(r.bridge)
+            forwarding = any(not n.internal for n in by_net.values()) and bool(self._endpoints())
             if forwarding and netlink.get_sysctl("net.ipv4.ip_forward") == "0":
                 netlink.set_sysctl("net.ipv4.ip_forward", "1")
-            for n in nets:
-                self.compat.ensure(n.bridge)
 
     def reconcile(self) -> None:
         """At start: recreate bridges of known networks, drop endpoints whose sandbox is gone,
@@ -330,6 +352,7 @@ class NetworkService(SandboxMixin):
         otherwise (live restore) the rules stay for the running containers."""
         with self.lock:
             self.dns.close()
+            self.writer.flush()
             if self._endpoints():
                 return
             if self.nft:
