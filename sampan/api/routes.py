@@ -16,6 +16,7 @@ from sampan.api.handlers import (
     distribution,
     exec,
     images,
+    networks,
     system,
     volumes,
 )
@@ -74,6 +75,13 @@ ROUTES: list[tuple[str, str, object]] = [
     ("POST", "/volumes/prune", volumes.prune),
     ("GET", "/volumes/{name}", volumes.inspect),
     ("DELETE", "/volumes/{name}", volumes.remove),
+    ("GET", "/networks", networks.list_networks),
+    ("POST", "/networks/create", networks.create),
+    ("POST", "/networks/prune", networks.prune),
+    ("GET", "/networks/{id}", networks.inspect),
+    ("DELETE", "/networks/{id}", networks.remove),
+    ("POST", "/networks/{id}/connect", networks.connect),
+    ("POST", "/networks/{id}/disconnect", networks.disconnect),
 ]
 
 VERSION_PREFIX = r"/v{version:[0-9]+\.[0-9]+}"

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from sampan.engine.distribution import DistributionService
     from sampan.engine.exec import ExecService
     from sampan.engine.health import HealthMonitor
+    from sampan.engine.networks import NetworkService
     from sampan.engine.stats import StatsService
     from sampan.engine.volumes import VolumeService
 
@@ -37,6 +38,7 @@ class Services:
     stats: StatsService | None = None
     attach: AttachService | None = None
     files: ContainerFiles | None = None
+    networks: NetworkService | None = None
     health: HealthMonitor | None = None
 
 

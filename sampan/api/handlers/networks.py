@@ -1,0 +1,137 @@
+"""Network endpoints (swagger v1.51 "Network"): list, inspect, create, connect, disconnect,
+remove, prune; and the network JSON in Docker's shape (``IPAM.Config``, ``Containers``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+
+from sampan import errors
+from sampan.api import types
+from sampan.api.services import services
+from sampan.engine.networks import EndpointInfo, Network, NetworkService
+
+JSONDict = dict[str, Any]
+
+
+def network_service(request: web.Request) -> NetworkService:
+    svc = getattr(services(request), "networks", None)
+    if svc is None:
+        raise errors.Unavailable("networks are not available in this daemon")
+    assert isinstance(svc, NetworkService)
+    return svc
+
+
+def endpoint_json(ep: EndpointInfo) -> JSONDict:
+    return {"Name": ep.container_name, "EndpointID": ep.id, "MacAddress": ep.mac,
+            "IPv4Address": f"{ep.address}/{ep.prefixlen}", "IPv6Address": ""}
+
+
+def network_json(n: Network, *, containers: bool = True) -> JSONDict:
+    config = []
+    for c in n.ipam:
+        item = {"Subnet": c.subnet, "Gateway": c.gateway}
+        if c.ip_range:
+            item["IPRange"] = c.ip_range
+        config.append(item)
+    return {
+        "Name": n.name, "Id": n.id, "Created": n.created, "Scope": n.scope, "Driver": n.driver,
+        "EnableIPv6": False,
+        "IPAM": {"Driver": "default", "Options": None if n.name == "bridge" or not n.ipam else {}, "Config": config},
+        "Internal": n.internal, "Attachable": n.attachable, "Ingress": False,
+        "ConfigFrom": {"Network": ""}, "ConfigOnly": False,
+        "Containers": {cid: endpoint_json(ep) for cid, ep in n.containers.items()} if containers else {},
+        "Options": dict(n.options), "Labels": dict(n.labels),
+    }
+
+
+async def _body(request: web.Request) -> JSONDict:
+    raw = await request.read()
+    try:
+        body: Any = json.loads(raw) if raw.strip() else {}
+    except ValueError as exc:
+        raise errors.InvalidArgument(f"invalid JSON body: {exc}") from None
+    if not isinstance(body, dict):
+        raise errors.InvalidArgument("request body must be a JSON object")
+    return body
+
+
+def _strings(value: Any, what: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise errors.InvalidArgument(f"{what} must be an object of strings")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+async def list_networks(request: web.Request) -> web.Response:
+    filters = types.parse_filters(request.query.get("filters"))
+    found = await asyncio.to_thread(network_service(request).list, filters=filters)
+    return web.json_response([network_json(n, containers=False) for n in found])
+
+
+async def inspect(request: web.Request) -> web.Response:
+    n = await asyncio.to_thread(network_service(request).inspect, request.match_info["id"])
+    return web.json_response(network_json(n))
+
+
+async def create(request: web.Request) -> web.Response:
+    body = await _body(request)
+    ipam = body.get("IPAM") or {}
+    if not isinstance(ipam, dict):
+        raise errors.InvalidArgument("IPAM must be an object")
+    if (ipam.get("Driver") or "default") != "default":
+        raise errors.NotImplementedFeature(f"IPAM driver {ipam.get('Driver')!r}: only the default driver exists")
+    configs = ipam.get("Config") or []
+    if not isinstance(configs, list) or len(configs) > 1:
+        raise errors.NotImplementedFeature("more than one IPAM config (subnet) per network")
+    cfg = configs[0] if configs else {}
+    if not isinstance(cfg, dict):
+        raise errors.InvalidArgument("IPAM.Config entries must be objects")
+    if cfg.get("AuxiliaryAddresses"):
+        raise errors.NotImplementedFeature("IPAM auxiliary addresses (--aux-address)")
+    n = await asyncio.to_thread(
+        network_service(request).create, str(body.get("Name") or ""), driver=str(body.get("Driver") or "bridge"),
+        subnet=str(cfg.get("Subnet") or ""), gateway=str(cfg.get("Gateway") or ""), ip_range=str(cfg.get("IPRange") or ""),
+        internal=bool(body.get("Internal")), attachable=bool(body.get("Attachable")),
+        labels=_strings(body.get("Labels"), "Labels"), options=_strings(body.get("Options"), "Options"),
+        enable_ipv6=bool(body.get("EnableIPv6")),
+    )
+    return web.json_response({"Id": n.id, "Warning": ""}, status=201)
+
+
+async def connect(request: web.Request) -> web.Response:
+    body = await _body(request)
+    container = str(body.get("Container") or "")
+    if not container:
+        raise errors.InvalidArgument("no container specified")
+    ep = body.get("EndpointConfig") or {}
+    ipam = (ep.get("IPAMConfig") or {}) if isinstance(ep, dict) else {}
+    aliases = [str(a) for a in (ep.get("Aliases") or [])] if isinstance(ep, dict) else []
+    await asyncio.to_thread(network_service(request).connect, request.match_info["id"], container, aliases=aliases,
+                            ipv4=str(ipam.get("IPv4Address") or "") if isinstance(ipam, dict) else "")
+    return web.Response(status=200)
+
+
+async def disconnect(request: web.Request) -> web.Response:
+    body = await _body(request)
+    container = str(body.get("Container") or "")
+    if not container:
+        raise errors.InvalidArgument("no container specified")
+    await asyncio.to_thread(network_service(request).disconnect, request.match_info["id"], container,
+                            force=bool(body.get("Force")))
+    return web.Response(status=200)
+
+
+async def remove(request: web.Request) -> web.Response:
+    await asyncio.to_thread(network_service(request).remove, request.match_info["id"])
+    return web.Response(status=204)
+
+
+async def prune(request: web.Request) -> web.Response:
+    filters = types.parse_filters(request.query.get("filters"))
+    removed = await asyncio.to_thread(network_service(request).prune, filters=filters)
+    return web.json_response({"NetworksDeleted": removed or None})
