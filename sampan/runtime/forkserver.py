@@ -70,7 +70,9 @@ def serve(control_fd: int) -> None:
 
     _grow_interned_strings()  # first: the imports below then reuse what it frees
     import sampan._sys.reaper
-    import sampan.runtime.shim  # noqa: F401
+    import sampan.runtime.shim
+
+    sampan._sys.reaper.is_child_subreaper()  # a first ctypes call here, not in every shim
 
     control = socket.socket(fileno=control_fd)
     signal.signal(signal.SIGINT, signal.SIG_IGN)

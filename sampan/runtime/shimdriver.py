@@ -8,6 +8,7 @@ The container's pid 1 ends up the shim's child either way: the shim is a child s
 
 from __future__ import annotations
 
+import _socket
 import json
 import os
 import signal
@@ -146,15 +147,26 @@ class RuntimeDriver:
         Every page the helper writes is its own and goes away with it, so the long-lived shim
         stays small (copy-on-write keeps the fork server's pages shared).
         """
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        # plain _socket calls: the Python wrappers in socket.py would cost the shim memory
+        ours, theirs = _socket.socketpair(
+            _socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC
+        )
         helper = os.fork()
         if helper == 0:  # pragma: no cover - child
             ours.close()
             self._helper(theirs, on_created)
         theirs.close()
-        with ours:
-            msg, fds, _flags, _addr = socket.recv_fds(ours, 65536, 8)
+        try:
+            msg, ancillary, _flags, _addr = ours.recvmsg(
+                65536, _socket.CMSG_SPACE(8 * 4), _socket.MSG_CMSG_CLOEXEC
+            )
+        finally:
+            ours.close()
         os.waitpid(helper, 0)
+        fds: list[int] = []
+        for level, kind, data in ancillary:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                fds += memoryview(data[: len(data) - len(data) % 4]).cast("i").tolist()
         if not msg:
             raise errors.Internal("shim: the setup helper died (see shim.log)")
         result = proto.raise_for(json.loads(msg))
@@ -164,7 +176,7 @@ class RuntimeDriver:
             os.set_blocking(fd, False)
         return fds[0], int(result["pid"]), out_fds, stdin_fd
 
-    def _helper(self, chan: socket.socket, on_created: Callable[[int], None]) -> NoReturn:
+    def _helper(self, chan: _socket.socket, on_created: Callable[[int], None]) -> NoReturn:
         cfg = self.cfg
         try:
             try:
