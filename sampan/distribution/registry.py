@@ -74,8 +74,8 @@ def registry_error(what: str, response: Response, *, pull: bool = True) -> Sampa
     detail = f"{code.lower().replace('_', ' ')}: {message}" if code else message or fallback.get(
         status, f"HTTP {status}")
     if status == 401 or (status == 403 and code == "DENIED"):
-        if pull:
-            return Unauthorized(
+        if pull:  # a NotFound (404), as dockerd's translatePullError: clients do not prompt
+            return NotFound(
                 f"pull access denied for {what}, repository does not exist or may require 'docker login': {detail}"
             )
         return Unauthorized(f"{what}: {detail}")

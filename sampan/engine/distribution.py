@@ -73,7 +73,7 @@ class DistributionService:
                 result = pull_image(self.store, repo, target, platform=platform,
                                     parallel=self.options.max_downloads, on_progress=on_progress)
             except errors.NotFound as exc:
-                if isinstance(exc, errors.NoSuchImage):
+                if isinstance(exc, errors.NoSuchImage) or "manifest unknown" not in exc.message:
                     raise
                 raise errors.NotFound(_not_found_text(target, exc)) from None
             from sampan.distribution.metadata import Metadata
