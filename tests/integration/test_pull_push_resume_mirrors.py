@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from pull_push_support import CountingProxy, LocalEngine, big_layer, gzip_layer, local_engine
-from registry_harness import OCI_INDEX, OCI_MANIFEST, Server, start_server
+from registry_harness import OCI_INDEX, OCI_MANIFEST, Server, free_port, start_server
 
 from sampan import errors
 from sampan.distribution.http import RegistryOptions
@@ -198,3 +198,50 @@ def test_index_platform_selection_and_parallel_layers(
     with pytest.raises(errors.NotFound) as info:
         engine.dist.pull(f"{origin.addr}/multi", tag="latest", platform="linux/s390x")
     assert "s390x" in str(info.value)
+
+
+def test_bearer_token_mode_scopes_and_cross_repository_mount(
+    tmp_path: Path, servers: list[Server], engines: list[LocalEngine]
+) -> None:
+    import bcrypt
+
+    from sampan.distribution.auth import Credentials
+
+    def hashed(pw: bytes) -> str:
+        return bcrypt.hashpw(pw, bcrypt.gensalt(4)).decode()
+
+    port = free_port()
+    token = {"realm": f"http://127.0.0.1:{port}/token", "service": "sampan-test", "issuer": "t", "secret": "k" * 32,
+             "users": {"dave": {"password": hashed(b"pw"), "access": [{"name": "*", "actions": ["pull", "push"]}]},
+                       "erin": {"password": hashed(b"pw"), "access": [{"name": "*", "actions": ["pull"]}]},
+                       "anonymous": {"access": [{"name": "public/*", "actions": ["pull"]}]}}}
+    server = start_server(tmp_path / "reg", config={"auth": {"token": token}}, port=port)
+    servers.append(server)
+    engine = local_engine(tmp_path / "e")
+    engines.append(engine)
+    _, raw = gzip_layer({"f": b"token mode\n"})
+    tar = tmp_path / "l.tar"
+    tar.write_bytes(raw)
+    with open(tar, "rb") as f:
+        image = engine.store.import_rootfs(f, reference=f"{server.addr}/team/app:1")
+    dave, erin = Credentials("dave", "pw"), Credentials("erin", "pw")
+    with pytest.raises(errors.SampanError) as info:
+        engine.dist.push(f"{server.addr}/team/app:1", credentials=erin)
+    assert "insufficient_scope" in str(info.value) or "denied" in str(info.value), info.value
+    [pushed] = engine.dist.push(f"{server.addr}/team/app:1", credentials=dave)
+    # a second repository on the same registry gets the layer by a cross-repository mount
+    engine.store.tag(f"{server.addr}/team/app:1", f"{server.addr}/public/app:1")
+    messages: list[dict[str, object]] = []
+    engine.dist.push(f"{server.addr}/public/app:1", credentials=dave, on_progress=messages.append)
+    assert any(str(m.get("status", "")).startswith("Mounted from team/app") for m in messages), messages
+    other = local_engine(tmp_path / "e2")
+    engines.append(other)
+    [result] = other.dist.pull(f"{server.addr}/public/app", tag="1")  # anonymous token
+    assert result.image_id == image.id and result.digest == pushed.digest
+    with pytest.raises(errors.NotFound, match="pull access denied"):
+        other.dist.pull(f"{server.addr}/team/app", tag="1")
+    [result] = other.dist.pull(f"{server.addr}/team/app", tag="1", credentials=erin)
+    assert result.image_id == image.id
+    assert other.dist.login(server.addr, dave) == ""
+    with pytest.raises(errors.Unauthorized):
+        other.dist.login(server.addr, Credentials("dave", "wrong"))
