@@ -42,6 +42,12 @@ KEYS: dict[str, tuple[str, type]] = {
     "max-concurrent-downloads": ("max_concurrent_downloads", int),
     "max-concurrent-uploads": ("max_concurrent_uploads", int),
     "registry-certs-dir": ("registry_certs_dir", str),
+    "bridge": ("bridge", str),
+    "bip": ("bip", str),
+    "nft": ("nft", bool),
+    "nft-table": ("nft_table", str),
+    "default-address-pools": ("default_address_pools", list),
+    "mtu": ("mtu", int),
 }
 
 
@@ -76,10 +82,26 @@ class DaemonConfig:
     max_concurrent_downloads: int = 3
     max_concurrent_uploads: int = 5
     registry_certs_dir: Path = Path("/etc/sampan/certs.d")
+    bridge: str = "sampan0"
+    bip: str = ""
+    nft: bool = True
+    nft_table: str = "sampan"
+    default_address_pools: list[str] = field(default_factory=list)
+    mtu: int = 1500
 
     @property
     def pidfile_path(self) -> Path:
         return self.pidfile or self.exec_root / "sampand.pid"
+
+
+def parse_bool(text: str) -> bool:
+    """A flag value as dockerd's ``--iptables=false``."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise InvalidArgument(f"invalid boolean value {text!r}")
 
 
 def parse_host(text: str) -> Listener:
@@ -176,6 +198,14 @@ def merge(flags: dict[str, Any], file_settings: dict[str, Any], *, file: Path) -
             setattr(cfg, KEYS[key][0], int(values[key]))
     if values.get("registry-certs-dir"):
         cfg.registry_certs_dir = Path(values["registry-certs-dir"])
+    for key in ("bridge", "bip", "nft-table"):
+        if values.get(key):
+            setattr(cfg, KEYS[key][0], str(values[key]))
+    if values.get("nft") is not None:
+        cfg.nft = bool(values["nft"])
+    cfg.default_address_pools = list(values.get("default-address-pools") or [])
+    if values.get("mtu") is not None:
+        cfg.mtu = int(values["mtu"])
     for path in (cfg.data_root, cfg.exec_root):
         if not path.is_absolute():
             raise InvalidArgument(f"{path}: data and exec roots must be absolute paths")

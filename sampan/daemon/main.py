@@ -77,6 +77,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-concurrent-uploads", type=int, metavar="N", help="layer uploads at once per push (default 5)")
     p.add_argument("--registry-certs-dir", metavar="PATH",
                    help="per-registry CA certificates, <dir>/<host:port>/ca.crt (default /etc/sampan/certs.d)")
+    p.add_argument("-b", "--bridge", metavar="NAME", help="bridge of the default network (default sampan0; none: no default bridge)")
+    p.add_argument("--bip", metavar="CIDR", help="address and prefix of the default bridge (e.g. 172.17.0.1/16)")
+    p.add_argument("--nft", type=cfgmod.parse_bool, metavar="BOOL",
+                   help="manage NAT and published ports with nftables (default true; false: userland proxy)")
+    p.add_argument("--nft-table", metavar="NAME", help="sampan's own nftables table (default: inet sampan)")
+    p.add_argument("--default-address-pool", dest="default_address_pools", action="append", metavar="base=CIDR,size=N",
+                   help="pools networks take subnets from (default: Docker's)")
+    p.add_argument("--mtu", type=int, metavar="BYTES", help="MTU of the default bridge and its veths (default 1500)")
     p.add_argument("-v", "--version", action="version", version=f"sampand version {__version__}")
     return p
 

@@ -22,6 +22,7 @@ from sampan.engine.containers import ContainerService
 from sampan.engine.distribution import DistributionService
 from sampan.engine.events import EventBus
 from sampan.engine.images import ImageService
+from sampan.engine.networks import NetworkService
 from sampan.engine.restore import restore
 from sampan.engine.system import SystemService
 from sampan.engine.volumes import VolumeService
@@ -95,14 +96,35 @@ def build(cfg: DaemonConfig) -> Engine:
             volumes=volumes, events=events,
         )
         restore(containers)  # live restore: re-adopt what a previous daemon left running
+        networks = build_networks(cfg, db, events, containers)
     except BaseException:
         db.close()
         raise
     log.info("data root %s, storage driver %s", cfg.data_root, system.storage_driver)
     services = Services(images=images, system=system, events=events, distribution=distribution,
-                        containers=containers, volumes=volumes)
+                        containers=containers, volumes=volumes, networks=networks)
     wire_container_io(services, containers, events)
-    return Engine(services, db, closers=[distribution.close, containers.close])
+    return Engine(services, db, closers=[networks.close, distribution.close, containers.close])
+
+
+def build_networks(cfg: DaemonConfig, db: Database, events: EventBus, containers: ContainerService) -> NetworkService:
+    """The network service, reconciled with the host (bridges, sampan's nft table)."""
+    from sampan.engine.network_model import NetworkConfig
+    from sampan.network.ipam import DEFAULT_POOLS, parse_pool
+
+    pools = tuple(parse_pool(p) for p in cfg.default_address_pools) or DEFAULT_POOLS
+    ncfg = NetworkConfig(exec_root=cfg.exec_root, bridge_name=cfg.bridge, bip=cfg.bip, default_pools=pools,
+                         nft=cfg.nft, nft_table=cfg.nft_table, mtu=cfg.mtu)
+    networks = NetworkService(ncfg, db, events)
+
+    def lookup(ref: str) -> tuple[str, str, Path | None]:
+        c = containers.get(ref)
+        path = networks.netns_path(c.id)
+        return c.id, c.name, path if c.state.running and path.exists() else None
+
+    networks.containers = lookup
+    networks.reconcile()
+    return networks
 
 
 def wire_container_io(services: Services, containers: ContainerService, events: EventBus) -> None:

@@ -189,6 +189,7 @@ class NetworkService(SandboxMixin):
                         labels=dict(labels or {}), options=dict(options or {}), bridge=opts.name,
                         ipam=[IpamConfig(str(sub.network), str(sub.gateway), ip_range and str(sub.ip_range))])
             bridgemod.ensure_bridge(opts.name, gateway=str(sub.gateway), prefixlen=sub.network.prefixlen, mtu=opts.mtu)
+            self._ensured.add(opts.name)
             try:
                 self._insert(n)
                 self.subnets[nid] = sub
@@ -255,6 +256,7 @@ class NetworkService(SandboxMixin):
             self.subnets.pop(n.id, None)
             self.sync_rules()
             bridgemod.delete_bridge(n.bridge)
+            self._ensured.discard(n.bridge)
             self.compat.remove(n.bridge)
         self.events.publish("network", "destroy", n.id, {"name": n.name, "type": n.driver})
 
@@ -277,7 +279,11 @@ class NetworkService(SandboxMixin):
     # ------------------------------------------------------------------ rules
 
     def _desired(self) -> tuple[builtins.list[portmap.BridgeRules], builtins.list[portmap.PortMapping], dict[str, Network]]:
-        nets = [n for n in self._all() if n.driver == "bridge" and n.ipam and netlink.link_exists(n.bridge)]
+        used = {ep.network_id for ep in self._endpoints()}
+        # the default bridge counts only while it has endpoints: a daemon that never ran a
+        # container there leaves another daemon's sampan0 (same name) alone
+        nets = [n for n in self._all() if n.driver == "bridge" and n.ipam and netlink.link_exists(n.bridge)
+                and (n.name != "bridge" or n.id in used or n.bridge in self._ensured)]
         by_net = {n.id: n for n in nets}
         rules = []
         for n in nets:
@@ -339,6 +345,8 @@ class NetworkService(SandboxMixin):
                     opts = bridgemod.BridgeOptions.parse(n.options, default_name=n.bridge)
                     c = n.ipam[0]
                     bridgemod.ensure_bridge(n.bridge, gateway=c.gateway, prefixlen=int(c.subnet.split("/")[1]), mtu=opts.mtu)
+                    self._ensured.add(n.bridge)
+            self._applied = None  # whatever is in the kernel now, rebuild it whole
             self.sync_rules()
 
     def _forget(self, ep: EndpointInfo) -> None:
@@ -355,10 +363,10 @@ class NetworkService(SandboxMixin):
             self.writer.flush()
             if self._endpoints():
                 return
-            if self.nft:
+            if self.nft and self._applied is not None:
                 portmap.remove(self.cfg.nft_table)
             for n in self._all():
-                if n.bridge and n.name == "bridge":
+                if n.bridge and n.name == "bridge" and n.bridge in self._ensured:
                     bridgemod.delete_bridge(n.bridge)
                 if n.bridge:
                     self.compat.remove(n.bridge)
