@@ -138,7 +138,7 @@ def host_spec(raw: Any) -> HostSpec:
     lc: JSONDict = h["LogConfig"] if isinstance(h.get("LogConfig"), dict) else {}
     log_type = _get(lc, "Type", str, "") or "json-file"
     if log_type not in ("json-file", "local", "none"):
-        raise errors.InvalidArgument(f'failed to create logger: logger: no log driver named \'{log_type}\' is registered')
+        raise errors.InvalidArgument(f"logger: no log driver named '{log_type}' is registered")
     console = h.get("ConsoleSize") or [0, 0]
     return HostSpec(
         binds=_strs(h, "Binds"),
@@ -168,7 +168,7 @@ def host_spec(raw: Any) -> HostSpec:
         blkio_weight=_get(h, "BlkioWeight", int, 0),
         shm_size=_get(h, "ShmSize", int, 0),
         log_config=LogConfig(log_type, _str_map(lc, "Config")),
-        runtime=_runtime(_get(h, "Runtime", str, "")),
+        runtime=runtime_name(_get(h, "Runtime", str, "")),
         oom_score_adj=_get(h, "OomScoreAdj", int, 0),
         oom_kill_disable=bool(h.get("OomKillDisable")),
         sysctls=_str_map(h, "Sysctls"),
@@ -184,10 +184,11 @@ def host_spec(raw: Any) -> HostSpec:
         ipc_mode=_get(h, "IpcMode", str, "") or "private",
         pid_mode=_get(h, "PidMode", str, ""),
         uts_mode=_get(h, "UTSMode", str, ""),
+        isolation=_get(h, "Isolation", str, ""),
     )
 
 
-def _runtime(name: str) -> str:
+def runtime_name(name: str) -> str:
     return "sampan" if name in ("", "sampan", "sampan-runtime", "io.containerd.runc.v2") else name
 
 

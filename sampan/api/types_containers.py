@@ -203,7 +203,7 @@ def host_config_json(h: HostSpec) -> JSONDict:
         "ShmSize": h.shm_size or 64 << 20,
         "Sysctls": dict(h.sysctls) or None,
         "Runtime": h.runtime,
-        "Isolation": "",
+        "Isolation": h.isolation,
         "CpuShares": h.cpu_shares,
         "Memory": h.memory,
         "NanoCpus": h.nano_cpus,

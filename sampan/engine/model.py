@@ -159,6 +159,7 @@ class HostSpec:
     ipc_mode: str = "private"
     pid_mode: str = ""
     uts_mode: str = ""
+    isolation: str = ""
 
 
 @dataclass

@@ -150,7 +150,8 @@ class Supervision:
             c.state.pid = 0
             self._exits[cid] = self._exits.get(cid, 0) + 1
             self._save(c)
-            self._resolve(cid, ("next-exit",) if again else ("next-exit", "not-running"), WaitResult(c.state.exit_code))
+            # as dockerd (SetRestarting notifies too): a restarting container answers its waiters
+            self._resolve(cid, ("next-exit", "not-running"), WaitResult(c.state.exit_code))
         self._event(c, "die", exitCode=str(c.state.exit_code))
         try:
             self.runner.delete(cid)

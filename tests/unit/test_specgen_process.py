@@ -34,6 +34,7 @@ def container(**spec: object) -> Container:
 def test_merge_env_overrides_by_name_and_removes_bare_names() -> None:
     image = ["PATH=/bin", "A=1", "B=2"]
     assert merge_env(image, ["A=x", "C=3", "B"]) == ["PATH=/bin", "A=x", "C=3"]
+    assert merge_env(image, ["Foo", "Blank="]) == [*image, "Foo", "Blank="]  # kept, as Docker does
 
 
 @pytest.mark.parametrize(

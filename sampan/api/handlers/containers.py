@@ -55,6 +55,8 @@ async def create(request: web.Request) -> web.Response:
     body = await _json_body(request)
     spec = convert.container_spec(body)
     host = convert.host_spec(body.get("HostConfig"))
+    if isinstance(body.get("Runtime"), str) and not (body.get("HostConfig") or {}).get("Runtime"):
+        host.runtime = convert.runtime_name(body["Runtime"])  # docker-py sends it at the top level
     platform = request.query.get("platform", "")
     if platform and not platform.startswith("linux"):
         raise errors.InvalidArgument(f"image platform {platform} is not supported on this host")

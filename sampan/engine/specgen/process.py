@@ -25,11 +25,17 @@ RLIMITS = {
 
 def merge_env(image_env: list[str], env: list[str]) -> list[str]:
     """The image's environment overridden by the container's, by variable name (Docker's
-    ReplaceOrAppendEnvValues); ``NAME`` without ``=`` in ``env`` removes the variable."""
-    out: dict[str, str | None] = {}
-    for item in [*image_env, *env]:
+    ReplaceOrAppendEnvValues): ``NAME`` without ``=`` in ``env`` removes the image's variable,
+    or stays as given (the process does not get it) when the image has none."""
+    out: dict[str, str | None] = {item.partition("=")[0]: item for item in image_env}
+    for item in env:
         key, sep, _ = item.partition("=")
-        out[key] = item if sep else None
+        if sep:
+            out[key] = item
+        elif key in out and out[key] is not None and "=" in str(out[key]):
+            out[key] = None
+        else:
+            out[key] = item
     return [v for v in out.values() if v is not None]
 
 
@@ -38,7 +44,7 @@ def with_process(spec: Spec, ctx: SpecContext) -> None:
     args = [c.path, *c.args] if c.path else []
     if not args:
         raise errors.InvalidArgument("no command specified")
-    env = merge_env(ctx.image_env, c.spec.env)
+    env = [e for e in merge_env(ctx.image_env, c.spec.env) if "=" in e]
     names = {e.partition("=")[0] for e in env}
     if "PATH" not in names:
         env.insert(0, DEFAULT_ENV_PATH)
