@@ -121,3 +121,8 @@ SCENARIOS: dict[str, Callable[[Context], Scenario]] = {
     "load-200m": load_big,
     "save-200m": save_big,
 }
+
+# registry scenarios (push-200m, pull-200m, serve-200m) live in their own module
+from bench.registry import SCENARIOS as _REGISTRY_SCENARIOS  # noqa: E402
+
+SCENARIOS.update(_REGISTRY_SCENARIOS)
