@@ -118,6 +118,15 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
     ("volume", "rm"): ("volumes", "RM", "rm"),
     ("volume", "remove"): ("volumes", "RM", "rm"),
     ("volume", "prune"): ("volumes", "PRUNE", "prune"),
+    ("network", "create"): ("networks", "CREATE", "create"),
+    ("network", "ls"): ("networks", "LS", "ls"),
+    ("network", "list"): ("networks", "LS", "ls"),
+    ("network", "inspect"): ("networks", "INSPECT", "inspect"),
+    ("network", "rm"): ("networks", "RM", "rm"),
+    ("network", "remove"): ("networks", "RM", "rm"),
+    ("network", "prune"): ("networks", "PRUNE", "prune"),
+    ("network", "connect"): ("networks", "CONNECT", "connect"),
+    ("network", "disconnect"): ("networks", "DISCONNECT", "disconnect"),
 }
 
 GROUPS = {
@@ -125,6 +134,7 @@ GROUPS = {
     "image": "Manage images",
     "system": "Manage sampan",
     "volume": "Manage volumes",
+    "network": "Manage networks",
 }
 
 SUMMARIES = {

@@ -67,3 +67,27 @@ def test_network_lifecycle_with_docker_cli(netd: Daemon, names) -> None:  # type
     assert not Path(f"/sys/class/net/{brname}").exists()
     gone = docker(netd, "network", "inspect", f"{names.tag}-net", check=False)
     assert gone.returncode != 0 and "not found" in gone.stderr
+
+
+def test_sampan_network_cli(netd: Daemon, names) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import sys
+
+    env = {**os.environ, "DOCKER_HOST": netd.url, "SAMPAN_HOST": netd.url}
+
+    def sampan(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "sampan.cli", "-H", netd.url, *args], capture_output=True,
+                              text=True, env=env, timeout=60)
+
+    quarter = str(list(ipaddress.IPv4Network(names.subnet).subnets(new_prefix=26))[3])
+    made = sampan("network", "create", "--subnet", quarter, "-o", f"com.docker.network.bridge.name=sp-w{names.tag[:8]}",
+                  f"{names.tag}-cli")
+    assert made.returncode == 0, made.stderr
+    table = sampan("network", "ls").stdout.splitlines()
+    assert table[0].split() == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"]
+    assert any(line.split()[1:] == [f"{names.tag}-cli", "bridge", "local"] for line in table[1:])
+    subnet = sampan("network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}", f"{names.tag}-cli")
+    assert subnet.stdout.strip() == quarter
+    missing = sampan("network", "inspect", "nope-" + names.tag)
+    assert missing.returncode == 1 and "not found" in missing.stderr
+    assert sampan("network", "rm", f"{names.tag}-cli").stdout.strip() == f"{names.tag}-cli"
