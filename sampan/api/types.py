@@ -307,7 +307,14 @@ def history_json(entries: list[HistoryEntry]) -> list[JSONDict]:
     ]
 
 
-def disk_usage_json(usage: ImagesUsage, api_version: str, types: list[str]) -> JSONDict:
+def disk_usage_json(
+    usage: ImagesUsage,
+    api_version: str,
+    types: list[str],
+    *,
+    containers: list[JSONDict] | None = None,
+    volumes: list[JSONDict] | None = None,
+) -> JSONDict:
     want = set(types) or {"container", "image", "volume", "build-cache"}
     out: JSONDict = {}
     if "image" in want:
@@ -317,9 +324,9 @@ def disk_usage_json(usage: ImagesUsage, api_version: str, types: list[str]) -> J
             for u in usage.images
         ]
     if "container" in want:
-        out["Containers"] = []
+        out["Containers"] = containers or []
     if "volume" in want:
-        out["Volumes"] = []
+        out["Volumes"] = volumes or []
     if "build-cache" in want:
         out["BuildCache"] = []
     return out

@@ -95,6 +95,7 @@ def build(cfg: DaemonConfig) -> Engine:
             data_root=cfg.data_root, exec_root=cfg.exec_root, db=db, images=images,
             volumes=volumes, events=events,
         )
+        system.containers = containers
         restore(containers)  # live restore: re-adopt what a previous daemon left running
         networks = build_networks(cfg, db, events, containers)
     except BaseException:

@@ -17,6 +17,10 @@ from sampan.engine.events import EventBus
 from sampan.engine.images import ImageService
 from sampan.image.store import ImagesUsage
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sampan.engine.containers import ContainerService
+
 
 @dataclass(frozen=True, slots=True)
 class VersionInfo:
@@ -163,6 +167,8 @@ class SystemService:
         self.debug = debug
         self.runtimes = runtimes or {"sampan-runtime": "sampan-runtime", "runc": "runc", "crun": "crun"}
         self.default_runtime = default_runtime
+        #: set by daemon.wiring once the container service exists (counts in /info)
+        self.containers: ContainerService | None = None
 
     def version(self) -> VersionInfo:
         return VersionInfo(
@@ -182,14 +188,17 @@ class SystemService:
         warnings = []
         if cgroup_version() == "1":
             warnings.append("WARNING: No swap limit support")
+        states = [c.state.status for c in self.containers.all()] if self.containers else []
+        running = sum(s in ("running", "restarting") for s in states)
+        paused = states.count("paused")
         return SystemInfo(
             id=self.daemon_id,
             name=platform.node(),
             images=len(self.images.store.list()),
-            containers=0,
-            containers_running=0,
-            containers_paused=0,
-            containers_stopped=0,
+            containers=len(states),
+            containers_running=running,
+            containers_paused=paused,
+            containers_stopped=len(states) - running - paused,
             driver=self.storage_driver,
             driver_status=[("Backing Filesystem", filesystem_type(self.data_root))],
             data_root=str(self.data_root),

@@ -107,3 +107,16 @@ def test_image_in_use_is_refused(api: Api) -> None:  # noqa: F811
     code, body = api.status("DELETE", f"/images/{image_id}")
     assert code == 409, body
     api.call("DELETE", f"/containers/{cid}", status=204)
+
+
+def test_system_df_and_info_count_containers_and_volumes(api: Api) -> None:  # noqa: F811
+    running = api.run(["sleep", "60"], host={"Binds": ["dfvol:/d"]})
+    stopped = api.run(["sh", "-c", "head -c 100000 /dev/zero > /big"])
+    api.wait(stopped)
+    df = api.call("GET", "/system/df", status=200)
+    sizes = {c["Id"]: c["SizeRw"] for c in df["Containers"]}
+    assert set(sizes) == {running, stopped} and sizes[stopped] >= 100000
+    [vol] = df["Volumes"]
+    assert vol["Name"] == "dfvol" and vol["UsageData"]["RefCount"] == 1
+    info = api.call("GET", "/info", status=200)
+    assert (info["Containers"], info["ContainersRunning"], info["ContainersStopped"]) == (2, 1, 1)

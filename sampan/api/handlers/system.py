@@ -55,8 +55,22 @@ async def disk_usage(request: web.Request) -> web.Response:
     for kind in kinds:
         if kind not in ("container", "image", "volume", "build-cache"):
             raise InvalidArgument(f"invalid type: {kind}")
-    usage = await asyncio.to_thread(services(request).system.disk_usage)
-    return web.json_response(types.disk_usage_json(usage, api_version(request), kinds))
+    svc = services(request)
+    usage = await asyncio.to_thread(svc.system.disk_usage)
+    version = api_version(request)
+    want = set(kinds) or {"container", "volume"}
+    containers = volumes = None
+    if svc.containers is not None and "container" in want:
+        from sampan.api.types_containers import container_summary
+        from sampan.engine.container_query import ListOptions
+
+        found = await asyncio.to_thread(svc.containers.list, ListOptions(all=True, size=True))
+        containers = [container_summary(c, version) for c in found]
+    if svc.volumes is not None and "volume" in want:
+        from sampan.api.types_containers import volume_json
+
+        volumes = [volume_json(v, usage=True) for v in await asyncio.to_thread(svc.volumes.usage)]
+    return web.json_response(types.disk_usage_json(usage, version, kinds, containers=containers, volumes=volumes))
 
 
 def _time_param(request: web.Request, key: str) -> float | None:
