@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -160,7 +161,8 @@ class ContainerService(Supervision):
         out = [c for c in every if matches(c, opts, every, self.store)]
         if opts.limit > 0:
             out = out[: opts.limit]
-        if opts.size:
+        if opts.size:  # sizes go on copies: the live records keep none
+            out = [dataclasses.replace(c) for c in out]
             for c in out:
                 self.fill_size(c)
         return out
@@ -181,6 +183,10 @@ class ContainerService(Supervision):
             lock = self._ops.setdefault(cid, threading.RLock())
         with lock:
             yield
+
+    def save(self, c: Container) -> None:
+        """Persist ``c`` after a change made outside this service (health status)."""
+        self._save(c)
 
     def _save(self, c: Container) -> None:
         with self._lock:

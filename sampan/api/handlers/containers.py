@@ -9,6 +9,7 @@ holds; a client that goes away cancels only its own wait.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from typing import Any
 
@@ -82,11 +83,9 @@ async def inspect(request: web.Request) -> web.Response:
     size = types.query_bool(request.query.get("size"))
 
     def load() -> dict[str, Any]:
-        c = svc.get(request.match_info["id"])
+        c = dataclasses.replace(svc.get(request.match_info["id"]), size_rw=None, size_root_fs=None)
         if size:
             svc.fill_size(c)
-        else:
-            c.size_rw = c.size_root_fs = None
         upper = lower = ""
         try:
             upper = str(svc.store.snapshotter.upper_dir(c.id))
