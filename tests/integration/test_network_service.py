@@ -38,6 +38,11 @@ def wait_links_gone(links: set[str], timeout: float = 10.0) -> None:
 
 @pytest.fixture
 def svc(names, tmp_path: Path) -> Iterator[NetworkService]:  # type: ignore[no-untyped-def]
+    yield from make_service(names, tmp_path)
+
+
+def make_service(names, tmp_path: Path) -> Iterator[NetworkService]:  # type: ignore[no-untyped-def]
+    """A network service on the test's own bridge, nft table and subnet; removes all it made."""
     q = quarters(names.subnet)
     gw = str(next(ipaddress.IPv4Network(q[0]).hosts()))
     cfg = NetworkConfig(exec_root=tmp_path / "run", bridge_name=names.bridge, bip=f"{gw}/26",
