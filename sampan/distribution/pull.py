@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 
 from sampan.distribution.copy import Descriptor, Progress, SourceImage, copy
 from sampan.distribution.local import LocalDestination
-from sampan.distribution.registry import Repository
+from sampan.distribution.registry import BlobReader, Repository
 from sampan.errors import InvalidArgument, NotFound
 from sampan.image import config as cfg
 from sampan.image import reference as refs
@@ -40,6 +40,7 @@ from sampan.oci import digest as dg
 from sampan.oci import mediatypes as mt
 
 _PROGRESS_INTERVAL = 0.1
+_CHUNK = 1 << 20
 
 
 @dataclass
@@ -190,9 +191,8 @@ class RegistrySource:
         if self._image is not None and desc.digest == self._image.config.digest and self.config:
             return io.BytesIO(self.config)
         ident = dg.short(desc.digest)
-        # the local store checks the digest as it writes the blob: no second sha256 here
         return self.repo.open_blob(desc, tmp=self.tmp, what=f"{self.what} layer {desc.digest}",
-                                   on_bytes=self.progress.downloading(ident, desc.size), verify=False)
+                                   on_bytes=self.progress.downloading(ident, desc.size))
 
 
 class PullDestination(LocalDestination):
@@ -226,12 +226,23 @@ class PullDestination(LocalDestination):
             return False
 
     def put_blob(self, desc: Descriptor, src: BinaryIO, *, what: str) -> None:
+        download = getattr(src, "raw", None)
+        blob_file: Path | None = None
+        if isinstance(download, BlobReader) and download.verifies:
+            # the download writes and checks the blob in tmp/ itself: adopt it, no 2nd copy
+            download.keep_partial = True
+            blob_file = download.partial
         planned = self.plan.get(desc.digest)
         if planned is None or not self._committed(planned[2]):
-            super().put_blob(desc, src, what=what)
+            if blob_file is None:
+                super().put_blob(desc, src, what=what)
+                return
+            while src.read(_CHUNK):
+                pass
+            self.staging.adopt_blob(blob_file, expected=desc.digest, what=what, verified=True)
             return
         layer, chain, parent = planned
-        self.staging.unpack_blob_stream(src, layer, chain=chain, parent=parent, size=desc.size)
+        self.staging.unpack_blob_stream(src, layer, chain=chain, parent=parent, size=desc.size, blob_file=blob_file)
 
 
 def _descriptor(d: dict[str, Any]) -> Descriptor:

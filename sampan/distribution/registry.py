@@ -17,11 +17,13 @@ Errors are one line naming the image and the cause (:func:`registry_error`).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -285,31 +287,38 @@ class BlobReader(io.RawIOBase):
         self._hash = hashlib.sha256() if verify else None
         self.offset = 0  # bytes handed to the reader so far
         self._saved: io.BufferedReader | None = None  # the partial file, replayed first
-        self._file: io.BufferedWriter | None = None
+        self._file: io.BufferedRandom | None = None
+        self.keep_partial = False  # set by a consumer that adopts the complete file (no 2nd copy)
+        self.verifies = verify
         self._response: Response | None = None
         self.requests = 0
         self._finished = False
         self._start()
 
     def _start(self) -> None:
-        have = 0
+        fd = os.open(self.partial, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            have = self.partial.stat().st_size
-        except FileNotFoundError:
-            pass
-        if have >= self.desc.size or have == 0:
-            self.partial.unlink(missing_ok=True)
-            have = 0
-        self._connect(have)
-        if self._response is not None and self._response.status == 200 and have:
-            have = 0  # the server ignored Range: start over
-            self._skip = 0
-        if have:
-            self._saved = open(self.partial, "rb")  # noqa: SIM115 - closed in close()
-            self._file = open(self.partial, "ab")  # noqa: SIM115
-        else:
-            self._file = open(self.partial, "wb")  # noqa: SIM115
-        self._replay_left = have
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another pull of this blob holds it: download on our own
+            os.close(fd)
+            self.partial = self.partial.with_name(f"{self.partial.name}-{uuid.uuid4().hex[:12]}")
+            fd = os.open(self.partial, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        self._file = os.fdopen(fd, "r+b")
+        try:
+            have = os.fstat(fd).st_size
+            if have >= self.desc.size:
+                have = 0
+            self._connect(have)
+            if self._response is not None and self._response.status == 200 and have:
+                have = 0  # the server ignored Range: start over
+                self._skip = 0
+            if have:
+                self._saved = open(self.partial, "rb")  # noqa: SIM115 - closed in close()
+            self._file.truncate(have)
+            self._file.seek(have)
+        except BaseException:
+            self._file.close()
+            raise
 
     def _connect(self, start: int) -> None:
         """GET the blob from byte ``start``, trying again (with back-off) while the registry is
@@ -402,13 +411,14 @@ class BlobReader(io.RawIOBase):
             self._response.close()
             self._response = None
         if self._file is not None:
-            self._file.close()
-            self._file = None
-        self.partial.unlink(missing_ok=True)  # complete: a wrong blob is never resumed from
-        if self._hash is not None:
-            actual = "sha256:" + self._hash.hexdigest()
-            if actual != self.desc.digest:
-                raise DigestMismatch(self.what, self.desc.digest, actual)
+            self._file.flush()
+        actual = "sha256:" + self._hash.hexdigest() if self._hash is not None else self.desc.digest
+        if actual != self.desc.digest or not self.keep_partial:
+            # complete: a wrong blob is never resumed from; a consumer that kept its own copy
+            # does not need this one
+            self.partial.unlink(missing_ok=True)
+        if actual != self.desc.digest:
+            raise DigestMismatch(self.what, self.desc.digest, actual)
 
     def close(self) -> None:
         if self.closed:
@@ -419,6 +429,8 @@ class BlobReader(io.RawIOBase):
             for f in (self._saved, self._file):
                 if f is not None:
                     f.close()
+            if not self._finished and self.partial.name.count("-") > 1:
+                self.partial.unlink(missing_ok=True)  # a private download: nothing to resume
         finally:
             super().close()
 

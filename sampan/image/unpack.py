@@ -19,6 +19,7 @@ import io
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -133,15 +134,37 @@ class Staging:
             parent = chain
         return records
 
+    def adopt_blob(self, path: Path, *, expected: str, what: str = "blob", verified: bool = False) -> str:
+        """Move a complete file under ``tmp/`` into the content store as blob ``expected``
+        (``verified``: its writer already checked the digest)."""
+        self.lease_blob(expected)  # before looking, so no removal frees it meanwhile
+        if self.store.content.exists(expected):
+            path.unlink(missing_ok=True)
+            return expected
+        digest = self.store.content.adopt(path, expected=expected, what=what, verified=verified)
+        self.lease_blob(digest, created=True)
+        return digest
+
     def unpack_blob_stream(
-        self, src: BinaryIO, layer: LayerBlob, *, chain: str, parent: str | None, size: int | None = None
+        self, src: BinaryIO, layer: LayerBlob, *, chain: str, parent: str | None, size: int | None = None,
+        blob_file: Path | None = None,
     ) -> None:
         """Store ``src`` as the blob ``layer.blob`` and unpack it as ``chain`` on ``parent`` in
         the same pass (a pull extracts a layer as it downloads); ``unpack`` later finds the
-        layer committed and its blob checked."""
+        layer committed and its blob checked.  With ``blob_file``, reading ``src`` to its end
+        writes and verifies the blob there itself (a resumable download): it is adopted, not
+        copied."""
         where = layer.where or f"layer {layer.blob}"
         self.lease_blob(layer.blob)
         self._lease_layer(chain)
+        if blob_file is not None:
+            if self._committed_size(chain) is None:
+                self._apply(src, chain, parent, expected_diff_id=layer.diff_id, where=where)
+            while src.read(_CHUNK):
+                pass
+            self.adopt_blob(blob_file, expected=layer.blob, what=where, verified=True)
+            self.verified.add((layer.blob, layer.diff_id))
+            return
         with self.store.content.writer(expected=layer.blob, size=size, what=where) as w:
             reader = io.BufferedReader(TeeReader(src, w), _CHUNK)
             if self._committed_size(chain) is None:

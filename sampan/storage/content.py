@@ -141,12 +141,15 @@ class ContentStore:
             w.write(data)
             return w.commit()
 
-    def adopt(self, path: Path, *, expected: str | None = None, what: str = "blob") -> str:
+    def adopt(self, path: Path, *, expected: str | None = None, what: str = "blob", verified: bool = False) -> str:
         """Move an already written file (on the same filesystem, e.g. under tmp/) into the store.
 
-        The digest is computed while reading it once; the file is fsynced and renamed.
+        The digest is computed while reading it once (unless ``verified``: the caller hashed
+        the bytes as it wrote them and they are ``expected``); the file is fsynced and renamed.
         """
-        actual = dg.of_file(path)
+        if verified and expected is None:
+            raise InvalidArgument(f"{what}: a verified file needs its digest")
+        actual = expected if verified and expected is not None else dg.of_file(path)
         if expected is not None and actual != expected:
             path.unlink(missing_ok=True)
             raise DigestMismatch(what, expected, actual)
