@@ -14,6 +14,7 @@ import pytest
 
 from tests.daemon_fixture import Daemon, cleanup, new_daemon
 from tests.integration.container_daemon import Api, import_busybox
+from tests.integration.daemon.conftest import leak_check  # noqa: F401  (scoped to this test's daemon)
 
 pytestmark = pytest.mark.root
 if os.geteuid() != 0:
