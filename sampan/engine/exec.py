@@ -81,6 +81,7 @@ class Exec:
     pid: int = 0
     finished_at: float = 0.0
     master_fd: int = -1
+    pid_file: str = ""
     proc: asyncio.subprocess.Process | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -200,7 +201,8 @@ class ExecService:
             path = os.path.join(workdir, "process.json")
             with open(path, "w") as f:
                 json.dump(process, f)
-            argv = [*self.runtime_argv(c), "exec", "--process", path, "--pid-file", os.path.join(workdir, "pid")]
+            e.pid_file = os.path.join(workdir, "pid")
+            argv = [*self.runtime_argv(c), "exec", "--process", path, "--pid-file", e.pid_file]
             console: socket.socket | None = None
             if e.config.tty:
                 console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
@@ -263,6 +265,7 @@ class ExecService:
                 console = None
                 if master >= 0:
                     e.master_fd = master
+                    size = e.config.console_size or size
                     if size and size[0] and size[1]:
                         self.resize(e.id, size[0], size[1])
                     pumps.append(asyncio.ensure_future(self._pump_master(master, output)))
@@ -274,17 +277,14 @@ class ExecService:
                 if stdin is not None and proc.stdin is not None:
                     feeder = asyncio.ensure_future(self._feed(proc.stdin, stdin))
             assert proc.stderr is not None
-            pumps.append(asyncio.ensure_future(
-                self._pump(proc.stderr, "stderr", output, keep=stderr_text if console is None and e.master_fd >= 0 else None)
-            ))
-            with contextlib.suppress(FileNotFoundError, ValueError):
-                await asyncio.sleep(0)
-                with open(os.path.join(workdir, "pid")) as f:
-                    e.pid = int(f.read().strip() or 0)
+            pumps.append(asyncio.ensure_future(self._pump(proc.stderr, "stderr", output, keep=stderr_text)))
             code = await proc.wait()
-            if e.master_fd >= 0:
-                await asyncio.sleep(0)
             await asyncio.gather(*pumps, return_exceptions=True)
+            started = self.pid_of(e) > 0
+            if code != 0 and not started:
+                # the runtime failed before the process ran: Docker's 126 / 127
+                text = stderr_text.decode(errors="replace").lower()
+                code = 127 if ("not found" in text or "no such file" in text) else 126
             e.exit_code = code if code >= 0 else 128 - code
             return e.exit_code
         except asyncio.CancelledError:
@@ -299,6 +299,7 @@ class ExecService:
                 p.cancel()
             if console is not None:
                 console.close()
+            self.pid_of(e)
             if e.master_fd >= 0:
                 with contextlib.suppress(OSError):
                     asyncio.get_running_loop().remove_reader(e.master_fd)
@@ -343,6 +344,8 @@ class ExecService:
     async def _pump(reader: asyncio.StreamReader, stream: str, output: Output | None,
                     keep: bytearray | None = None) -> None:
         while chunk := await reader.read(65536):
+            if keep is not None and len(keep) < 4096:
+                keep += chunk[: 4096 - len(keep)]
             if output is not None:
                 with contextlib.suppress(ConnectionError):
                     await output(stream, chunk)
@@ -401,13 +404,21 @@ class ExecService:
         with contextlib.suppress(OSError):
             os.write(master, b"\x04")
 
+    def pid_of(self, e: Exec) -> int:
+        """The exec's process ID in the host's namespace (0 before it started)."""
+        if not e.pid and e.pid_file:
+            with contextlib.suppress(OSError, ValueError), open(e.pid_file) as f:
+                e.pid = int(f.read().strip() or 0)
+        return e.pid
+
     def resize(self, exec_id: str, height: int, width: int) -> None:
         e = self.get(exec_id)
         if not e.config.tty:
             raise errors.Conflict(f"exec {e.id} has no terminal to resize")
         if e.master_fd < 0:
-            if e.running:
-                return  # not yet attached: the size applies when the PTY arrives
+            if e.running or not e.started:
+                e.config.console_size = (height, width)  # applied when the PTY arrives
+                return
             raise errors.Conflict(f"exec {e.id} is not running")
         with contextlib.suppress(OSError):
             fcntl.ioctl(e.master_fd, TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))

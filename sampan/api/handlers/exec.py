@@ -159,6 +159,7 @@ async def resize(request: web.Request) -> web.Response:
 
 
 async def inspect(request: web.Request) -> web.Response:
-    e = _execs(request).get(request.match_info["id"])
-    pid = e.pid
-    return web.json_response(types_io.exec_inspect_json(e, container_id=e.container_id) | {"Pid": pid})
+    svc = _execs(request)
+    e = svc.get(request.match_info["id"])
+    svc.pid_of(e)
+    return web.json_response(types_io.exec_inspect_json(e, container_id=e.container_id))
