@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 from sampan.distribution.copy import Descriptor, Progress, SourceImage, copy
 from sampan.distribution.local import LocalDestination
 from sampan.distribution.registry import BlobReader, Repository
-from sampan.errors import InvalidArgument, NotFound
+from sampan.errors import InvalidArgument, NotFound, from_oserror
 from sampan.image import config as cfg
 from sampan.image import reference as refs
 from sampan.image.store import ImageStore
@@ -275,7 +275,10 @@ def pull_image(
     destination = PullDestination(store, on_progress=progress.unpacking)
     [image] = source.images()
     destination.plan_image(image, source.config)
-    copied = copy(source, destination, parallel=parallel)
+    try:
+        copied = copy(source, destination, parallel=parallel)
+    except OSError as exc:  # the disk (full, read-only): one line naming the image
+        raise from_oserror(exc, f"pull {shown}") from None
     image_id = copied[0].id
     progress.send(f"Digest: {source.manifest_digest}")
     downloaded = before != image_id

@@ -24,7 +24,7 @@ from sampan.distribution.copy import CopiedImage, Descriptor, Progress, SourceIm
 from sampan.distribution.metadata import Metadata
 from sampan.distribution.registry import Repository
 from sampan.distribution.upload import StreamUpload, Uploader
-from sampan.errors import InvalidArgument, SampanError
+from sampan.errors import InvalidArgument, SampanError, from_oserror
 from sampan.image import reference as refs
 from sampan.image.store import Image, ImageStore, LayerRecord
 from sampan.oci import digest as dg
@@ -253,6 +253,9 @@ def push_image(
     destination = RegistryDestination(repo, ref.tag, source=source, chunk_size=chunk_size, emit=on_progress)
     if not chunk_size:
         source.early = destination
-    copy(source, destination, parallel=parallel)
+    try:
+        copy(source, destination, parallel=parallel)
+    except OSError as exc:
+        raise from_oserror(exc, f"push {ref.familiar()}") from None
     assert destination.result is not None
     return destination.result

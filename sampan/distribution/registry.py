@@ -39,6 +39,7 @@ from sampan.errors import (
     SampanError,
     Unauthorized,
     Unavailable,
+    from_oserror,
 )
 from sampan.oci import digest as dg
 from sampan.oci import mediatypes as mt
@@ -187,7 +188,7 @@ class Repository:
             try:
                 response = self.request(method, target, endpoint=ep, headers=headers)
             except Unavailable as exc:
-                errors.append(exc)
+                errors.append(Unavailable(f"{what}: registry unreachable: {exc.message}"))
                 continue
             if response.status in ok:
                 if is_origin:
@@ -396,7 +397,10 @@ class BlobReader(io.RawIOBase):
         if self._hash is not None:
             self._hash.update(data)
         if save and self._file is not None:
-            self._file.write(data)
+            try:
+                self._file.write(data)
+            except OSError as exc:  # a full disk: said as such, not as a corrupt stream
+                raise from_oserror(exc, f"{self.what}: write {self.partial}") from None
         self.offset += len(data)
         if self.offset > self.desc.size:
             raise InvalidArgument(f"{self.what}: the registry sent more than the {self.desc.size} bytes announced")

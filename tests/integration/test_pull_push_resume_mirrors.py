@@ -245,3 +245,52 @@ def test_bearer_token_mode_scopes_and_cross_repository_mount(
     assert other.dist.login(server.addr, dave) == ""
     with pytest.raises(errors.Unauthorized):
         other.dist.login(server.addr, Credentials("dave", "wrong"))
+
+
+def test_all_tags_unsupported_media_type_and_disk_full(
+    tmp_path: Path, servers: list[Server], engines: list[LocalEngine]
+) -> None:
+    import os
+    import subprocess
+
+    origin = start_server(tmp_path / "reg")
+    servers.append(origin)
+    small = [gzip_layer({"a": b"1"})]
+    push_layers(origin, "many", "1", small)
+    push_layers(origin, "many", "2", [gzip_layer({"b": b"2"})])
+    engine = local_engine(tmp_path / "e")
+    engines.append(engine)
+    results = engine.dist.pull(f"{origin.addr}/many", all_tags=True)
+    assert sorted(r.reference for r in results) == [f"{origin.addr}/many:1", f"{origin.addr}/many:2"]
+
+    # an artifact that is not a container image: one line naming it, nothing stored
+    config = b'{"name": "chart"}'
+    origin.push_image("chart", "1", [small[0][0]], config=config)
+    doc = origin.request("GET", "/v2/chart/manifests/1", headers={"Accept": OCI_MANIFEST}).json()
+    doc["config"]["mediaType"] = "application/vnd.cncf.helm.config.v1+json"
+    assert origin.push_manifest("chart", "2", doc).status == 201
+    other = local_engine(tmp_path / "e2")
+    engines.append(other)
+    with pytest.raises(errors.InvalidArgument, match=r"chart:2: unsupported config media type"):
+        other.dist.pull(f"{origin.addr}/chart", tag="2")
+    assert other.store.list() == []
+
+    # a full disk: a 4 MiB tmpfs as the data root, a 16 MiB layer
+    blob = os.urandom(16 << 20)
+    big = gzip_layer({"big": blob})
+    push_layers(origin, "big", "1", [big])
+    root = tmp_path / "full"
+    root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(root)], check=True)
+    try:
+        full = local_engine(root / "data")
+        try:
+            with pytest.raises(errors.Unavailable) as info:
+                full.dist.pull(f"{origin.addr}/big", tag="1")
+            assert "big:1" in str(info.value) and "no space left" in str(info.value)
+            assert full.store.list() == [] and list(full.store.content.walk()) == []
+            assert not [p for p in (root / "data" / "tmp").iterdir() if not p.name.startswith("partial-")]
+        finally:
+            full.close()
+    finally:
+        subprocess.run(["umount", str(root)], check=True)
