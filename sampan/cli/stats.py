@@ -151,7 +151,7 @@ def stats(ctx: Context, opts: Options, args: list[str]) -> int:
 
         def fetch(cid: str) -> None:
             try:
-                samples[cid] = client.json("GET", f"/containers/{cid}/stats", query={"stream": False})
+                samples[cid] = client.json("GET", f"/containers/{cid}/stats", query={"stream": "0"})
             except errors.SampanError:
                 samples[cid] = None
 
