@@ -155,6 +155,12 @@ class Daemon:
 def new_daemon(tmp_path: Path, *extra: str) -> Daemon:
     tmp_path.mkdir(parents=True, exist_ok=True)
     short = Path(tempfile.mkdtemp(prefix="sp-", dir="/tmp"))
+    # Networking stays out of the way of tests that do not ask for it: no default bridge
+    # (containers get --network none unless a test passes --bridge), and an nft table of its own.
+    if "--bridge" not in extra:
+        extra = (*extra, "--bridge", "none")
+    if "--nft-table" not in extra:
+        extra = (*extra, "--nft-table", "sampan_d" + short.name.replace("sp-", "").replace("-", "_"))
     d = Daemon(
         dir=short,
         data_root=tmp_path / "data",

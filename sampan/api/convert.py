@@ -185,7 +185,42 @@ def host_spec(raw: Any) -> HostSpec:
         pid_mode=_get(h, "PidMode", str, ""),
         uts_mode=_get(h, "UTSMode", str, ""),
         isolation=_get(h, "Isolation", str, ""),
+        port_bindings=_port_bindings(h.get("PortBindings")),
+        publish_all_ports=bool(h.get("PublishAllPorts")),
     )
+
+
+def _port_bindings(raw: Any) -> dict[str, list[dict[str, str]]]:
+    if not raw:
+        return {}
+    if not isinstance(raw, dict):
+        raise errors.InvalidArgument("HostConfig.PortBindings must be an object")
+    out: dict[str, list[dict[str, str]]] = {}
+    for port, bindings in raw.items():
+        out[str(port)] = [{"HostIp": str(b.get("HostIp") or ""), "HostPort": str(b.get("HostPort") or "")}
+                          for b in bindings or [] if isinstance(b, dict)] or [{"HostIp": "", "HostPort": ""}]
+    return out
+
+
+def endpoints_config(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``NetworkingConfig.EndpointsConfig`` (and the older top-level ``MacAddress``) by network."""
+    raw = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    if not isinstance(raw, dict):
+        raise errors.InvalidArgument("NetworkingConfig.EndpointsConfig must be an object")
+    out: dict[str, dict[str, Any]] = {}
+    for name, ep in raw.items():
+        ep = ep if isinstance(ep, dict) else {}
+        ipam = ep.get("IPAMConfig") or {}
+        out[str(name)] = {"aliases": [str(a) for a in ep.get("Aliases") or []],
+                          "ipv4": str(ipam.get("IPv4Address") or "") if isinstance(ipam, dict) else "",
+                          "mac": str(ep.get("MacAddress") or "")}
+    mac = str(body.get("MacAddress") or "")  # API < 1.44: for the container's first network
+    if mac and not out:
+        out[""] = {"aliases": [], "ipv4": "", "mac": mac}
+    elif mac:
+        for ep in out.values():
+            ep["mac"] = ep["mac"] or mac
+    return out
 
 
 def runtime_name(name: str) -> str:

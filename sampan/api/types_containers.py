@@ -100,7 +100,7 @@ def container_summary(c: Container, api_version: str) -> JSONDict:
         "ImageID": c.image_id,
         "Command": command_text(c),
         "Created": unix_time(c.created),
-        "Ports": [],
+        "Ports": _port_list(c),
         "Labels": dict(c.spec.labels),
         "State": c.state.status,
         "Status": status_text(c),
@@ -115,12 +115,51 @@ def container_summary(c: Container, api_version: str) -> JSONDict:
 
 
 def _networks(c: Container) -> JSONDict:
+    if c.endpoints:
+        return {ep.network: {
+            "IPAMConfig": None, "Links": None, "Aliases": ep.aliases or None, "MacAddress": ep.mac_address,
+            "DriverOpts": None, "NetworkID": ep.network_id, "EndpointID": ep.endpoint_id, "Gateway": ep.gateway,
+            "IPAddress": ep.ip_address, "IPPrefixLen": ep.prefixlen, "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "DNSNames": [c.name, c.short_id, *ep.aliases] if ep.network != "bridge" else None,
+        } for ep in c.endpoints}
     mode = c.host.network_mode
     return {mode: {
         "IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "", "DriverOpts": None,
         "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
         "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None,
     }}
+
+
+def _network_settings(c: Container) -> JSONDict:
+    """Docker's top-level fields describe the default ``bridge`` network's endpoint."""
+    ep = next((e for e in c.endpoints if e.network == "bridge"), None)
+    ports: dict[str, list[dict[str, str]] | None] = {p: None for p in c.spec.exposed_ports} if c.endpoints else {}
+    for p in c.ports:
+        ports.setdefault(p.container_port, [])
+        ports[p.container_port] = [*(ports[p.container_port] or []), {"HostIp": p.host_ip, "HostPort": p.host_port}]
+    return {
+        "Bridge": "", "SandboxID": c.id if c.sandbox_key else "", "SandboxKey": c.sandbox_key, "Ports": ports,
+        "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": None,
+        "SecondaryIPv6Addresses": None, "EndpointID": ep.endpoint_id if ep else "", "Gateway": ep.gateway if ep else "",
+        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": ep.ip_address if ep else "",
+        "IPPrefixLen": ep.prefixlen if ep else 0, "IPv6Gateway": "", "MacAddress": ep.mac_address if ep else "",
+        "Networks": _networks(c),
+    }
+
+
+def _port_list(c: Container) -> list[JSONDict]:
+    """``ps``'s Ports: published ones with their host side, exposed ones without."""
+    out: list[JSONDict] = []
+    published = set()
+    for p in c.ports:
+        number, _, proto = p.container_port.partition("/")
+        published.add(p.container_port)
+        out.append({"IP": p.host_ip, "PrivatePort": int(number), "PublicPort": int(p.host_port), "Type": proto})
+    for key in c.spec.exposed_ports:
+        if key not in published:
+            number, _, proto = key.partition("/")
+            out.append({"PrivatePort": int(number), "Type": proto or "tcp"})
+    return out
 
 
 def _health_config(h: HealthConfig | None) -> JSONDict | None:
@@ -174,7 +213,7 @@ def host_config_json(h: HostSpec) -> JSONDict:
         "ContainerIDFile": "",
         "LogConfig": {"Type": h.log_config.type, "Config": dict(h.log_config.config)},
         "NetworkMode": h.network_mode,
-        "PortBindings": {},
+        "PortBindings": h.port_bindings or {},
         "RestartPolicy": {"Name": h.restart_policy.name, "MaximumRetryCount": h.restart_policy.maximum_retry_count},
         "AutoRemove": h.auto_remove,
         "VolumeDriver": "",
@@ -194,7 +233,7 @@ def host_config_json(h: HostSpec) -> JSONDict:
         "OomScoreAdj": h.oom_score_adj,
         "PidMode": h.pid_mode,
         "Privileged": h.privileged,
-        "PublishAllPorts": False,
+        "PublishAllPorts": h.publish_all_ports,
         "ReadonlyRootfs": h.readonly_rootfs,
         "SecurityOpt": list(h.security_opt) or None,
         "Tmpfs": dict(h.tmpfs) or None,
@@ -307,13 +346,7 @@ def container_inspect(c: Container, api_version: str, *, rootfs_lower: str = "",
                         "Name": c.driver},
         "Mounts": [mount_json(m) for m in c.mount_points],
         "Config": config_json(c),
-        "NetworkSettings": {
-            "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": False,
-            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": None,
-            "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
-            "MacAddress": "", "Networks": _networks(c),
-        },
+        "NetworkSettings": _network_settings(c),
     }
     if c.size_rw is not None:
         out["SizeRw"] = c.size_rw

@@ -124,6 +124,7 @@ def build_networks(cfg: DaemonConfig, db: Database, events: EventBus, containers
         return c.id, c.name, path if c.state.running and path.exists() else None
 
     networks.containers = lookup
+    containers.networks = networks
     networks.reconcile()
     return networks
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from sampan import errors
-from sampan.engine import creation, lifecycle, restart
+from sampan.engine import container_network, creation, lifecycle, restart
 from sampan.engine.container_query import ListOptions, matches, prune_candidates
 from sampan.engine.events import EventBus
 from sampan.engine.images import ImageService
@@ -47,6 +47,10 @@ from sampan.engine.supervision import WAIT_CONDITIONS, Supervision, WaitResult, 
 from sampan.engine.volumes import VolumeService
 from sampan.runtime.shimproto import ShimClient
 from sampan.storage.db import Database
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sampan.engine.networks import NetworkService
 
 log = logging.getLogger("sampan.containers")
 
@@ -97,6 +101,7 @@ class ContainerService(Supervision):
         self._started_mono: dict[str, float] = {}
         self._cleaned: dict[str, threading.Event] = {}
         self.start_hooks: builtins.list[StartHook] = []
+        self.networks: NetworkService | None = None  # set by the daemon's wiring (bridge networking)
         db.migrate(COMPONENT, MIGRATIONS)
         for row in db.query("SELECT record FROM containers"):
             c = Container.from_dict(json.loads(row["record"]))
@@ -209,7 +214,9 @@ class ContainerService(Supervision):
         host.restart_policy = restart.validate(host.restart_policy)
         if host.auto_remove and host.restart_policy.name != "no":
             raise errors.InvalidArgument("can't create 'AutoRemove' container with restart policy")
-        if host.network_mode in ("", "default", "bridge"):
+        if self.networks is not None:
+            warnings += container_network.check_mode(self.networks, host)
+        elif host.network_mode in ("", "default", "bridge"):
             if host.network_mode in ("default", "bridge"):
                 warnings.append("sampan: bridge networking is not available yet; the container runs with --network none")
             host.network_mode = "bridge" if host.network_mode else "none"
@@ -265,6 +272,13 @@ class ContainerService(Supervision):
 
     # ------------------------------------------------------------------ start
 
+    def _network_down(self, c: Container) -> None:
+        if self.networks is not None:
+            try:
+                container_network.network_down(self.networks, c)
+            except errors.SampanError:
+                log.exception("container %s: network teardown failed", c.id[:12])
+
     def start(self, name: str) -> None:
         c = self.get(name)
         with self._op(c.id):
@@ -277,7 +291,12 @@ class ContainerService(Supervision):
         self._wait_cleaned(c.id)
         gen = self.next_generation(c.id)
         try:
-            handle = self.runner.start(c, self.store.snapshotter, self.volumes, self.start_hooks)
+            try:
+                netns = container_network.network_up(self.networks, c) if self.networks is not None else ""
+                handle = self.runner.start(c, self.store.snapshotter, self.volumes, self.start_hooks, netns_path=netns)
+            except BaseException:
+                self._network_down(c)
+                raise
         except errors.SampanError as exc:
             code, err = start_error(exc)
             with self._lock:

@@ -160,6 +160,34 @@ class HostSpec:
     pid_mode: str = ""
     uts_mode: str = ""
     isolation: str = ""
+    #: "80/tcp" -> [{"HostIp": "", "HostPort": "8080"}] (Docker's PortBindings, kept as given)
+    port_bindings: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    publish_all_ports: bool = False
+    #: network name -> its endpoint settings (``--network-alias``, ``--ip``, ``--mac-address``)
+    endpoints_config: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class EndpointState:
+    """One network a running container is attached to (``NetworkSettings.Networks``)."""
+
+    network: str = ""
+    network_id: str = ""
+    endpoint_id: str = ""
+    ip_address: str = ""
+    prefixlen: int = 0
+    gateway: str = ""
+    mac_address: str = ""
+    aliases: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PublishedPort:
+    """``NetworkSettings.Ports``: "80/tcp" published on host_ip:host_port."""
+
+    container_port: str = ""
+    host_ip: str = ""
+    host_port: str = ""
 
 
 @dataclass
@@ -218,6 +246,9 @@ class Container:
     platform: str = "linux"
     size_rw: int | None = None
     size_root_fs: int | None = None
+    sandbox_key: str = ""  # the network namespace while running on bridge networks
+    endpoints: list[EndpointState] = field(default_factory=list)
+    ports: list[PublishedPort] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -123,9 +123,11 @@ class Runner:
                                      options=opts))
         return out
 
-    def write_bundle(self, c: Container, snapshotter: Snapshotter, volumes: VolumeService | None) -> dict[str, Any]:
+    def write_bundle(self, c: Container, snapshotter: Snapshotter, volumes: VolumeService | None,
+                     netns_path: str = "") -> dict[str, Any]:
         rootfs = self.mount_rootfs(c, snapshotter)
-        ctx = SpecContext(container=c, rootfs=rootfs, mounts=self.resolved_mounts(c, volumes, rootfs))
+        ctx = SpecContext(container=c, rootfs=rootfs, mounts=self.resolved_mounts(c, volumes, rootfs),
+                          netns_path=netns_path)
         spec = generate(ctx)
         spec["linux"]["cgroupsPath"] = f"/sampan/{c.id}"
         path = os.path.join(c.bundle_dir, "config.json")
@@ -141,9 +143,11 @@ class Runner:
         snapshotter: Snapshotter,
         volumes: VolumeService | None,
         hooks: Sequence[Callable[[Container, ShimClient], None]] = (),
+        *,
+        netns_path: str = "",
     ) -> ShimHandle:
         """Create and start the container; nothing is left running if it fails."""
-        self.write_bundle(c, snapshotter, volumes)
+        self.write_bundle(c, snapshotter, volumes, netns_path)
         state_dir = self.state_dir(c.id)
         shutil.rmtree(state_dir, ignore_errors=True)
         os.makedirs(state_dir, mode=0o700)

@@ -84,6 +84,9 @@ class Supervision:
     def _start_locked(self, c: Container) -> None:
         raise NotImplementedError
 
+    def _network_down(self, c: Container) -> None:
+        raise NotImplementedError
+
     def next_generation(self, cid: str) -> int:
         with self._lock:
             gen = self._generation[cid] = self._generation.get(cid, 0) + 1
@@ -155,6 +158,7 @@ class Supervision:
         self._event(c, "die", exitCode=str(c.state.exit_code))
         try:
             self.runner.delete(cid)
+            self._network_down(c)
         finally:
             done.set()
         if c.host.auto_remove:

@@ -56,6 +56,7 @@ async def create(request: web.Request) -> web.Response:
     body = await _json_body(request)
     spec = convert.container_spec(body)
     host = convert.host_spec(body.get("HostConfig"))
+    host.endpoints_config = convert.endpoints_config(body)
     if isinstance(body.get("Runtime"), str) and not (body.get("HostConfig") or {}).get("Runtime"):
         host.runtime = convert.runtime_name(body["Runtime"])  # docker-py sends it at the top level
     platform = request.query.get("platform", "")

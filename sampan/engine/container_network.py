@@ -1,0 +1,125 @@
+"""A container's networking, between the container service and the network service.
+
+* at create, ``check_mode`` normalizes ``--network`` (``default`` and empty mean ``bridge``; a
+  user-defined network must exist) and refuses what sampan lacks (``container:<id>``);
+* at start, ``network_up`` creates the sandbox (netns, endpoints, published ports, DNS), writes
+  ``/etc/hostname``, ``/etc/hosts`` and ``/etc/resolv.conf`` into the bundle, records
+  ``NetworkSettings`` on the container, and returns the netns path the OCI spec joins;
+* when the container exits or is removed, ``network_down`` undoes it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sampan import errors
+from sampan.engine.model import Container, EndpointState, HostSpec, PublishedPort
+from sampan.engine.network_model import PortBinding
+from sampan.engine.network_sandbox import AttachRequest
+
+if TYPE_CHECKING:
+    from sampan.engine.networks import NetworkService
+
+NO_SANDBOX = ("none", "host")
+
+
+def check_mode(networks: NetworkService, host: HostSpec) -> list[str]:
+    """Normalize ``host.network_mode``; return warnings for the create response."""
+    warnings = []
+    mode = host.network_mode or "default"
+    if mode == "default":  # a daemon started with --bridge=none has no default network
+        mode = "bridge" if networks.cfg.bridge_enabled else "none"
+    elif mode == "bridge" and not networks.cfg.bridge_enabled:
+        warnings.append("sampan: this daemon has no default bridge (--bridge=none); the container runs with --network none")
+        mode = "none"
+    if mode.startswith("container:"):
+        raise errors.NotImplementedFeature("network mode container:<name|id> is not supported yet")
+    if mode not in NO_SANDBOX:
+        n = networks.get(mode)
+        if n.driver != "bridge":
+            raise errors.InvalidArgument(f"network {mode} cannot be used as a container's network mode")
+    for alias in ("default", host.network_mode):  # the CLI names the first network as given
+        if alias and alias != mode and alias in host.endpoints_config:
+            host.endpoints_config[mode] = host.endpoints_config.pop(alias)
+    host.network_mode = mode
+    if mode in NO_SANDBOX:
+        host.endpoints_config.pop(mode, None)
+    return warnings
+
+
+def port_requests(host: HostSpec, exposed: list[str]) -> list[PortBinding]:
+    """``PortBindings`` (and ``-P``: every exposed port on a random host port) as requests."""
+    out: list[PortBinding] = []
+    bound = set()
+    for key, bindings in sorted(host.port_bindings.items()):
+        port, proto = _port_key(key)
+        bound.add((port, proto))
+        for b in bindings:
+            host_port = b.get("HostPort", "")
+            first = host_port.split("-")[0] if host_port else ""
+            try:
+                hp = int(first) if first else 0
+            except ValueError:
+                raise errors.InvalidArgument(f"invalid host port {host_port!r} for {key}") from None
+            if not 0 <= hp <= 65535:
+                raise errors.InvalidArgument(f"invalid host port {host_port!r} for {key}")
+            out.append(PortBinding(port, proto, b.get("HostIp", ""), hp))
+    if host.publish_all_ports:
+        for key in sorted(exposed):
+            port, proto = _port_key(key)
+            if (port, proto) not in bound:
+                out.append(PortBinding(port, proto, "", 0))
+    return out
+
+
+def _port_key(key: str) -> tuple[int, str]:
+    port, _, proto = key.partition("/")
+    try:
+        number = int(port)
+    except ValueError:
+        raise errors.InvalidArgument(f"invalid container port {key!r}") from None
+    proto = proto or "tcp"
+    if proto not in ("tcp", "udp", "sctp") or not 0 < number < 65536:
+        raise errors.InvalidArgument(f"invalid container port {key!r}")
+    return number, proto
+
+
+def network_up(networks: NetworkService, c: Container) -> str:
+    """Attach ``c`` to its networks; return the netns path ("" for none and host)."""
+    mode = c.host.network_mode
+    if mode in NO_SANDBOX:
+        return ""
+    configs = c.host.endpoints_config
+    first = configs.get(mode) or configs.get("") or {}
+    requests = [AttachRequest(mode, tuple(first.get("aliases") or ()), str(first.get("ipv4") or ""),
+                              str(first.get("mac") or ""))]
+    for name, ep in configs.items():
+        if name and name != mode:
+            requests.append(AttachRequest(name, tuple(ep.get("aliases") or ()), str(ep.get("ipv4") or ""),
+                                          str(ep.get("mac") or "")))
+    sandbox = networks.setup(c.id, name=c.name, requests=requests, ports=port_requests(c.host, c.spec.exposed_ports))
+    try:
+        networks.write_files(c.id, Path(c.bundle_dir), hostname=c.spec.hostname or c.short_id,
+                             domainname=c.spec.domainname, dns=c.host.dns, dns_search=c.host.dns_search,
+                             dns_options=c.host.dns_options, extra_hosts=c.host.extra_hosts)
+    except BaseException:
+        networks.teardown(c.id)
+        raise
+    names = {ep.network_id: networks.get(ep.network_id).name for ep in sandbox.endpoints}
+    c.sandbox_key = str(sandbox.netns)
+    c.endpoints = [EndpointState(network=names[ep.network_id], network_id=ep.network_id, endpoint_id=ep.id,
+                                 ip_address=ep.address, prefixlen=ep.prefixlen, gateway=ep.gateway,
+                                 mac_address=ep.mac, aliases=list(ep.aliases)) for ep in sandbox.endpoints]
+    c.ports = [PublishedPort(f"{p.container_port}/{p.proto}", p.host_ip or "0.0.0.0", str(p.host_port))
+               for ep in sandbox.endpoints for p in ep.ports]
+    return str(sandbox.netns)
+
+
+def network_down(networks: NetworkService, c: Container) -> None:
+    if c.host.network_mode in NO_SANDBOX and not c.sandbox_key:
+        return
+    networks.teardown(c.id)
+    c.sandbox_key = ""
+    c.endpoints = []
+    c.ports = []

@@ -1,0 +1,100 @@
+"""Containers on sampan's networks, end to end: sampand (with its own bridge, nft table and
+subnets) driven by the real docker CLI, as issue 5's acceptance describes."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_fixture import Daemon, cleanup, new_daemon
+from tests.integration.container_daemon import import_busybox
+
+pytestmark = [pytest.mark.root, pytest.mark.timeout(180)]
+HTTPD = "mkdir -p /www && echo hello from $(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"
+
+
+@pytest.fixture
+def netd(tmp_path: Path, names, busybox_rootfs_tar: Path) -> Iterator[Daemon]:  # type: ignore[no-untyped-def]
+    first = next(ipaddress.IPv4Network(names.subnet).subnets(new_prefix=26))
+    d = new_daemon(tmp_path, "--bridge", names.bridge, "--nft-table", names.nft_table, "--bip", f"{next(first.hosts())}/26")
+    try:
+        d.start()
+        import_busybox(d, busybox_rootfs_tar)
+        yield d
+    finally:
+        try:
+            for c in json.loads(d.request("GET", "/containers/json?all=1").body or b"[]"):
+                d.request("DELETE", f"/containers/{c['Id']}?force=1")
+            d.request("POST", "/networks/prune")
+        finally:
+            cleanup(d)
+            deadline = time.monotonic() + 10  # veths of unpinned namespaces go asynchronously
+            while time.monotonic() < deadline and any(Path("/sys/class/net").glob("veth*")) and \
+                    Path(f"/sys/class/net/{names.bridge}").exists():
+                time.sleep(0.05)
+
+
+def docker(d: Daemon, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True, env=d.env(), timeout=60)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)}: {proc.returncode} {proc.stderr}")
+    return proc
+
+
+def fetch(url: str, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return r.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_published_port_reaches_httpd(netd: Daemon, names) -> None:  # type: ignore[no-untyped-def]
+    port = names.free_port()
+    docker(netd, "run", "-d", "-p", f"{port}:8080", "--name", "web", "busybox", "sh", "-c", HTTPD)
+    assert fetch(f"http://127.0.0.1:{port}/").startswith("hello from ")
+    info = json.loads(docker(netd, "inspect", "web").stdout)[0]
+    ns = info["NetworkSettings"]
+    assert ipaddress.IPv4Address(ns["IPAddress"]) in ipaddress.IPv4Network(names.subnet)
+    assert ns["Networks"]["bridge"]["IPAddress"] == ns["IPAddress"]
+    assert ns["Ports"]["8080/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": str(port)}]
+    assert docker(netd, "port", "web").stdout.strip().startswith(f"8080/tcp -> 0.0.0.0:{port}")
+    resolv = docker(netd, "run", "--rm", "busybox", "cat", "/etc/resolv.conf").stdout
+    assert "127.0.0.11" not in resolv  # the default bridge gets the host's resolvers
+    docker(netd, "rm", "-f", "web")
+    ruleset = subprocess.run(["nft", "list", "table", "inet", names.nft_table], capture_output=True, text=True).stdout
+    deadline = time.monotonic() + 5
+    while f"tcp . {port}" in ruleset and time.monotonic() < deadline:
+        time.sleep(0.05)
+        ruleset = subprocess.run(["nft", "list", "table", "inet", names.nft_table], capture_output=True, text=True).stdout
+    assert f"tcp . {port}" not in ruleset
+
+
+def test_user_network_names_and_isolation(netd: Daemon, names) -> None:  # type: ignore[no-untyped-def]
+    q = [str(n) for n in ipaddress.IPv4Network(names.subnet).subnets(new_prefix=26)]
+    docker(netd, "network", "create", "--subnet", q[1], "-o", f"com.docker.network.bridge.name=sp-a{names.tag[:8]}", "neta")
+    docker(netd, "network", "create", "--subnet", q[2], "-o", f"com.docker.network.bridge.name=sp-b{names.tag[:8]}", "netb")
+    docker(netd, "run", "-d", "--network", "neta", "--network-alias", "www", "--name", "aa", "busybox", "sh", "-c", HTTPD)
+    ok = docker(netd, "run", "--rm", "--network", "neta", "busybox", "sh", "-c",
+                "for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://aa:8080/ && break; sleep 0.2; done; "
+                "wget -qO- http://www:8080/ && ping -c1 -W2 aa >/dev/null && echo PING-OK")
+    assert ok.stdout.count("hello from ") == 2 and "PING-OK" in ok.stdout, ok.stdout + ok.stderr
+    a_ip = json.loads(docker(netd, "inspect", "aa").stdout)[0]["NetworkSettings"]["Networks"]["neta"]["IPAddress"]
+    other = docker(netd, "run", "--rm", "--network", "netb", "busybox", "sh", "-c",
+                   f"wget -T 2 -qO- http://{a_ip}:8080/ || echo BLOCKED; nslookup aa 127.0.0.11 >/dev/null 2>&1 || echo NONAME",
+                   check=False)
+    assert "BLOCKED" in other.stdout and "NONAME" in other.stdout, other.stdout + other.stderr
+    docker(netd, "rm", "-f", "aa")
+    assert "neta" in docker(netd, "network", "prune", "-f").stdout
+    assert not Path(f"/sys/class/net/sp-a{names.tag[:8]}").exists()
