@@ -24,6 +24,8 @@ CREATE_FLAGS: tuple[Flag, ...] = (
     Flag("cpuset-cpus", kind="string", help="CPUs in which to allow execution (0-3, 0,1)"),
     Flag("device", kind="list", help="Add a host device to the container"),
     Flag("dns", kind="list", help="Set custom DNS servers"),
+    Flag("dns-option", kind="list", help="Set DNS options"),
+    Flag("dns-search", kind="list", help="Set custom DNS search domains"),
     Flag("entrypoint", kind="string", help="Overwrite the default ENTRYPOINT of the image"),
     Flag("env", "e", kind="list", help="Set environment variables"),
     Flag("env-file", kind="list", help="Read in a file of environment variables"),
@@ -38,16 +40,19 @@ CREATE_FLAGS: tuple[Flag, ...] = (
     Flag("hostname", "h", kind="string", help="Container host name"),
     Flag("init", help="Run an init inside the container that forwards signals and reaps processes"),
     Flag("interactive", "i", help="Keep STDIN open even if not attached"),
+    Flag("ip", kind="string", help="IPv4 address (e.g., 172.30.100.104)"),
     Flag("ipc", kind="string", help="IPC mode to use"),
     Flag("label", "l", kind="list", help="Set meta data on a container"),
     Flag("log-driver", kind="string", help="Logging driver for the container"),
     Flag("log-opt", kind="list", help="Log driver options"),
+    Flag("mac-address", kind="string", help="Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
     Flag("memory", "m", kind="string", metavar="bytes", help="Memory limit"),
     Flag("memory-reservation", kind="string", metavar="bytes", help="Memory soft limit"),
     Flag("memory-swap", kind="string", metavar="bytes", help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap"),
     Flag("mount", kind="list", metavar="mount", help="Attach a filesystem mount to the container"),
     Flag("name", kind="string", help="Assign a name to the container"),
     Flag("network", kind="string", metavar="network", help="Connect a container to a network"),
+    Flag("network-alias", kind="list", help="Add network-scoped alias for the container"),
     Flag("oom-kill-disable", help="Disable OOM Killer"),
     Flag("pid", kind="string", help="PID namespace to use"),
     Flag("pids-limit", kind="int", help="Tune container pids limit (set -1 for unlimited)"),
@@ -396,6 +401,7 @@ def create_body(
         "Ulimits": [parse_ulimit(u) for u in opts["ulimit"]] or None,
         "CpuShares": int(opts["cpu_shares"]), "CpusetCpus": opts["cpuset_cpus"],
         "Devices": _devices(list(opts["device"])) or None, "Dns": list(opts["dns"]) or None,
+        "DnsSearch": list(opts["dns_search"]) or None, "DnsOptions": list(opts["dns_option"]) or None,
         "ExtraHosts": list(opts["add_host"]) or None, "GroupAdd": list(opts["group_add"]) or None,
         "IpcMode": opts["ipc"], "PidMode": opts["pid"], "Runtime": opts["runtime"],
         "LogConfig": {"Type": opts["log_driver"], "Config": _labels(list(opts["log_opt"]))},
@@ -422,6 +428,13 @@ def create_body(
         host["ConsoleSize"] = list(console_size)
     config["HostConfig"] = host
     network = str(opts["network"])
-    if network and network not in ("none", "host", "default", "bridge"):
-        config["NetworkingConfig"] = {"EndpointsConfig": {network: {}}}
+    endpoint: dict[str, Any] = {}
+    if opts["network_alias"]:
+        endpoint["Aliases"] = list(opts["network_alias"])
+    if opts["ip"]:
+        endpoint["IPAMConfig"] = {"IPv4Address": str(opts["ip"])}
+    if opts["mac_address"]:
+        endpoint["MacAddress"] = str(opts["mac_address"])
+    if (network and network not in ("none", "host", "default", "bridge")) or endpoint:
+        config["NetworkingConfig"] = {"EndpointsConfig": {network or "default": endpoint}}
     return config
