@@ -1,0 +1,247 @@
+"""RuntimeBackend: the BuildBackend that runs RUN steps directly with the OCI runtime.
+
+* a work is a snapshot of the image store's snapshotter (overlay, or the copy-based native
+  one) prepared on the base's top layer and mounted at ``<state>/works/<key>/rootfs``;
+* ``run`` writes an OCI bundle from ``oci.defaults.default_config`` (Docker's default
+  capabilities, masked paths and seccomp profile) and runs it with ``sampan-runtime run`` in a
+  child process (the runtime makes its caller a child subreaper; keeping that out of the
+  daemon is why it is a child), its stdout and stderr streamed back to the build log;
+* networking: ``host`` (the default for builds until sampan's networking can give a build
+  container NAT: the step shares the host's network namespace, so ``apt-get`` reaches the
+  configured mirror; ``/etc/resolv.conf`` and ``/etc/hosts`` of the host are bind-mounted
+  read-only over the image's when the image has those files) or ``none`` (a fresh network
+  namespace with only loopback);
+* ``commit`` writes the work's changes with ``storage.archive.write_diff`` (OCI whiteouts,
+  sorted, normalized headers, mtimes clamped to SOURCE_DATE_EPOCH) into a content-store blob
+  and unpacks it through the store's ``Staging`` as the committed layer of its chain, so the
+  image store's own rules (leases, crash safety, reconcile) hold for build layers too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from sampan.build.backend import BaseImage, Output, RunSpec
+from sampan.build.users import resolve_user
+from sampan.errors import NotFound, SampanError, from_oserror
+from sampan.image import config as cfg
+from sampan.image.schema import LayerRecord
+from sampan.image.store import ImageStore
+from sampan.image.unpack import LayerBlob, Staging
+from sampan.oci.defaults import default_config
+from sampan.oci.mediatypes import DOCKER_LAYER
+from sampan.storage.archive import write_diff
+
+#: diff_id of a layer tar without entries (1024 zero bytes): Docker's "empty layer".
+EMPTY_LAYER = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+WORK_PREFIX = "build-"
+
+_RUNTIME_MAIN = str(Path(__file__).resolve().parent.parent / "runtime_main.py")
+
+
+class RuntimeBackend:
+    """See the module docstring.  ``state_dir`` holds bundles, mounts and runtime state."""
+
+    def __init__(self, store: ImageStore, *, state_dir: Path) -> None:
+        self.store = store
+        self.state_dir = state_dir
+
+    @contextmanager
+    def session(self) -> Iterator[RuntimeSession]:
+        s = RuntimeSession(self.store, self.state_dir)
+        try:
+            yield s
+        finally:
+            s.close()
+
+    def reconcile(self) -> None:
+        """At daemon start: drop works a previous daemon left (mounts, snapshots, bundles)."""
+        works = self.state_dir / "works"
+        if works.is_dir():
+            for d in works.iterdir():
+                _unmount(d / "rootfs")
+                shutil.rmtree(d, ignore_errors=True)
+        sn = self.store.snapshotter
+        for info in list(sn.walk()):
+            if info.name.startswith(WORK_PREFIX) and info.kind.value != "committed":
+                with suppress(NotFound):
+                    sn.remove(info.name)
+
+
+def _unmount(target: Path) -> None:
+    from sampan._sys.mount import umount
+
+    while os.path.ismount(target):
+        try:
+            umount(str(target), 2)
+        except OSError as exc:
+            raise from_oserror(exc, f"unmount {target}") from exc
+
+
+class RuntimeSession:
+    """One build's works and staging (thread-safe)."""
+
+    def __init__(self, store: ImageStore, state_dir: Path) -> None:
+        self.store = store
+        self.state_dir = state_dir
+        self.staging: Staging = store.staging()
+        self.lock = threading.Lock()
+        self.works: dict[str, str] = {}  # key -> snapshot key
+        self.runtime_root = state_dir / "runtime"
+
+    # ------------------------------------------------------------ images
+
+    def image(self, name: str) -> BaseImage:
+        image = self.store.get(name)
+        return BaseImage(image.id, image.config, tuple(image.layers), tuple(image.repo_tags))
+
+    def add_image(self, config: dict[str, Any], layers: list[LayerRecord], *, parent: str) -> BaseImage:
+        with self.lock:
+            blob = self.staging.put_bytes(cfg.encode(config), what="image config")
+            image, _ = self.store.add_image(blob, layers, parent=parent)
+        return BaseImage(image.id, image.config, tuple(image.layers), tuple(image.repo_tags))
+
+    def tag(self, image_id: str, references: list[str]) -> list[str]:
+        for ref in references:
+            self.store.tag(image_id, ref)
+        return list(references)
+
+    # ------------------------------------------------------------ works
+
+    def _root(self, key: str) -> Path:
+        return self.state_dir / "works" / key / "rootfs"
+
+    def _mount(self, key: str, snap: str, mounts: list[Any]) -> Path:
+        from sampan._sys.mount import perform
+
+        target = self._root(key)
+        target.mkdir(parents=True, exist_ok=True)
+        self.works[key] = snap
+        try:
+            for m in mounts:
+                perform(m, str(target))
+        except OSError as exc:
+            self.release(key)
+            raise from_oserror(exc, f"mount the build root filesystem {key}") from exc
+        return target
+
+    def prepare(self, key: str, base: BaseImage) -> Path:
+        snap = WORK_PREFIX + key
+        parent = base.layers[-1].chain_id if base.layers else None
+        mounts = self.store.snapshotter.prepare(snap, parent)
+        return self._mount(key, snap, mounts)
+
+    def view(self, key: str, base: BaseImage) -> Path:
+        snap = WORK_PREFIX + key
+        parent = base.layers[-1].chain_id if base.layers else None
+        mounts = self.store.snapshotter.view(snap, parent)
+        return self._mount(key, snap, mounts)
+
+    def release(self, key: str) -> None:
+        snap = self.works.pop(key, None)
+        root = self._root(key)
+        _unmount(root)
+        shutil.rmtree(root.parent, ignore_errors=True)
+        if snap is not None:
+            with suppress(NotFound):
+                self.store.snapshotter.remove(snap)
+
+    def close(self) -> None:
+        for key in list(self.works):
+            with suppress(SampanError, OSError):
+                self.release(key)
+        self.staging.close()
+
+    # ------------------------------------------------------------ RUN
+
+    def _bundle(self, key: str, spec: RunSpec) -> tuple[Path, str]:
+        root = self._root(key)
+        cid = uuid.uuid4().hex
+        config = default_config(spec.args, rootfs=str(root), hostname=spec.hostname or cid[:12])
+        ident = resolve_user(root, spec.user, supplementary=True) if spec.user else None
+        process = config["process"]
+        process["env"] = list(spec.env)
+        process["cwd"] = spec.workdir or "/"
+        if ident is not None:
+            process["user"] = {"uid": ident.uid, "gid": ident.gid}
+            if ident.additional_gids:
+                process["user"]["additionalGids"] = list(ident.additional_gids)
+        linux = config["linux"]
+        if spec.network == "host":
+            linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network"]
+            for name in ("resolv.conf", "hosts"):
+                inside = root / "etc" / name
+                if inside.is_file() and not inside.is_symlink() and Path("/etc", name).is_file():
+                    config["mounts"].append({"destination": f"/etc/{name}", "type": "bind",
+                                             "source": f"/etc/{name}", "options": ["rbind", "ro"]})
+        res = spec.resources
+        if res.memory or res.cpu_shares:
+            resources: dict[str, Any] = {}
+            if res.memory:
+                resources["memory"] = {"limit": res.memory}
+            if res.cpu_shares:
+                resources["cpu"] = {"shares": res.cpu_shares}
+            linux["resources"] = resources
+            linux["cgroupsPath"] = f"sampan-build/{cid}"
+        if res.shm_size:
+            for m in config["mounts"]:
+                if m["destination"] == "/dev/shm":
+                    m["options"] = [o for o in m["options"] if not o.startswith("size=")] + [f"size={res.shm_size}"]
+        bundle = root.parent / "bundle"
+        bundle.mkdir(exist_ok=True)
+        (bundle / "config.json").write_text(json.dumps(config))
+        return bundle, cid
+
+    def run(self, key: str, spec: RunSpec, *, output: Output) -> int:
+        bundle, cid = self._bundle(key, spec)
+        self.runtime_root.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-I", "-S", _RUNTIME_MAIN, "--root", str(self.runtime_root),
+               "run", "--bundle", str(bundle), cid]
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, close_fds=True)
+        except OSError as exc:
+            raise from_oserror(exc, "start the OCI runtime for a RUN step") from exc
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        try:
+            while chunk := os.read(fd, 65536):
+                output(chunk)
+        finally:
+            proc.stdout.close()
+            code = proc.wait()
+        return code
+
+    # ------------------------------------------------------------ commit
+
+    def commit(self, key: str, base: BaseImage, *, source_date_epoch: int | None) -> LayerRecord | None:
+        snap = self.works[key]
+        sn = self.store.snapshotter
+        lower = None
+        if sn.whiteouts != "overlay" and base.layers:
+            lower = sn.upper_dir(base.layers[-1].chain_id)
+        tmpdir = self.store.data_root / "tmp"
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=tmpdir) as tmp:
+            applied = write_diff(sn.upper_dir(snap), tmp, whiteouts=sn.whiteouts, lower=lower,  # type: ignore[arg-type]
+                                 source_date_epoch=source_date_epoch)
+            if applied.diff_id == EMPTY_LAYER:
+                return None
+            tmp.seek(0)
+            with self.lock:
+                blob = self.staging.copy_blob(tmp, expected=applied.diff_id, what="build layer")
+                layers = [LayerBlob(la.blob, la.media_type, la.diff_id) for la in base.layers]
+                layers.append(LayerBlob(blob, DOCKER_LAYER, applied.diff_id, where=f"build step {key}"))
+                records = self.staging.unpack(layers)
+        return records[-1]
