@@ -152,27 +152,17 @@ class ContainerFiles:
         contents under ``.``; the CLI renames entries itself."""
         with self._resolved(name, path) as (pfd, base, clean):
             try:
-                st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+                os.stat(base, dir_fd=pfd, follow_symlinks=False)
             except FileNotFoundError:
                 raise errors.NotFound(f"Could not find the file {path} in container {name}") from None
             arcname = os.path.basename(clean) or "."
             if path.endswith("/.") or clean == "/":
                 arcname = "."
-            src = f"/proc/self/fd/{pfd}/{base}" if base != "." else f"/proc/self/fd/{pfd}"
-            if stat.S_ISDIR(st.st_mode):
-                # pin the directory: resolve it to an fd first so a swapped symlink cannot redirect
-                dfd = os.open(base, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
-                src = f"/proc/self/fd/{dfd}"
-            else:
-                dfd = -1
             try:
                 with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                    tar.add(src, arcname=arcname, recursive=True)
+                    _add(tar, pfd, base, arcname)
             except OSError as exc:
                 raise errors.from_oserror(exc, f"archive {path} of container {name}") from exc
-            finally:
-                if dfd >= 0:
-                    os.close(dfd)
 
     def put_archive(self, name: str, path: str, src: BinaryIO, *, no_overwrite_dir_non_dir: bool = False) -> None:
         """Extract the tar ``src`` into the directory ``path`` of the container, safely."""
@@ -238,3 +228,39 @@ class ContainerFiles:
 
         walk("")
         return sorted(out, key=lambda x: x[1])
+
+
+def _add(tar: tarfile.TarFile, dfd: int, name: str, arcname: str) -> None:
+    """Add ``name`` (relative to the directory fd ``dfd``) and, for a directory, its tree;
+    every lookup is relative to an fd and never follows a symlink."""
+    st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    info = tarfile.TarInfo(arcname)
+    info.mode = stat.S_IMODE(st.st_mode)
+    info.uid, info.gid = st.st_uid, st.st_gid
+    info.mtime = int(st.st_mtime)
+    if stat.S_ISDIR(st.st_mode):
+        info.type = tarfile.DIRTYPE
+        tar.addfile(info)
+        sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        try:
+            for child in sorted(os.listdir(sub)):
+                _add(tar, sub, child, f"{arcname}/{child}")
+        finally:
+            os.close(sub)
+    elif stat.S_ISREG(st.st_mode):
+        info.size = st.st_size
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        with os.fdopen(fd, "rb") as f:
+            tar.addfile(info, f)
+    elif stat.S_ISLNK(st.st_mode):
+        info.type = tarfile.SYMTYPE
+        info.linkname = os.readlink(name, dir_fd=dfd)
+        tar.addfile(info)
+    elif stat.S_ISFIFO(st.st_mode):
+        info.type = tarfile.FIFOTYPE
+        tar.addfile(info)
+    elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
+        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        tar.addfile(info)
+    # sockets are skipped, as Docker's archiver does
