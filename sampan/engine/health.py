@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import time
 from typing import TYPE_CHECKING
 
@@ -189,6 +191,10 @@ class HealthMonitor:
         try:
             code = await asyncio.wait_for(asyncio.shield(task), timeout)
         except TimeoutError:
+            pid = self.execs.pid_of(e)
+            if pid > 0:  # the probe itself, inside the container
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
             if e.proc is not None and e.proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     e.proc.kill()
