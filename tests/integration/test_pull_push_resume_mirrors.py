@@ -247,12 +247,9 @@ def test_bearer_token_mode_scopes_and_cross_repository_mount(
         other.dist.login(server.addr, Credentials("dave", "wrong"))
 
 
-def test_all_tags_unsupported_media_type_and_disk_full(
+def test_all_tags_and_unsupported_media_type(
     tmp_path: Path, servers: list[Server], engines: list[LocalEngine]
 ) -> None:
-    import os
-    import subprocess
-
     origin = start_server(tmp_path / "reg")
     servers.append(origin)
     small = [gzip_layer({"a": b"1"})]
@@ -275,6 +272,14 @@ def test_all_tags_unsupported_media_type_and_disk_full(
         other.dist.pull(f"{origin.addr}/chart", tag="2")
     assert other.store.list() == []
 
+
+@pytest.mark.root
+def test_disk_full_leaves_nothing_stored(tmp_path: Path, servers: list[Server], engines: list[LocalEngine]) -> None:
+    import os
+    import subprocess
+
+    origin = start_server(tmp_path / "reg")
+    servers.append(origin)
     # a full disk: a 4 MiB tmpfs as the data root, a 16 MiB layer
     blob = os.urandom(16 << 20)
     big = gzip_layer({"big": blob})
