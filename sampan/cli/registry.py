@@ -126,10 +126,10 @@ class CredentialStore:
         data = self.load()
         helper = self.helper(key, data)
         if helper:
-            out = self._run_helper(helper, "get", key)
-            if not out.strip():
+            answer = self._run_helper(helper, "get", key)
+            if not answer.strip():
                 return {}
-            doc = json.loads(out)
+            doc = json.loads(answer)
             user, secret = str(doc.get("Username", "")), str(doc.get("Secret", ""))
             if user == "<token>":
                 return {"identitytoken": secret, "serveraddress": key}

@@ -225,3 +225,28 @@ json.dump(data, open(db, "w"))
     assert store.get("r:1") == {"username": "alice", "password": "pw", "serveraddress": "r:1"}
     assert store.get("r:9") == {}
     assert store.erase("r:1") and store.get("r:1") == {}
+
+
+def test_daemon_registry_settings(tmp_path: Path) -> None:
+    from sampan.daemon import config as cfgmod
+    from sampan.daemon.main import load_config
+    from sampan.daemon.wiring import registry_options
+
+    path = tmp_path / "daemon.json"
+    path.write_text(json.dumps({
+        "registry-mirrors": ["http://127.0.0.1:5001", "quay.io=https://mirror.example"],
+        "insecure-registries": ["10.0.0.0/8"], "max-concurrent-downloads": 5,
+    }))
+    cfg = load_config(["--config-file", str(path), "--max-concurrent-uploads", "2",
+                       "--registry-certs-dir", str(tmp_path / "certs")])
+    opts = registry_options(cfg)
+    assert opts.mirrors == ["http://127.0.0.1:5001", "quay.io=https://mirror.example"]
+    assert opts.insecure == ["10.0.0.0/8"] and opts.max_downloads == 5 and opts.max_uploads == 2
+    assert opts.certs_dir == tmp_path / "certs"
+    assert cfgmod.DaemonConfig().max_concurrent_downloads == 3
+    path.write_text(json.dumps({"max-concurrent-downloads": "3"}))
+    with pytest.raises(errors.InvalidConfig, match="an integer"):
+        load_config(["--config-file", str(path)])
+    path.write_text(json.dumps({"max-concurrent-downloads": 0}))
+    with pytest.raises(errors.InvalidConfig, match="at least 1"):
+        load_config(["--config-file", str(path)])
