@@ -10,6 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from sampan.api.handlers import (
+    build,
     container_files,
     container_io,
     containers,
@@ -28,6 +29,8 @@ ROUTES: list[tuple[str, str, object]] = [
     ("GET", "/info", system.info),
     ("GET", "/events", system.events),
     ("GET", "/system/df", system.disk_usage),
+    ("POST", "/build", build.build),
+    ("POST", "/build/prune", build.prune),
     ("GET", "/images/json", images.list_images),
     ("POST", "/images/create", images.create),
     ("POST", "/images/load", images.load),

@@ -15,6 +15,7 @@ from sampan.engine.system import SystemService
 if TYPE_CHECKING:
     from sampan.engine.archive import ContainerFiles
     from sampan.engine.attach import AttachService
+    from sampan.engine.builds import BuildService
     from sampan.engine.containers import ContainerService
     from sampan.engine.distribution import DistributionService
     from sampan.engine.exec import ExecService
@@ -40,6 +41,7 @@ class Services:
     files: ContainerFiles | None = None
     networks: NetworkService | None = None
     health: HealthMonitor | None = None
+    builds: BuildService | None = None
 
 
 SERVICES = web.AppKey("services", Services)

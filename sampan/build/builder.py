@@ -90,8 +90,9 @@ class Builder:
     """Builds images through a :class:`BuildBackend`; ``log`` receives the build's text."""
 
     def __init__(self, backend: BuildBackend, cache: BuildCache | None, *, log: Log,
-                 debug: Log | None = None) -> None:
+                 debug: Log | None = None, on_built: Log | None = None) -> None:
         self.backend = backend
+        self.on_built = on_built
         self.cache = cache
         self.log = log
         self.debug = debug or (lambda _m: None)
@@ -132,6 +133,8 @@ class Builder:
             unused = sorted(k for k in opts.build_args if k not in run.consumed and k != "SOURCE_DATE_EPOCH")
             if unused:
                 self.say(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n")
+            if self.on_built is not None:
+                self.on_built(image.id)
             self.say(f"Successfully built {image.id[7:19]}\n")
             session.tag(image.id, opts.tags)
             for tag in opts.tags:

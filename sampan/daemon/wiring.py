@@ -105,7 +105,15 @@ def build(cfg: DaemonConfig) -> Engine:
     services = Services(images=images, system=system, events=events, distribution=distribution,
                         containers=containers, volumes=volumes, networks=networks)
     wire_container_io(services, containers, events)
+    services.builds = build_service(cfg, store, db, events)
     return Engine(services, db, closers=[networks.close, distribution.close, containers.close])
+
+
+def build_service(cfg: DaemonConfig, store: ImageStore, db: Database, events: EventBus) -> Any:
+    """Builds (``POST /build``): bundles and mounts of RUN steps under ``<exec-root>/build``."""
+    from sampan.engine.builds import BuildService
+
+    return BuildService(store, db, events, state_dir=cfg.exec_root / "build")
 
 
 def build_networks(cfg: DaemonConfig, db: Database, events: EventBus, containers: ContainerService) -> NetworkService:

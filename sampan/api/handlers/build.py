@@ -1,0 +1,112 @@
+"""``POST /build`` (the legacy builder protocol) and ``POST /build/prune``.
+
+The body is the context tar (plain or gzip); the query carries what the docker CLI sends:
+``t`` (repeatable), ``dockerfile``, ``buildargs``/``labels``/``cachefrom`` (JSON), ``target``,
+``nocache``, ``pull``, ``rm``/``forcerm`` (intermediate containers are always removed: RUN
+steps never leave one), ``q``, ``networkmode``, ``memory``, ``cpushares``, ``shmsize``,
+``extrahosts``, ``platform``; the ``X-Registry-Config`` header is accepted (until registries
+serve builds it is not needed).  The answer is a JSON stream of ``{"stream": text}`` lines,
+``{"aux": {"ID": id}}`` once the image exists, and errors in band (``errorDetail``).
+
+Network modes: ``default``, ``bridge`` and ``host`` run RUN steps in the host's network
+namespace (sampan's bridge cannot give build containers NAT yet); ``none`` isolates them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+
+from sampan.api import types
+from sampan.api.services import services
+from sampan.api.streams import JSONStream, body_reader
+from sampan.build.backend import Resources
+from sampan.build.builder import BuildOptions
+from sampan.errors import InvalidArgument, NotImplementedFeature, Unavailable
+from sampan.image.config import host_platform_pair, parse_platform
+
+_NETWORKS = {"": "host", "default": "host", "bridge": "host", "host": "host", "none": "none"}
+
+
+def _json(q: Any, name: str, default: Any) -> Any:
+    raw = q.get(name, "")
+    if not raw:
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise InvalidArgument(f"invalid {name} JSON: {raw}") from None
+
+
+def _int(q: Any, name: str) -> int:
+    raw = q.get(name, "") or "0"
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidArgument(f"invalid {name}: {raw}") from None
+
+
+def options(q: Any) -> tuple[BuildOptions, str, bool]:
+    """(options, dockerfile name, quiet) from the query of ``POST /build``."""
+    build_args = {k: v for k, v in (_json(q, "buildargs", {}) or {}).items() if v is not None}
+    labels = _json(q, "labels", {}) or {}
+    cache_from = _json(q, "cachefrom", []) or []
+    if not isinstance(build_args, dict) or not isinstance(labels, dict) or not isinstance(cache_from, list):
+        raise InvalidArgument("buildargs and labels must be JSON objects, cachefrom a JSON list")
+    network = q.get("networkmode", "")
+    if network not in _NETWORKS:
+        raise NotImplementedFeature(f"network mode {network!r} is not supported for builds (use host or none)")
+    platform = q.get("platform", "")
+    if platform and parse_platform(platform)[:2] != host_platform_pair():
+        raise InvalidArgument(f"platform {platform} is not this machine's ({'/'.join(host_platform_pair())})")
+    opts = BuildOptions(
+        dockerfile="", tags=q.getall("t", []), build_args={str(k): str(v) for k, v in build_args.items()},
+        labels={str(k): str(v) for k, v in labels.items()}, target=q.get("target", ""),
+        no_cache=types.query_bool(q.get("nocache")), pull=types.query_bool(q.get("pull")),
+        cache_from=[str(c) for c in cache_from], network=_NETWORKS[network],
+        resources=Resources(memory=_int(q, "memory"), cpu_shares=_int(q, "cpushares"), shm_size=_int(q, "shmsize")),
+        extra_hosts=[h for h in q.get("extrahosts", "").split(",") if h], platform=platform,
+    )
+    return opts, q.get("dockerfile", ""), types.query_bool(q.get("q"))
+
+
+async def build(request: web.Request) -> web.StreamResponse:
+    builds = services(request).builds
+    if builds is None:
+        raise Unavailable("builds are not available on this daemon")
+    opts, dockerfile, quiet = options(request.query)
+    stream = JSONStream(request)
+    await stream.start()
+    body = body_reader(request, asyncio.get_running_loop())
+    try:
+
+        def work(on_progress: Any) -> str:
+            def log(text: str) -> None:
+                if not quiet and text:
+                    on_progress({"stream": text})
+
+            def built(image_id: str) -> None:
+                on_progress({"aux": {"ID": image_id}})
+
+            return builds.build(body, opts, dockerfile=dockerfile, log=log, on_built=built).image_id
+
+        image_id = await stream.run(work)
+        if quiet:
+            await stream.send({"stream": image_id + "\n"})
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise
+    except Exception as exc:
+        await stream.send_error(exc)
+    return await stream.finish()
+
+
+async def prune(request: web.Request) -> web.Response:
+    builds = services(request).builds
+    if builds is None:
+        raise Unavailable("builds are not available on this daemon")
+    everything = types.query_bool(request.query.get("all"))
+    removed, freed = await asyncio.to_thread(builds.prune, all=everything)
+    return web.json_response({"CachesDeleted": removed or None, "SpaceReclaimed": freed})
