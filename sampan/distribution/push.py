@@ -136,12 +136,22 @@ class PushSource:
 
 
 def manifest_for(image: SourceImage, *, docker_types: bool) -> tuple[bytes, str]:
+    """The manifest bytes, byte for byte as dockerd writes them (Go's ``MarshalIndent`` with
+    three spaces, descriptor keys mediaType, size, digest): the same image pushed by docker and
+    by sampan gets the same manifest digest."""
     media_type = mt.DOCKER_MANIFEST if docker_types else mt.OCI_MANIFEST
+
+    def desc(d: Descriptor) -> dict[str, Any]:
+        out: dict[str, Any] = {"mediaType": d.media_type, "size": d.size, "digest": d.digest}
+        if d.annotations:
+            out["annotations"] = dict(d.annotations)
+        return out
+
     doc = {
         "schemaVersion": 2,
         "mediaType": media_type,
-        "config": image.config.to_json(),
-        "layers": [d.to_json() for d in image.layers],
+        "config": desc(image.config),
+        "layers": [desc(d) for d in image.layers],
     }
     return json.dumps(doc, indent=3).encode(), media_type
 

@@ -250,3 +250,23 @@ def test_daemon_registry_settings(tmp_path: Path) -> None:
     path.write_text(json.dumps({"max-concurrent-downloads": 0}))
     with pytest.raises(errors.InvalidConfig, match="at least 1"):
         load_config(["--config-file", str(path)])
+
+
+def test_pushed_manifest_is_dockers_byte_for_byte() -> None:
+    from sampan.distribution.copy import Descriptor, SourceImage
+    from sampan.distribution.push import manifest_for
+
+    image = SourceImage(
+        config=Descriptor("application/vnd.docker.container.image.v1+json", "sha256:" + "c" * 64, 1469),
+        layers=[Descriptor("application/vnd.docker.image.rootfs.diff.tar.gzip", "sha256:" + "d" * 64, 2)],
+    )
+    data, media_type = manifest_for(image, docker_types=True)
+    assert media_type == "application/vnd.docker.distribution.manifest.v2+json"
+    assert data.decode() == (
+        '{\n   "schemaVersion": 2,\n   "mediaType": "application/vnd.docker.distribution.manifest.v2+json",\n'
+        '   "config": {\n      "mediaType": "application/vnd.docker.container.image.v1+json",\n'
+        f'      "size": 1469,\n      "digest": "sha256:{"c" * 64}"\n   }},\n'
+        '   "layers": [\n      {\n         "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",\n'
+        f'         "size": 2,\n         "digest": "sha256:{"d" * 64}"\n      }}\n   ]\n}}'
+    )
+    assert manifest_for(image, docker_types=True) == (data, media_type)
