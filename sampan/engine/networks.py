@@ -348,6 +348,14 @@ class NetworkService(SandboxMixin):
                     self._ensured.add(n.bridge)
             self._applied = None  # whatever is in the kernel now, rebuild it whole
             self.sync_rules()
+            # containers that outlived a daemon restart: their embedded DNS died with it
+            names = {n.id: n.name for n in self._all()}
+            for ep in self._endpoints():
+                if names.get(ep.network_id) not in (None, "bridge"):
+                    try:
+                        self.dns.serve(ep.container_id, Path(ep.netns), self.resolver(ep.container_id))
+                    except errors.SampanError:
+                        continue
 
     def _forget(self, ep: EndpointInfo) -> None:
         self.db.execute("DELETE FROM endpoints WHERE id = ?", (ep.id,))

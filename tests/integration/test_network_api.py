@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon_fixture import Daemon, cleanup, start_daemon
+from tests.integration.network_leaks import leak_check  # noqa: F401 - scoped to this test's names
 
 pytestmark = pytest.mark.root
 

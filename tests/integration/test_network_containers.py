@@ -15,6 +15,7 @@ import pytest
 
 from tests.daemon_fixture import Daemon, cleanup, new_daemon
 from tests.integration.container_daemon import import_busybox
+from tests.integration.network_leaks import leak_check  # noqa: F401 - scoped to this test's names
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(180)]
 HTTPD = "mkdir -p /www && echo hello from $(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"
@@ -30,9 +31,10 @@ def netd(tmp_path: Path, names, busybox_rootfs_tar: Path) -> Iterator[Daemon]:  
         yield d
     finally:
         try:
-            for c in json.loads(d.request("GET", "/containers/json?all=1").body or b"[]"):
-                d.request("DELETE", f"/containers/{c['Id']}?force=1")
-            d.request("POST", "/networks/prune")
+            if d.proc is not None and d.proc.poll() is None:
+                for c in json.loads(d.request("GET", "/containers/json?all=1").body or b"[]"):
+                    d.request("DELETE", f"/containers/{c['Id']}?force=1")
+                d.request("POST", "/networks/prune")
         finally:
             cleanup(d)
             deadline = time.monotonic() + 10  # veths of unpinned namespaces go asynchronously
@@ -98,3 +100,31 @@ def test_user_network_names_and_isolation(netd: Daemon, names) -> None:  # type:
     docker(netd, "rm", "-f", "aa")
     assert "neta" in docker(netd, "network", "prune", "-f").stdout
     assert not Path(f"/sys/class/net/sp-a{names.tag[:8]}").exists()
+
+
+def test_sigkilled_daemon_restarts_with_exactly_one_set_of_rules(netd: Daemon, names) -> None:  # type: ignore[no-untyped-def]
+    import signal
+
+    port = names.free_port()
+    docker(netd, "network", "create", "--subnet", str(list(ipaddress.IPv4Network(names.subnet).subnets(new_prefix=26))[1]),
+           "-o", f"com.docker.network.bridge.name=sp-k{names.tag[:8]}", "kept")
+    docker(netd, "run", "-d", "-p", f"127.0.0.1:{port}:8080", "--name", "web", "busybox", "sh", "-c", HTTPD)
+    docker(netd, "run", "-d", "--network", "kept", "--name", "named", "busybox", "sleep", "600")
+    assert fetch(f"http://127.0.0.1:{port}/").startswith("hello from ")
+
+    def table() -> str:
+        return subprocess.run(["nft", "list", "table", "inet", names.nft_table], capture_output=True, text=True).stdout
+
+    before = table()
+    netd.stop(signal.SIGKILL)
+    netd.start()
+    after = table()
+    assert after == before and after.count(f"127.0.0.1 . tcp . {port} :") == 2
+    assert fetch(f"http://127.0.0.1:{port}/").startswith("hello from ")  # live restore kept it serving
+    dns = docker(netd, "run", "--rm", "--network", "kept", "busybox", "nslookup", "named", "127.0.0.11")
+    assert "Address" in dns.stdout and "NXDOMAIN" not in dns.stdout
+    docker(netd, "rm", "-f", "web", "named")
+    docker(netd, "network", "rm", "kept")
+    netd.stop()
+    assert subprocess.run(["nft", "list", "table", "inet", names.nft_table], capture_output=True).returncode != 0
+    assert not Path(f"/sys/class/net/{names.bridge}").exists()

@@ -22,6 +22,7 @@ import pytest
 from sampan.engine.network_sandbox import AttachRequest
 from sampan.engine.networks import NetworkService
 from sampan.network import dockercompat
+from tests.integration.network_leaks import leak_check  # noqa: F401 - scoped to this test's names
 from tests.integration.test_network_service import make_service, serve_tcp_in, stop, tcp_get
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]

@@ -21,6 +21,7 @@ from sampan.engine.network_sandbox import AttachRequest
 from sampan.engine.networks import NetworkService
 from sampan.network import dns, netlink, netns
 from sampan.storage.db import Database
+from tests.integration.network_leaks import leak_check  # noqa: F401 - scoped to this test's names
 
 pytestmark = pytest.mark.root
 

@@ -20,6 +20,7 @@ from sampan.engine.network_model import PortBinding
 from sampan.engine.network_sandbox import AttachRequest
 from sampan.engine.networks import NetworkService
 from sampan.network import netlink, netns
+from tests.integration.network_leaks import leak_check  # noqa: F401 - scoped to this test's names
 from tests.integration.test_network_service import make_service, serve_tcp_in, stop, tcp_get
 
 pytestmark = pytest.mark.root
