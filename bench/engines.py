@@ -62,8 +62,8 @@ class Sampand:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-#: The peer dockerd: ../shared/peers/setup.sh's by default; SAMPAN_BENCH_DOCKER_HOST names another.
-DOCKER_HOST = os.environ.get("SAMPAN_BENCH_DOCKER_HOST", "unix:///var/run/docker.sock")
+#: The peer dockerd: ../shared/peers/setup.sh's by default; SAMPAN_PEER_DOCKER_HOST names another.
+DOCKER_HOST = os.environ.get("SAMPAN_PEER_DOCKER_HOST", "unix:///var/run/docker.sock")
 
 
 def docker_env() -> dict[str, str]:

@@ -233,7 +233,9 @@ class ImageService:
 
         lines: builtins.list[str] = load_archive(self.store, src, on_progress=on_progress)
         for line in lines:
-            _, _, what = line.partition(": ")
+            prefix, sep, what = line.partition(": ")
+            if not sep or not prefix.startswith("Loaded image"):
+                continue  # e.g. "The image x already exists, renaming the old one ..."
             try:
                 image = self.store.get(what.strip())
             except errors.NotFound:
