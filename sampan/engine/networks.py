@@ -45,6 +45,7 @@ from sampan.network import bridge as bridgemod
 from sampan.network import dns as dnsmod
 from sampan.network import ipam, netlink, portmap
 from sampan.network.dockercompat import DockerUserChain
+from sampan.network.proxy import Forward, UserlandProxy
 from sampan.network.resolv import ResolvConf
 from sampan.storage.db import Database
 
@@ -67,6 +68,7 @@ class NetworkService(SandboxMixin):
         self.subnets: dict[str, ipam.Subnet] = {}
         self._applied: builtins.list[portmap.BridgeRules] | None = None  # the bridges last applied
         self.writer = portmap.RuleWriter()
+        self.proxy: UserlandProxy | None = None
         self._ensured: set[str] = set()  # bridges known to be up with their address
         self.nft = cfg.nft and portmap.available()
         self.compat = DockerUserChain(enabled=cfg.nft)
@@ -309,6 +311,7 @@ class NetworkService(SandboxMixin):
         with self.lock:
             rules, ports, by_net = self._desired()
             if not self.nft:
+                self._sync_proxies(ports)
                 return
             table = self.cfg.nft_table
             if not rules:
@@ -332,6 +335,18 @@ class NetworkService(SandboxMixin):
             forwarding = any(not n.internal for n in by_net.values()) and bool(self._endpoints())
             if forwarding and netlink.get_sysctl("net.ipv4.ip_forward") == "0":
                 netlink.set_sysctl("net.ipv4.ip_forward", "1")
+
+    def _sync_proxies(self, ports: builtins.list[portmap.PortMapping]) -> None:
+        """Without nftables, published ports are served by the userland proxy."""
+        want = {Forward(p.proto, p.host_ip, p.host_port, p.container_ip, p.container_port) for p in ports}
+        if self.proxy is None:
+            if not want:
+                return
+            self.proxy = UserlandProxy()
+        for fwd in set(self.proxy.active()) - want:
+            self.proxy.stop(fwd)
+        for fwd in sorted(want - set(self.proxy.active()), key=lambda f: (f.proto, f.host_port)):
+            self.proxy.start(fwd)
 
     def reconcile(self) -> None:
         """At start: recreate bridges of known networks, drop endpoints whose sandbox is gone,
@@ -369,6 +384,8 @@ class NetworkService(SandboxMixin):
         with self.lock:
             self.dns.close()
             self.writer.flush()
+            if self.proxy is not None:
+                self.proxy.close()
             if self._endpoints():
                 return
             if self.nft and self._applied is not None:

@@ -113,3 +113,41 @@ def test_egress_masquerade_internal_and_gateway(
         svc.teardown("b" * 64)
         svc.teardown("c" * 64)
         svc.remove(internal.name)
+
+
+def test_userland_proxy_without_nftables(names, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from sampan.network import portmap
+
+    gen = make_service(names, tmp_path)
+    svc = next(gen)
+    try:
+        svc.nft = False  # as --nft=false
+        svc.cfg = dataclasses.replace(svc.cfg, nft=False)
+        tcp_port, udp_port = names.free_port(), names.free_port()
+        sb = svc.setup("e" * 64, name="px", requests=[AttachRequest("bridge")],
+                       ports=[PortBinding(8080, "tcp", "127.0.0.1", tcp_port), PortBinding(5353, "udp", "127.0.0.1", udp_port)])
+        srv = serve_tcp_in(sb.netns, 8080, b"proxied")
+        with netns.entered(sb.netns):
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            u.bind(("0.0.0.0", 5353))
+        try:
+            assert tcp_get("127.0.0.1", tcp_port) == b"proxied"
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+                c.settimeout(2)
+                c.sendto(b"ping", ("127.0.0.1", udp_port))
+                data, peer = u.recvfrom(100)
+                u.sendto(data.upper(), peer)
+                assert c.recv(100) == b"PING"
+            assert not portmap.table_exists(names.nft_table)
+            assert svc.info()["FirewallBackend"] == "userland-proxy"
+        finally:
+            stop(srv)
+            u.close()
+            svc.teardown("e" * 64)
+        with pytest.raises(OSError):
+            tcp_get("127.0.0.1", tcp_port)
+    finally:
+        for _ in gen:
+            pass
