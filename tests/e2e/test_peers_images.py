@@ -36,6 +36,8 @@ def _dockerd_up() -> bool:
 def sampand(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     if not _dockerd_up():
         pytest.skip("dockerd from ../shared/peers/setup.sh is not running")
+    # podman mounts its own storage on first use: do that before any test's leak check starts
+    subprocess.run(["podman", "images"], env=PODMAN, capture_output=True)
     d = new_daemon(tmp_path_factory.mktemp("peers"))
     try:
         d.start()
