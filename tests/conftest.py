@@ -85,12 +85,17 @@ def data_root(tmp_path: Path) -> Path:
 # ---------------------------------------------------------------- leak checker
 
 
+#: Peer engines' own storage (podman mounts its graph root on first use): never sampan's.
+_PEER_MOUNTS = ("/var/lib/containers/", "/var/lib/docker", "/run/containers/")
+
+
 def _mounts() -> set[str]:
     out = set()
     with open("/proc/self/mountinfo") as f:
         for line in f:
-            fields = line.split()
-            out.add(fields[4])  # mount point
+            point = line.split()[4]
+            if not point.startswith(_PEER_MOUNTS):
+                out.add(point)
     return out
 
 
