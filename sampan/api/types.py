@@ -168,6 +168,9 @@ def info_json(i: SystemInfo, api_version: str) -> JSONDict:
         "SecurityOptions": list(i.security_options),
         "Warnings": list(i.warnings) or None,
     }
+    if i.firewall_backend:  # Docker 28's shape: the driver and its facts as pairs
+        fw = dict(i.firewall_backend)
+        out["FirewallBackend"] = {"Driver": fw.pop("FirewallBackend", ""), "Info": [[k, v] for k, v in fw.items()]}
     if at_least(api_version, "1.46"):
         out["CDISpecDirs"] = []
     if at_least(api_version, "1.49"):

@@ -104,6 +104,7 @@ def build(cfg: DaemonConfig) -> Engine:
     log.info("data root %s, storage driver %s", cfg.data_root, system.storage_driver)
     services = Services(images=images, system=system, events=events, distribution=distribution,
                         containers=containers, volumes=volumes, networks=networks)
+    system.network_info = networks.info
     wire_container_io(services, containers, events)
     services.builds = build_service(cfg, store, db, events)
     return Engine(services, db, closers=[networks.close, distribution.close, containers.close])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,7 @@ class SystemInfo:
     security_options: list[str]
     warnings: list[str]
     labels: list[str] = field(default_factory=list)
+    firewall_backend: dict[str, str] = field(default_factory=dict)
     ipv4_forwarding: bool = True
     memory_limit: bool = True
     swap_limit: bool = False
@@ -169,6 +171,8 @@ class SystemService:
         self.default_runtime = default_runtime
         #: set by daemon.wiring once the container service exists (counts in /info)
         self.containers: ContainerService | None = None
+        #: set by daemon.wiring: the network service's firewall facts (``FirewallBackend``)
+        self.network_info: Callable[[], dict[str, str]] | None = None
 
     def version(self) -> VersionInfo:
         return VersionInfo(
@@ -223,6 +227,7 @@ class SystemService:
             logging_driver="json-file",
             security_options=["name=seccomp,profile=builtin"],
             warnings=warnings,
+            firewall_backend=self.network_info() if self.network_info else {},
         )
 
     def disk_usage(self) -> ImagesUsage:
