@@ -168,13 +168,11 @@ def info_json(i: SystemInfo, api_version: str) -> JSONDict:
         "SecurityOptions": list(i.security_options),
         "Warnings": list(i.warnings) or None,
     }
-    if i.firewall_backend:  # Docker 28's shape: the driver and its facts as pairs
-        fw = dict(i.firewall_backend)
-        out["FirewallBackend"] = {"Driver": fw.pop("FirewallBackend", ""), "Info": [[k, v] for k, v in fw.items()]}
     if at_least(api_version, "1.46"):
         out["CDISpecDirs"] = []
-    if at_least(api_version, "1.49"):
-        out["FirewallBackend"] = {"Driver": "nftables"}
+    if at_least(api_version, "1.49"):  # Docker 28's shape: the driver and its facts as pairs
+        fw = dict(i.firewall_backend)
+        out["FirewallBackend"] = {"Driver": fw.pop("FirewallBackend", "nftables"), "Info": [[k, v] for k, v in fw.items()]}
     if at_least(api_version, "1.50"):
         out["DiscoveredDevices"] = []
     return out

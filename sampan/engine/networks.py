@@ -398,6 +398,9 @@ class NetworkService(SandboxMixin):
 
     def info(self) -> dict[str, str]:
         """What ``info`` reports about networking (firewall backend, Docker coexistence)."""
-        return {"FirewallBackend": f"nftables (table inet {self.cfg.nft_table})" if self.nft else "userland-proxy",
-                "DockerUserChain": ", ".join(self.compat.inserted()) or "not used"}
+        out = {"FirewallBackend": "nftables" if self.nft else "userland-proxy"}
+        if self.nft:
+            out["Table"] = f"inet {self.cfg.nft_table}"
+        out["DOCKER-USER"] = ", ".join(f"sampan:{b}" for b in self.compat.inserted()) or "not used"
+        return out
 

@@ -38,7 +38,8 @@ def docker(d: Daemon, *args: str, check: bool = True) -> subprocess.CompletedPro
 def test_network_lifecycle_with_docker_cli(netd: Daemon, names) -> None:  # type: ignore[no-untyped-def]
     quarters = [str(n) for n in ipaddress.IPv4Network(names.subnet).subnets(new_prefix=26)]
     info = netd.request("GET", "/info").json()
-    assert info["FirewallBackend"]["Driver"] == f"nftables (table inet {names.nft_table})"
+    assert info["FirewallBackend"] == {"Driver": "nftables", "Info": [["Table", f"inet {names.nft_table}"],
+                                                                      ["DOCKER-USER", "not used"]]}
     ls = docker(netd, "network", "ls", "--format", "{{.Name}} {{.Driver}}").stdout.split("\n")
     assert {"bridge bridge", "host host", "none null"} <= set(ls)
     bridge = json.loads(docker(netd, "network", "inspect", "bridge").stdout)[0]

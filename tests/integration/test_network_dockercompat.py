@@ -120,7 +120,7 @@ def test_docker_user_accept_rules(dockerd: None, names, tmp_path: Path) -> None:
         two = svc.setup("2" * 64, name="two", requests=[AttachRequest(net.name)])
         rules = run("iptables", "-S", "DOCKER-USER")
         assert f'-i {net.bridge} -m comment --comment "sampan:{net.bridge}" -j ACCEPT' in rules
-        assert svc.info()["DockerUserChain"] == net.bridge
+        assert svc.info()["DOCKER-USER"] == f"sampan:{net.bridge}"
         srv = serve_tcp_in(one.netns, 7000, b"hi")
         try:
             assert tcp_get(one.endpoints[0].address, 7000, netns_path=two.netns) == b"hi"
