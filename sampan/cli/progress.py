@@ -59,8 +59,11 @@ def display(
             continue
         ident = str(msg.get("id") or "")
         progress = progress_text(msg.get("progressDetail"), width) or str(msg.get("progress") or "")
+        # as docker's jm.Progress != nil: an empty progressDetail ("Pulling fs layer") keeps
+        # the layer's line too
+        tracked = bool(progress) or isinstance(msg.get("progressDetail"), dict)
         diff = 0
-        if ident and progress:
+        if ident and tracked:
             if ident not in ids:
                 ids[ident] = len(ids)
                 if tty:
@@ -70,23 +73,25 @@ def display(
                 out.write(f"\x1b[{diff}A")
         else:
             ids = {}
-        _display_one(msg, out, tty=tty, ident=ident, progress=progress)
+        _display_one(msg, out, tty=tty, ident=ident, progress=progress, tracked=tracked)
         if ident and tty and diff:
             out.write(f"\x1b[{diff}B")
         out.flush()
 
 
-def _display_one(msg: dict[str, Any], out: TextIO, *, tty: bool, ident: str, progress: str) -> None:
+def _display_one(
+    msg: dict[str, Any], out: TextIO, *, tty: bool, ident: str, progress: str, tracked: bool = False
+) -> None:
     stream = msg.get("stream")
     endl = ""
-    if tty and not stream and progress:
+    if tty and not stream and (progress or tracked):
         out.write("\x1b[2K\r")
         endl = "\r"
     elif progress and not tty:
         return  # no progress bars off a terminal
     prefix = f"{ident}: " if ident else ""
     status = str(msg.get("status") or "")
-    if progress and tty:
+    if (progress or tracked) and tty:
         out.write(f"{prefix}{status} {progress}{endl}")
     elif stream:
         out.write(f"{prefix}{stream}{endl}")

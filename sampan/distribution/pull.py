@@ -78,15 +78,18 @@ class PullProgress:
         self._last: dict[str, float] = {}
         self._lock = threading.Lock()
         self.by_diff: dict[str, str] = {}  # short diff_id -> short blob id
+        self.quiet: set[str] = set()  # layers that were there already: no unpack messages
 
-    def send(self, status: str, ident: str = "", detail: dict[str, int] | None = None) -> None:
-        if self.emit is None:
+    def send(self, status: str, ident: str = "", detail: dict[str, int] | None = None, *, layer: bool = True) -> None:
+        """One message; a layer's carries ``progressDetail`` (empty at least), as dockerd's do,
+        so that a terminal keeps one line per layer."""
+        if self.emit is None or (ident in self.quiet and layer):
             return
         msg: dict[str, Any] = {"status": status}
+        if detail is not None or (ident and layer):
+            msg["progressDetail"] = detail or {}
         if ident:
             msg["id"] = ident
-        if detail is not None:
-            msg["progressDetail"] = detail
         with self._lock:
             self.emit(msg)
 
@@ -123,6 +126,7 @@ class RegistrySource:
         self.platform = platform
         self.progress = progress or PullProgress(None)
         self.have = have or (lambda digest: False)
+        self.have_image: Any = lambda image_id: False
         self.parallel = parallel
         self.manifest_digest = ""
         self.manifest = b""
@@ -164,7 +168,7 @@ class RegistrySource:
             where=self.what, layer_where=[f"{self.what} layer {d.digest}" for d in layers],
         )
         if self.ref.tag and not self.ref.digest:
-            self.progress.send(f"Pulling from {self.ref.path}", self.ref.tag)
+            self.progress.send(f"Pulling from {self.ref.path}", self.ref.tag, layer=False)
         self._announce(layers)
         return [self._image]
 
@@ -176,9 +180,13 @@ class RegistrySource:
         for layer, diff_id in zip(layers, diff_ids, strict=False):
             self.progress.by_diff[dg.short(str(diff_id))] = dg.short(layer.digest)
         waiting = 0
+        if self.have_image(self._image.config.digest if self._image else ""):
+            self.progress.quiet.update(dg.short(la.digest) for la in layers)
+            return  # up to date: dockerd lists no layers
         for layer in layers:
             if self.have(layer.digest):
                 self.progress.send("Already exists", dg.short(layer.digest))
+                self.progress.quiet.add(dg.short(layer.digest))
             else:
                 self.progress.send("Pulling fs layer", dg.short(layer.digest))
                 waiting += 1
@@ -245,6 +253,10 @@ class PullDestination(LocalDestination):
         self.staging.unpack_blob_stream(src, layer, chain=chain, parent=parent, size=desc.size, blob_file=blob_file)
 
 
+def _has_image(store: ImageStore, image_id: str) -> bool:
+    return store.db.query_one("SELECT 1 FROM images WHERE id = ?", (image_id,)) is not None
+
+
 def _descriptor(d: dict[str, Any]) -> Descriptor:
     digest = str(d["digest"])
     dg.validate(digest)
@@ -273,6 +285,7 @@ def pull_image(
     source = RegistrySource(repo, ref, tmp=store.content.tmp, platform=platform, progress=progress,
                             have=store.content.exists, parallel=parallel)
     destination = PullDestination(store, on_progress=progress.unpacking)
+    source.have_image = lambda image_id: _has_image(store, image_id)
     [image] = source.images()
     destination.plan_image(image, source.config)
     try:

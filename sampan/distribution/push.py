@@ -132,7 +132,7 @@ class PushSource:
 
     def _send(self, status: str, ident: str = "", detail: dict[str, int] | None = None) -> None:
         if self.emit is not None:
-            self.emit({"status": status, "progressDetail": detail or {}, **({"id": ident} if ident else {})})
+            self.emit({"status": status, **({"progressDetail": detail or {}, "id": ident} if ident else {})})
 
 
 def manifest_for(image: SourceImage, *, docker_types: bool) -> tuple[bytes, str]:
@@ -179,7 +179,7 @@ class RegistryDestination:
     def _send(self, status: str, ident: str = "", detail: dict[str, int] | None = None) -> None:
         if self.emit is not None:
             with self._lock:
-                self.emit({"status": status, "progressDetail": detail or {}, **({"id": ident} if ident else {})})
+                self.emit({"status": status, **({"progressDetail": detail or {}, "id": ident} if ident else {})})
 
     def has_blob(self, desc: Descriptor) -> bool:
         if desc.digest in self.streamed:
