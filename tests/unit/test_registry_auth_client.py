@@ -270,3 +270,16 @@ def test_pushed_manifest_is_dockers_byte_for_byte() -> None:
         f'         "size": 2,\n         "digest": "sha256:{"d" * 64}"\n      }}\n   ]\n}}'
     )
     assert manifest_for(image, docker_types=True) == (data, media_type)
+
+
+def test_info_registry_config(tmp_path: Path) -> None:
+    from sampan.api.handlers.distribution import registry_config
+
+    class Svc:
+        options = RegistryOptions(mirrors=["http://m:5001", "quay.io=https://q"], insecure=["10.0.0.0/8", "reg:5000"])
+
+    doc = registry_config(Svc())  # type: ignore[arg-type]
+    assert doc["InsecureRegistryCIDRs"] == ["::1/128", "127.0.0.0/8", "10.0.0.0/8"]
+    assert doc["IndexConfigs"]["docker.io"]["Mirrors"] == ["http://m:5001"]
+    assert doc["IndexConfigs"]["reg:5000"]["Secure"] is False
+    assert doc["Mirrors"] == ["http://m:5001", "https://q"]

@@ -20,6 +20,26 @@ from sampan.engine.distribution import DistributionService
 from sampan.errors import InvalidArgument, NotImplementedFeature
 
 
+def registry_config(svc: DistributionService) -> dict[str, Any]:
+    """``/info``'s RegistryConfig from the daemon's registry settings."""
+    from sampan.distribution.mirrors import parse_mirror
+
+    opts = svc.options
+    cidrs = ["::1/128", "127.0.0.0/8", *(i for i in opts.insecure if "/" in i)]
+    mirrors = [url for host, url in map(parse_mirror, opts.mirrors) if host in (None, "docker.io")]
+    configs: dict[str, Any] = {
+        "docker.io": {"Name": "docker.io", "Mirrors": mirrors, "Secure": True, "Official": True},
+    }
+    for host in opts.insecure:
+        if "/" not in host:
+            configs[host] = {"Name": host, "Mirrors": [], "Secure": False, "Official": False}
+    return {
+        "AllowNondistributableArtifactsCIDRs": None, "AllowNondistributableArtifactsHostnames": None,
+        "InsecureRegistryCIDRs": list(dict.fromkeys(cidrs)), "IndexConfigs": configs,
+        "Mirrors": [parse_mirror(m)[1] for m in opts.mirrors],
+    }
+
+
 def _service(request: web.Request) -> DistributionService:
     svc = getattr(services(request), "distribution", None)
     if svc is None:

@@ -45,7 +45,13 @@ async def version(request: web.Request) -> web.Response:
 
 async def info(request: web.Request) -> web.Response:
     result = await asyncio.to_thread(services(request).system.info)
-    return web.json_response(types.info_json(result, api_version(request)))
+    body = types.info_json(result, api_version(request))
+    dist = services(request).distribution
+    if dist is not None:
+        from sampan.api.handlers.distribution import registry_config
+
+        body["RegistryConfig"] = registry_config(dist)
+    return web.json_response(body)
 
 
 async def disk_usage(request: web.Request) -> web.Response:
