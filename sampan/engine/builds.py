@@ -79,24 +79,31 @@ class BuildService:
         before = self.store.disk_usage().layers_size
         removed: list[str] = []
         gone: set[str] = set()
-        for image_id in sorted(self.cache.image_ids()):
-            try:
-                image = self.store.get(image_id)
-            except errors.NotFound:
+        pending = set(self.cache.image_ids())
+        progress = True
+        while pending and progress:  # children before parents: retry until nothing moves
+            progress = False
+            for image_id in sorted(pending):
+                try:
+                    image = self.store.get(image_id)
+                except errors.NotFound:
+                    gone.add(image_id)
+                    pending.discard(image_id)
+                    progress = True
+                    continue
+                if image.repo_tags:
+                    pending.discard(image_id)
+                    if all:
+                        gone.add(image_id)
+                    continue
+                try:
+                    items = self.store.remove(image_id, prune=False)
+                except errors.SampanError:
+                    continue
+                removed += [item["Deleted"] for item in items if "Deleted" in item]
                 gone.add(image_id)
-                continue
-            if image.repo_tags and not all:
-                continue
-            if image.repo_tags:
-                gone.add(image_id)
-                continue
-            try:
-                for item in self.store.remove(image_id, prune=False):
-                    if "Deleted" in item:
-                        removed.append(item["Deleted"])
-            except errors.SampanError:
-                continue
-            gone.add(image_id)
+                pending.discard(image_id)
+                progress = True
         self.cache.drop_images(gone)
         after = self.store.disk_usage().layers_size
         return removed, max(0, before - after)
