@@ -85,6 +85,7 @@ class CountingProxy:
         self.on_served = on_served
         self.served = 0
         self.ranges: list[str] = []
+        self.requests: list[str] = []  # request lines ("PATCH /v2/... HTTP/1.1")
         self._lock = threading.Lock()
         self._listener = socket.socket()
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -130,6 +131,8 @@ class CountingProxy:
                     for line in data.split(b"\r\n"):
                         if line.lower().startswith(b"range:"):
                             self.ranges.append(line.split(b":", 1)[1].strip().decode())
+                        elif line.split(b" ", 1)[0] in (b"GET", b"HEAD", b"POST", b"PUT", b"PATCH", b"DELETE"):
+                            self.requests.append(line.decode(errors="replace"))
                 dst.sendall(data)
                 if not upstream:
                     with self._lock:
