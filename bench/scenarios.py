@@ -126,3 +126,8 @@ SCENARIOS: dict[str, Callable[[Context], Scenario]] = {
 from bench.registry import SCENARIOS as _REGISTRY_SCENARIOS  # noqa: E402
 
 SCENARIOS.update(_REGISTRY_SCENARIOS)
+
+# container scenarios (run-rm, run-d-rm-50, mem-per-container) live in their own module
+from bench.containers import SCENARIOS as _CONTAINER_SCENARIOS  # noqa: E402
+
+SCENARIOS.update(_CONTAINER_SCENARIOS)

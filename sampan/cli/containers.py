@@ -191,12 +191,14 @@ def update(ctx: Context, opts: Options, args: list[str]) -> int:
 
 def wait(ctx: Context, opts: Options, args: list[str]) -> int:
     from sampan.client.client import from_daemon
+    from sampan.client.hijack import first_json
 
     client = ctx.client()
     failed = False
     for name in args:
         try:
-            result = client.json("POST", f"/containers/{name}/wait", query={"condition": "not-running"}) or {}
+            response = client.request("POST", f"/containers/{name}/wait", query={"condition": "not-running"})
+            result = first_json(response) or {}
         except errors.SampanError as exc:
             if not from_daemon(exc):
                 raise

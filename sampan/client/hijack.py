@@ -153,12 +153,31 @@ class Early:
         return response
 
     def json(self) -> Any:
-        return self.response().json()
+        return first_json(self.response())
 
     def close(self) -> None:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+def first_json(response: Response) -> Any:
+    """The first JSON document of a body, without waiting for the body's end (the daemon may keep
+    a ``wait`` answer open a while after its one result; the docker CLI reads just the one)."""
+    import json
+
+    decoder = json.JSONDecoder()
+    text = ""
+    try:
+        for data in response.iter_raw():
+            text += data.decode("utf-8", "replace")
+            try:
+                return decoder.raw_decode(text.lstrip())[0]
+            except ValueError:
+                continue
+    finally:
+        response.close()
+    return decoder.raw_decode(text.lstrip())[0] if text.strip() else None
 
 
 def send_early(client: Client, method: str, path: str, *, query: Query | None = None) -> Early:
