@@ -243,21 +243,33 @@ def test_exec_sequence_and_exit_code(sock_path: Path) -> None:
     assert bodies["start"] == {"Detach": False, "Tty": False}
 
 
-def test_tty_session_detach_keys_end_it_and_are_not_sent() -> None:
+def test_tty_session_detach_keys_end_it_and_are_passed_on_for_the_daemon() -> None:
     ours, theirs = socket.socketpair()
+    got: list[bytes] = []
+
+    def daemon() -> None:  # reads until the detach keys, says goodbye and closes, as sampand does
+        data = b""
+        while not data.endswith(b"\x10\x11"):
+            data += theirs.recv(100)
+        got.append(data)
+        theirs.sendall(b"\r\n")
+        theirs.close()
+
+    peer = threading.Thread(target=daemon)
+    peer.start()
     r, w = os.pipe()
     os.write(w, b"ab\x10x\x10\x11never sent")
     out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
     try:
         with os.fdopen(r, "rb") as stdin:
             detached = session(Hijacked(ours, b"", ""), tty=True, stdin=stdin, stdout=out, stderr=out)
-        theirs.settimeout(2)
+        peer.join(5)
         assert detached is True
-        assert theirs.recv(100) == b"ab\x10x"
+        assert got == [b"ab\x10x\x10\x11"]
+        assert out.buffer.getvalue() == b"\r\n"  # type: ignore[attr-defined]
     finally:
         os.close(w)
         ours.close()
-        theirs.close()
 
 
 def test_session_writes_bytes_already_read_with_the_headers() -> None:
