@@ -6,8 +6,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 from sampan.build.builder import Builder, BuildOptions, BuildResult
 from sampan.build.cache import BuildCache
 from sampan.build.runtime_backend import RuntimeBackend
@@ -46,8 +44,8 @@ def open_lab(root: Path, busybox_tar: Path | None) -> Lab:
     return Lab(root, store, backend, BuildCache(db))
 
 
-@pytest.fixture
-def lab(tmp_path: Path, busybox_rootfs_tar: Path) -> Iterator[Lab]:
+def lab_for_test(tmp_path: Path, busybox_rootfs_tar: Path) -> Iterator[Lab]:
+    """The body of each test module's ``lab`` fixture."""
     lab = open_lab(tmp_path / "data", busybox_rootfs_tar)
     try:
         yield lab

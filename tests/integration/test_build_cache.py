@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,14 @@ import pytest
 from sampan.engine.builds import BuildService
 from sampan.engine.events import EventBus
 from sampan.engine.images import ImageService
-from tests.integration.build_support import Lab, lab, open_lab  # noqa: F401  (fixture)
+from tests.integration.build_support import Lab, lab_for_test, open_lab
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+def lab(tmp_path: Path, busybox_rootfs_tar: Path) -> Iterator[Lab]:
+    yield from lab_for_test(tmp_path, busybox_rootfs_tar)
 
 TEN_STEPS = """FROM busybox
 ENV A=1
