@@ -194,10 +194,13 @@ class Authorizer:
             old = self._challenges.get(host)
             self._challenges[host] = challenge
             if old == challenge:
-                # the same challenge again: what we sent was refused; forget its tokens
+                # the same challenge again: what we sent was refused.  A cached token may have
+                # expired early: forget the realm's tokens and try once more with a fresh one
+                # (the caller bounds the attempts); Basic credentials are simply wrong.
                 realm = challenge.params.get("realm")
+                before = len(self._tokens)
                 self._tokens = {k: v for k, v in self._tokens.items() if k[0] != realm}
-                return False
+                return challenge.scheme == "bearer" and len(self._tokens) < before
         return True
 
     def header(self, host: str, scopes: list[str]) -> str | None:

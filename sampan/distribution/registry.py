@@ -72,6 +72,9 @@ def registry_error(what: str, response: Response, *, pull: bool = True) -> Sampa
     except (ValueError, AttributeError, IndexError, TypeError):
         message = body[:200].decode("utf-8", "replace").strip()
     status = response.status
+    if status == 401 and "insufficient_scope" in response.header("WWW-Authenticate"):
+        # authenticated, but the token does not grant this (a pull-only user pushing)
+        code, message = "DENIED", "requested access to the resource is denied (insufficient_scope)"
     fallback = {401: "unauthorized: authentication required",
                 403: "denied: requested access to the resource is denied", 404: "not found"}
     detail = f"{code.lower().replace('_', ' ')}: {message}" if code else message or fallback.get(

@@ -80,7 +80,11 @@ def test_bearer_with_basic_credentials_and_cache() -> None:
     q = parse_qs(urlsplit(url).query)
     assert method == "GET" and q["service"] == ["reg"] and q["scope"] == ["repository:a:pull"]
     assert headers["Authorization"] == "Basic " + base64.b64encode(b"u:p").decode()
-    # the same challenge again means the token was refused: give up (and forget the tokens)
+    # the same challenge again means the token was refused: forget the tokens, try a fresh one
+    # once; refused again (nothing cached any more): give up
+    assert auth.challenged("reg", CHALLENGE)
+    assert auth.header("reg", ["repository:a:pull"]) == "Bearer T3"
+    assert auth.challenged("reg", CHALLENGE)  # T3 dropped
     assert not auth.challenged("reg", CHALLENGE)
 
 
