@@ -122,7 +122,7 @@ class ConfigState:
             return "HEALTHCHECK " + go_list(step.test)
         if isinstance(step, ins.Shell):
             c["Shell"] = list(step.shell)
-            return f"SHELL {go_list(step.shell)}"
+            return "SHELL [" + " ".join(step.shell) + "]"  # moby: "SHELL %v"
         if isinstance(step, ins.Arg):
             return "ARG " + " ".join(a.key if a.default is None else f"{a.key}={a.default}" for a in step.args)
         if isinstance(step, ins.Workdir):

@@ -78,7 +78,7 @@ def is_url(src: str) -> bool:
 
 
 def _clean(src: str) -> str:
-    return posixpath.normpath("/" + src.replace("\\", "/")).lstrip("/")
+    return posixpath.normpath("/" + src).lstrip("/")
 
 
 def scoped(root: Path, path: str, *, follow_last: bool = True) -> Path:
