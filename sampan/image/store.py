@@ -418,7 +418,7 @@ class ImageStore:
             self.free_unreferenced(blobs=(), layers=orphans)
             blobs = {r["digest"] for r in self.db.query("SELECT DISTINCT digest FROM image_blobs")}
             self.free_unreferenced(blobs=[d for d in self.content.walk() if d not in blobs], layers=())
-            _empty_dir(self.content.tmp)
+            _empty_dir(self.content.tmp, keep=_resumable)
 
 
 def _children_first(names: builtins.list[str], parents: dict[str, str | None]) -> builtins.list[str]:
@@ -438,12 +438,23 @@ def _children_first(names: builtins.list[str], parents: dict[str, str | None]) -
     return sorted(names, key=lambda n: depth[n], reverse=True)
 
 
-def _empty_dir(path: Path) -> None:
+def _resumable(entry: Path) -> bool:
+    """A pull's partial download (``partial-<hex>``) younger than a day: a later pull resumes it."""
+    try:
+        return (entry.name.startswith("partial-") and entry.name.count("-") == 1
+                and entry.is_file() and time.time() - entry.stat().st_mtime < 86400)
+    except OSError:
+        return False
+
+
+def _empty_dir(path: Path, keep: Callable[[Path], bool] | None = None) -> None:
     import shutil
 
     if not path.is_dir():
         return
     for entry in path.iterdir():
+        if keep is not None and keep(entry):
+            continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
         else:

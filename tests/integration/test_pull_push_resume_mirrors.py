@@ -136,7 +136,11 @@ def test_a_later_pull_starts_from_the_partial_file(
     engine = local_engine(tmp_path / "e")
     engines.append(engine)
     half = len(blob) // 2
-    (tmp_path / "e" / "tmp" / f"partial-{sha(blob)[7:]}").write_bytes(blob[:half])
+    partial = tmp_path / "e" / "tmp" / f"partial-{sha(blob)[7:]}"
+    partial.write_bytes(blob[:half])
+    (tmp_path / "e" / "tmp" / "blob-junk").write_bytes(b"x")
+    engine.store.reconcile()  # a daemon restart keeps partial downloads, drops other temporaries
+    assert partial.exists() and not (tmp_path / "e" / "tmp" / "blob-junk").exists()
     proxy = CountingProxy(origin.port)
     try:
         [result] = engine.dist.pull(f"{proxy.addr}/p", tag="1")
