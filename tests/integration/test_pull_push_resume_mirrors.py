@@ -342,3 +342,36 @@ def test_chunked_and_monolithic_uploads_give_the_same_digest(
     engines.append(other)
     [result] = other.dist.pull(f"{origin.addr}/chunked", tag="1")
     assert result.digest == digests[0]
+
+
+def test_zstd_and_uncompressed_layers(tmp_path: Path, servers: list[Server], engines: list[LocalEngine]) -> None:
+    import zstandard
+
+    origin = start_server(tmp_path / "reg")
+    servers.append(origin)
+    _, raw1 = gzip_layer({"z": b"zstd layer\n" * 1000})
+    _, raw2 = gzip_layer({"u": b"plain layer\n"})
+    zblob = zstandard.ZstdCompressor().compress(raw1)
+    config = config_for([raw1, raw2])
+    layers = [
+        {"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd", "digest": origin.push_blob("mixed", zblob),
+         "size": len(zblob)},
+        {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": origin.push_blob("mixed", raw2),
+         "size": len(raw2)},
+    ]
+    doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": layers,
+           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                      "digest": origin.push_blob("mixed", config), "size": len(config)}}
+    assert origin.push_manifest("mixed", "1", doc).status == 201
+    engine = local_engine(tmp_path / "e")
+    engines.append(engine)
+    [result] = engine.dist.pull(f"{origin.addr}/mixed", tag="1")
+    assert result.image_id == sha(config)
+    image = engine.store.get(result.image_id)
+    assert [la.diff_id for la in image.layers] == [sha(raw1), sha(raw2)]
+    # pushed again: both layers become gzip (Docker's media types)
+    engine.store.tag(f"{origin.addr}/mixed:1", f"{origin.addr}/mixed:2")
+    [pushed] = engine.dist.push(f"{origin.addr}/mixed", tag="2")
+    manifest = json.loads(origin.request("GET", f"/v2/mixed/manifests/{pushed.digest}",
+                                         headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"}).body)
+    assert {la["mediaType"] for la in manifest["layers"]} == {"application/vnd.docker.image.rootfs.diff.tar.gzip"}
