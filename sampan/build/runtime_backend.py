@@ -69,8 +69,9 @@ class RuntimeBackend:
         """At daemon start: drop works a previous daemon left (mounts, snapshots, bundles)."""
         works = self.state_dir / "works"
         if works.is_dir():
+            mounted = _mount_points()
             for d in works.iterdir():
-                _unmount(d / "rootfs")
+                _unmount(d / "rootfs", mounted.count(str(d / "rootfs")))
                 shutil.rmtree(d, ignore_errors=True)
         sn = self.store.snapshotter
         for info in list(sn.walk()):
@@ -79,14 +80,33 @@ class RuntimeBackend:
                     sn.remove(info.name)
 
 
-def _unmount(target: Path) -> None:
+def _unmount(target: Path, count: int = 0) -> None:
+    """Unmount ``target`` ``count`` times (a bind mount on the same filesystem is invisible
+    to ``os.path.ismount``), then while it still is a mount point."""
+    import errno
+
     from sampan._sys.mount import umount
 
+    for _ in range(count):
+        try:
+            umount(str(target), 2)
+        except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.ENOENT):
+                break
+            raise from_oserror(exc, f"unmount {target}") from exc
     while os.path.ismount(target):
         try:
             umount(str(target), 2)
         except OSError as exc:
             raise from_oserror(exc, f"unmount {target}") from exc
+
+
+def _mount_points() -> list[str]:
+    try:
+        with open("/proc/self/mountinfo") as f:
+            return [line.split()[4] for line in f]
+    except OSError:
+        return []
 
 
 class RuntimeSession:
@@ -98,6 +118,7 @@ class RuntimeSession:
         self.staging: Staging = store.staging()
         self.lock = threading.Lock()
         self.works: dict[str, str] = {}  # key -> snapshot key
+        self.mounted: dict[str, int] = {}  # key -> mounts stacked on its rootfs
         self.runtime_root = state_dir / "runtime"
 
     # ------------------------------------------------------------ images
@@ -131,6 +152,7 @@ class RuntimeSession:
         try:
             for m in mounts:
                 perform(m, str(target))
+                self.mounted[key] = self.mounted.get(key, 0) + 1
         except OSError as exc:
             self.release(key)
             raise from_oserror(exc, f"mount the build root filesystem {key}") from exc
@@ -151,7 +173,7 @@ class RuntimeSession:
     def release(self, key: str) -> None:
         snap = self.works.pop(key, None)
         root = self._root(key)
-        _unmount(root)
+        _unmount(root, self.mounted.pop(key, 0))
         shutil.rmtree(root.parent, ignore_errors=True)
         if snap is not None:
             with suppress(NotFound):
