@@ -37,6 +37,10 @@ log = logging.getLogger("sampan.api")
 RAW = "application/vnd.docker.raw-stream"
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 HIGH_WATER = 1 << 20
+# Clients such as docker-py read the 101 head through a buffered HTTP parser and then switch
+# to the raw socket: bytes that arrive together with the head are lost to them.  The first
+# output is held back this long after the head, as dockerd's slower start-up does by accident.
+HEAD_GAP = 0.02
 
 
 def content_type(api_version: str, *, tty: bool) -> str:
@@ -135,6 +139,8 @@ class HijackedStream(Stream):
         self._transport = transport
         self._proto = proto
         self._closed = False
+        self._head_sent = asyncio.get_running_loop().time()
+        self._first = True
 
     async def read(self) -> bytes:
         p = self._proto
@@ -151,6 +157,11 @@ class HijackedStream(Stream):
         if self._proto.lost or self._closed:
             raise ConnectionResetError("the client went away")
         if data:
+            if self._first:
+                self._first = False
+                gap = self._head_sent + HEAD_GAP - asyncio.get_running_loop().time()
+                if gap > 0:
+                    await asyncio.sleep(gap)
             self._transport.write(data)
             await self._proto.can_write.wait()
             if self._proto.lost:

@@ -105,10 +105,22 @@ class ContainerFiles:
     def __init__(self, containers: ContainerService) -> None:
         self.containers = containers
 
-    def _root(self, name: str) -> tuple[str, int]:
-        root = self.containers.rootfs_path(name)
+    def _root(self, name: str, clean: str = "/") -> tuple[int, str]:
+        """An fd of the directory that holds ``clean`` (the root filesystem, or the volume or
+        bind mount it lies in: those are not part of the rootfs) and the path inside it."""
+        c = self.containers.get(name)
+        root, rel = "", clean
+        best = ""
+        for mp in c.mount_points:
+            dest = mp.destination.rstrip("/") or "/"
+            if mp.type not in ("volume", "bind") or not mp.source or len(dest) <= len(best):
+                continue
+            if (clean == dest or clean.startswith(dest + "/")) and os.path.isdir(mp.source):
+                best, root, rel = dest, mp.source, clean[len(dest):] or "/"
+        if not root:
+            root = self.containers.rootfs_path(name)
         try:
-            return root, os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            return os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC), rel
         except OSError as exc:
             raise errors.from_oserror(exc, f"open the root filesystem of {name}") from exc
 
@@ -117,9 +129,9 @@ class ContainerFiles:
         """(fd of the parent directory, base name, clean path) of ``path`` in the container.
         The parent is resolved in the root; the last component is not followed."""
         clean = _clean(path)
-        _, rootfd = self._root(name)
+        rootfd, rel = self._root(name, clean)
         try:
-            parent, base = os.path.split(clean)
+            parent, base = os.path.split(rel)
             try:
                 pfd = openat2(rootfd, parent.lstrip("/") or ".", os.O_PATH | os.O_DIRECTORY,
                               RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
@@ -167,10 +179,10 @@ class ContainerFiles:
     def put_archive(self, name: str, path: str, src: BinaryIO, *, no_overwrite_dir_non_dir: bool = False) -> None:
         """Extract the tar ``src`` into the directory ``path`` of the container, safely."""
         clean = _clean(path)
-        _, rootfd = self._root(name)
+        rootfd, rel = self._root(name, clean)
         try:
             try:
-                dfd = openat2(rootfd, clean.lstrip("/") or ".", os.O_PATH | os.O_DIRECTORY,
+                dfd = openat2(rootfd, rel.lstrip("/") or ".", os.O_PATH | os.O_DIRECTORY,
                               RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)
             except OSError as exc:
                 if exc.errno == 2:

@@ -44,7 +44,13 @@ async def _body(request: web.Request) -> dict[str, Any]:
         raise errors.InvalidArgument(f"invalid JSON body: {exc}") from None
     if not isinstance(body, dict):
         raise errors.InvalidArgument("the request body must be a JSON object")
-    return body
+    # Go decodes JSON field names case-insensitively: docker-py sends "detachKeys"
+    canonical = {k.lower(): k for k in _FIELDS}
+    return {canonical.get(k.lower(), k): v for k, v in body.items()}
+
+
+_FIELDS = ("AttachStdin", "AttachStdout", "AttachStderr", "DetachKeys", "Tty", "Env", "Cmd",
+           "Privileged", "User", "WorkingDir", "ConsoleSize", "Detach")
 
 
 def _strs(body: dict[str, Any], key: str) -> list[str]:
@@ -96,10 +102,11 @@ async def start(request: web.Request) -> web.StreamResponse:
     c = svc.containers.get(e.container_id)
     if not c.state.running or c.state.paused:
         raise errors.ContainerNotRunning(f"container {c.id} is not running")
+    # the process's terminal is the create's Tty; the start's Tty says how the stream is framed
     tty = bool(body.get("Tty", e.config.tty))
     size = _size(body.get("ConsoleSize"))
     if body.get("Detach"):
-        await svc.start(e.id, detach=True, tty=tty, console_size=size)
+        await svc.start(e.id, detach=True, console_size=size)
         return web.Response(status=200)
     out = await open_stream(request, tty=tty, api_version=api_version(request))
     cfg = e.config
@@ -123,7 +130,7 @@ async def start(request: web.Request) -> web.StreamResponse:
             if passed:
                 return passed
 
-    run = asyncio.ensure_future(svc.start(e.id, tty=tty, output=output, stdin=stdin, console_size=size))
+    run = asyncio.ensure_future(svc.start(e.id, output=output, stdin=stdin, console_size=size))
     watchers: set[asyncio.Future[Any]] = {run, asyncio.ensure_future(detached.wait())}
     if isinstance(out, HijackedStream):
         watchers.add(asyncio.ensure_future(out.wait_gone()))
