@@ -244,6 +244,7 @@ def test_run_container_reading_socket(client: Any) -> None:
     try:
         client.start(cid)
         stream, size = next_frame_header(sock)
+        assert stream == 1
         assert size == len(line)
         assert read_exactly(sock, size).decode() == line
     finally:
