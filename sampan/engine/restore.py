@@ -12,6 +12,8 @@ the containers keep running.  For every container the database says was running 
 
 Containers that were ``restarting`` are started again; stopped containers whose policy says
 so (``always``; ``unless-stopped`` when not stopped by hand) are started, as dockerd does.
+The shim fork server is started in the background meanwhile, so that the first ``start``
+after the daemon comes up does not pay for it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ log = logging.getLogger("sampan.restore")
 
 
 def restore(svc: ContainerService) -> None:
+    threading.Thread(target=_warm_up, args=(svc,), name="forkserver-start", daemon=True).start()
     to_start: list[str] = []
     for c in svc.all():
         status = c.state.status
@@ -59,6 +62,13 @@ def restore(svc: ContainerService) -> None:
             to_start.append(c.id)
     if to_start:
         threading.Thread(target=_start_all, args=(svc, to_start), name="restore-start", daemon=True).start()
+
+
+def _warm_up(svc: ContainerService) -> None:
+    try:
+        svc.runner.forkserver()
+    except (OSError, errors.SampanError) as exc:  # the first start tries again
+        log.warning("shim fork server did not start: %s", exc)
 
 
 def _start_all(svc: ContainerService, ids: list[str]) -> None:
