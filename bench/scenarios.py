@@ -131,3 +131,8 @@ SCENARIOS.update(_REGISTRY_SCENARIOS)
 from bench.containers import SCENARIOS as _CONTAINER_SCENARIOS  # noqa: E402
 
 SCENARIOS.update(_CONTAINER_SCENARIOS)
+
+# build scenarios (build-5-cold/cached, build-20-cold/cached) live in their own module
+from bench.builds import SCENARIOS as _BUILD_SCENARIOS  # noqa: E402
+
+SCENARIOS.update(_BUILD_SCENARIOS)

@@ -115,9 +115,49 @@ def _context_tar(path: str, dockerfile: str, stdin: Any) -> tuple[BinaryIO, str]
         else:
             name = rel
     excludes = keep_build_files(load_excludes(ctx, name), name, from_stdin=bool(extra))
-    write_context_tar(ctx, body, excludes=excludes, extra=extra)
-    body.seek(0)
-    return body, name
+    body.close()
+    return _streamed(lambda out: write_context_tar(ctx, out, excludes=excludes, extra=extra)), name
+
+
+class _Producer:
+    """The context tar written by a thread into a pipe the request reads (sending overlaps
+    tarring; the daemon unpacks as it receives)."""
+
+    def __init__(self, write: Any) -> None:
+        import threading
+
+        r, w = os.pipe()
+        self.error: BaseException | None = None
+        self.reader: BinaryIO = os.fdopen(r, "rb")
+
+        def run() -> None:
+            try:
+                with os.fdopen(w, "wb") as out:
+                    write(out)
+            except BrokenPipeError:
+                pass
+            except BaseException as exc:  # reported by the main thread
+                self.error = exc
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+
+_PRODUCERS: list[_Producer] = []
+
+
+def _streamed(write: Any) -> BinaryIO:
+    producer = _Producer(write)
+    _PRODUCERS.append(producer)
+    return producer.reader
+
+
+def _producer_error() -> BaseException | None:
+    for p in _PRODUCERS:
+        p.thread.join(5)
+        if p.error is not None:
+            return p.error
+    return None
 
 
 def build(ctx: Context, opts: Options, args: list[str]) -> int:
@@ -157,7 +197,7 @@ def build(ctx: Context, opts: Options, args: list[str]) -> int:
                 if live:
                     out.write("\n")
                 out.flush()
-                raise error
+                raise _producer_error() or error
             if isinstance(msg.get("aux"), dict):
                 image_id = str(msg["aux"].get("ID") or image_id)
                 continue
@@ -177,6 +217,13 @@ def build(ctx: Context, opts: Options, args: list[str]) -> int:
                 last = text.rstrip("\n").rsplit("\n", 1)[-1][:70]
                 out.write(f"\r\x1b[K{live.rstrip()}  | {last}")
             out.flush()
+    except errors.SampanError:
+        raise
+    except OSError:
+        failed = _producer_error()
+        if failed is not None:
+            raise failed from None
+        raise
     finally:
         body.close()
     if quiet:
