@@ -370,6 +370,9 @@ class ContainerService(Supervision):
                 self._save(c)
             before = self._exits.get(c.id, 0)
             self.runner.signal(c.id, sig, all=sig == signals.SIGKILL)
+            if sig == signals.SIGKILL and c.state.status == lifecycle.PAUSED:
+                with contextlib.suppress(errors.SampanError):
+                    self.runner.resume(c)  # a frozen process takes its SIGKILL when thawed
             self._event(c, "kill", signal=str(int(sig)))
             if sig == signals.SIGKILL:
                 self._wait_exit(c, before, 10.0)

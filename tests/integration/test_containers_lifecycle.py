@@ -132,6 +132,9 @@ def test_pause_unpause_update_rename(api: Api) -> None:  # noqa: F811
     assert api.status("POST", f"/containers/{cid}/rename?name=p2")[0] == 409
     api.call("POST", f"/containers/{cid}/restart?t=0", status=204)
     assert api.inspect(cid)["State"]["Status"] == "running"
+    api.call("POST", f"/containers/{cid}/pause", status=204)
+    api.call("POST", f"/containers/{cid}/kill", status=204)  # SIGKILL reaches a paused container
+    assert api.inspect(cid)["State"]["Status"] == "exited"
 
 
 def test_list_filters_and_prune(api: Api) -> None:  # noqa: F811
