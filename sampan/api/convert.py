@@ -185,6 +185,7 @@ def host_spec(raw: Any) -> HostSpec:
         pid_mode=_get(h, "PidMode", str, ""),
         uts_mode=_get(h, "UTSMode", str, ""),
         isolation=_get(h, "Isolation", str, ""),
+        volumes_from=_strs(h, "VolumesFrom"),
         port_bindings=_port_bindings(h.get("PortBindings")),
         publish_all_ports=bool(h.get("PublishAllPorts")),
     )

@@ -217,7 +217,7 @@ def host_config_json(h: HostSpec) -> JSONDict:
         "RestartPolicy": {"Name": h.restart_policy.name, "MaximumRetryCount": h.restart_policy.maximum_retry_count},
         "AutoRemove": h.auto_remove,
         "VolumeDriver": "",
-        "VolumesFrom": None,
+        "VolumesFrom": list(h.volumes_from) or None,
         "ConsoleSize": list(h.console_size),
         "CapAdd": list(h.cap_add) or None,
         "CapDrop": list(h.cap_drop) or None,

@@ -41,7 +41,7 @@ from sampan.engine import container_network, creation, lifecycle, restart
 from sampan.engine.container_query import ListOptions, matches, prune_candidates
 from sampan.engine.events import EventBus
 from sampan.engine.images import ImageService
-from sampan.engine.model import ZERO_TIME, Container, ContainerSpec, HostSpec
+from sampan.engine.model import ZERO_TIME, Container, ContainerSpec, HostSpec, MountPoint
 from sampan.engine.runner import Runner, start_error
 from sampan.engine.supervision import WAIT_CONDITIONS, Supervision, WaitResult, _Waiter, now_rfc3339
 from sampan.engine.volumes import VolumeService
@@ -255,6 +255,7 @@ class ContainerService(Supervision):
             creation.write_etc_files(c, str(bundle))
             for m in mounts:
                 c.mount_points.append(creation.mount_point(m, self.volumes, made_volumes))
+            c.mount_points += self._volumes_from(host.volumes_from, {m.destination for m in c.mount_points})
             self.store.snapshotter.prepare(cid, image.chain_ids[-1] if image.chain_ids else None)
             self._save(c)
         except BaseException:
@@ -269,6 +270,24 @@ class ContainerService(Supervision):
             raise
         self._event(c, "create")
         return c, warnings
+
+    def _volumes_from(self, sources: builtins.list[str], taken: set[str]) -> builtins.list[MountPoint]:
+        """``--volumes-from NAME[:ro|rw]``: the other container's volumes and binds, at the
+        same destinations (the container's own mounts win)."""
+        out: builtins.list[MountPoint] = []
+        for item in sources:
+            name, _, mode = item.partition(":")
+            if mode not in ("", "ro", "rw"):
+                raise errors.InvalidArgument(f"invalid mode for volumes-from: {mode}")
+            other = self.get(name)
+            for mp in other.mount_points:
+                if mp.type == "tmpfs" or mp.destination in taken:
+                    continue
+                taken.add(mp.destination)
+                rw = mp.rw if not mode else mode == "rw"
+                out.append(dataclasses.replace(mp, rw=rw, mode="ro" if not rw else mp.mode.replace("ro", "").strip(","),
+                                               anonymous=False))
+        return out
 
     # ------------------------------------------------------------------ start
 

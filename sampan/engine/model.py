@@ -160,6 +160,7 @@ class HostSpec:
     pid_mode: str = ""
     uts_mode: str = ""
     isolation: str = ""
+    volumes_from: list[str] = field(default_factory=list)
     #: "80/tcp" -> [{"HostIp": "", "HostPort": "8080"}] (Docker's PortBindings, kept as given)
     port_bindings: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     publish_all_ports: bool = False

@@ -168,6 +168,23 @@ def test_create_with_tmpfs_isolation_auto_remove_stop_timeout_init(client: Any) 
     assert client.inspect_container(c)["HostConfig"]["Init"] is True
 
 
+def test_create_container_with_volumes_from(client: Any, api: Api) -> None:  # noqa: F811
+    vol_names = ["foobar_vol0", "foobar_vol1"]
+    for i, name in enumerate(vol_names):
+        cid = client.create_container(BUSYBOX, ["sh", "-c", f"echo {i} > /v{i}/f"], name=name, volumes=[f"/v{i}"])["Id"]
+        client.start(cid)
+        client.wait(cid)
+    res = client.create_container(BUSYBOX, ["sh", "-c", "cat /v0/f /v1/f; touch /v1/x 2>/dev/null || echo ro"],
+                                  host_config=client.create_host_config(volumes_from=["foobar_vol0", "foobar_vol1:ro"], network_mode="none"))
+    client.start(res["Id"])
+    assert client.wait(res["Id"])["StatusCode"] == 0
+    info = client.inspect_container(res["Id"])
+    assert len(info["HostConfig"]["VolumesFrom"]) == len(vol_names)
+    assert api.output(res["Id"]) == "0\n1\nro\n"
+    with pytest.raises(docker.errors.NotFound):
+        client.create_container(BUSYBOX, "true", host_config=client.create_host_config(volumes_from=["nosuch"]))
+
+
 # ------------------------------------------------------------------ VolumeBindTest
 
 
