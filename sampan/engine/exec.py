@@ -196,13 +196,17 @@ class ExecService:
         e.started = True
         e.running = True
         workdir = tempfile.mkdtemp(prefix=e.id[:12] + ".", dir=self._ensure_root())
+        # runc and crun take a console socket only with --detach: a small helper runs them and
+        # waits for the process as its subreaper (exec_reaper.py)
+        reaped = e.config.tty and c.host.runtime != "sampan"
         try:
             process = self.process_json(c, e.config)
             path = os.path.join(workdir, "process.json")
             with open(path, "w") as f:
                 json.dump(process, f)
             e.pid_file = os.path.join(workdir, "pid")
-            argv = [*self.runtime_argv(c), "exec", "--process", path, "--pid-file", e.pid_file]
+            argv = [*self.runtime_argv(c), "exec", *(["--detach"] if reaped else []), "--process", path,
+                    "--pid-file", e.pid_file]
             console: socket.socket | None = None
             if e.config.tty:
                 console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
@@ -210,6 +214,10 @@ class ExecService:
                 console.listen(1)
                 argv += ["--console-socket", os.path.join(workdir, "c.sock")]
             argv.append(c.id)
+            if reaped:
+                root = os.path.dirname(os.path.dirname(RUNTIME_MAIN))
+                code = f"import sys; sys.path.insert(0, {root!r}); from sampan.engine.exec_reaper import main; main()"
+                argv = [sys.executable, "-I", "-S", "-c", code, e.pid_file, *argv]
             attached = not detach
             want_in = attached and e.config.attach_stdin and stdin is not None
             e.proc = await asyncio.create_subprocess_exec(
@@ -259,25 +267,25 @@ class ExecService:
         feeder: asyncio.Future[Any] | None = None
         stderr_text = bytearray()
         try:
+            master = e.master_fd
             if console is not None:
                 master = await self._receive_master(console, proc)
                 console.close()
                 console = None
-                if master >= 0:
-                    e.master_fd = master
-                    size = e.config.console_size or size
-                    if size and size[0] and size[1]:
-                        self.resize(e.id, size[0], size[1])
-                    pumps.append(asyncio.ensure_future(self._pump_master(master, output)))
-                    if stdin is not None:
-                        feeder = asyncio.ensure_future(self._feed_master(master, stdin))
-            else:
-                assert proc.stdout is not None
+                e.master_fd = master
+            if master >= 0:
+                size = e.config.console_size or size
+                if size and size[0] and size[1]:
+                    self.resize(e.id, size[0], size[1])
+                pumps.append(asyncio.ensure_future(self._pump_master(master, output)))
+                if stdin is not None:
+                    feeder = asyncio.ensure_future(self._feed_master(master, stdin))
+            elif proc.stdout is not None:
                 pumps.append(asyncio.ensure_future(self._pump(proc.stdout, "stdout", output)))
                 if stdin is not None and proc.stdin is not None:
                     feeder = asyncio.ensure_future(self._feed(proc.stdin, stdin))
-            assert proc.stderr is not None
-            pumps.append(asyncio.ensure_future(self._pump(proc.stderr, "stderr", output, keep=stderr_text)))
+            if proc.stderr is not None:
+                pumps.append(asyncio.ensure_future(self._pump(proc.stderr, "stderr", output, keep=stderr_text)))
             code = await proc.wait()
             await asyncio.gather(*pumps, return_exceptions=True)
             started = self.pid_of(e) > 0

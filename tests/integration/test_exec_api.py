@@ -123,3 +123,16 @@ def test_exec_events(api: Api) -> None:  # noqa: F811
     assert any('"exec_create: true"' in a for a in actions)
     assert any('"exec_start: true"' in a for a in actions)
     assert any('"exec_die"' in a for a in actions)
+
+
+@pytest.mark.skipif(not __import__("shutil").which("runc"), reason="runc is not installed")
+def test_exec_with_runc_tty_and_exit_code(api: Api) -> None:  # noqa: F811
+    # runc takes a console socket only with --detach: the exec reaper waits for the process
+    cid = api.run(["sleep", "60"], host={"Runtime": "runc"})
+    eid = _exec(api, cid, ["sh", "-c", "tty; exit 5"], Tty=True)
+    out = _run_exec(api, eid, tty=True)
+    assert b"/dev/pts/" in out
+    assert api.call("GET", f"/exec/{eid}/json")["ExitCode"] == 5
+    eid = _exec(api, cid, ["sh", "-c", "echo plain; exit 2"])
+    assert demux_all(_run_exec(api, eid)) == {1: b"plain\n"}
+    assert api.call("GET", f"/exec/{eid}/json")["ExitCode"] == 2
