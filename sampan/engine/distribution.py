@@ -110,9 +110,12 @@ class DistributionService:
             )
             targets = [refs.parse(str(r["ref"])) for r in rows if refs.parse(str(r["ref"])).name == ref.name]
             if not targets:
-                raise errors.NoSuchImage(ref.familiar_name())
+                raise errors.NotFound(f"An image does not exist locally with the tag: {ref.familiar_name()}")
         else:
-            self.store.get(str(ref))
+            try:
+                self.store.get(str(ref))
+            except errors.NoSuchImage:  # dockerd's wording
+                raise errors.NotFound(f"An image does not exist locally with the tag: {ref.familiar()}") from None
             targets = [ref]
         if on_progress is not None:
             on_progress({"status": f"The push refers to repository [{ref.name if ref.domain != 'docker.io' else 'docker.io/' + ref.path}]"})

@@ -130,6 +130,9 @@ def test_api_stream_aux_and_auth(sampand: Daemon, registry: Server, busybox_root
     assert len(aux) == 1 and aux[0]["Tag"] == "2" and aux[0]["Digest"].startswith("sha256:") and aux[0]["Size"] > 0
     assert not [m for m in lines if "error" in m]
 
+    resp = sampand.request("POST", f"/images/{name}/push?tag=nope")
+    assert resp.status == 404 and "does not exist locally" in resp.json()["message"], resp.body
+
     resp = sampand.request("GET", f"/distribution/{name}:2/json", headers={"X-Registry-Auth": _auth("alice", "wonderland")})
     assert resp.status == 200, resp.body
     doc = resp.json()
