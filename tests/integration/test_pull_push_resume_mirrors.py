@@ -375,3 +375,32 @@ def test_zstd_and_uncompressed_layers(tmp_path: Path, servers: list[Server], eng
     manifest = json.loads(origin.request("GET", f"/v2/mixed/manifests/{pushed.digest}",
                                          headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"}).body)
     assert {la["mediaType"] for la in manifest["layers"]} == {"application/vnd.docker.image.rootfs.diff.tar.gzip"}
+
+
+def test_second_push_recompresses_nothing(
+    tmp_path: Path, servers: list[Server], engines: list[LocalEngine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sampan.distribution import push as push_mod
+
+    a = start_server(tmp_path / "a")
+    b = start_server(tmp_path / "b")
+    servers += [a, b]
+    _, raw = gzip_layer({"f": b"compress me once\n" * 5000})
+    tar = tmp_path / "l.tar"
+    tar.write_bytes(raw)
+    engine = local_engine(tmp_path / "e")
+    engines.append(engine)
+    with open(tar, "rb") as f:
+        engine.store.import_rootfs(f, reference=f"{a.addr}/x:1")
+    [first] = engine.dist.push(f"{a.addr}/x:1")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("recompressed")
+
+    monkeypatch.setattr(push_mod.PushSource, "_compress", refuse)
+    engine.store.tag(f"{a.addr}/x:1", f"{b.addr}/x:1")
+    [second] = engine.dist.push(f"{b.addr}/x:1")
+    assert second.digest == first.digest  # the same image, the same manifest, anywhere
+    engine.store.reconcile()  # the cached blob belongs to the image: kept
+    engine.store.tag(f"{a.addr}/x:1", f"{b.addr}/y:1")
+    assert engine.dist.push(f"{b.addr}/y:1")[0].digest == first.digest
