@@ -315,6 +315,7 @@ def disk_usage_json(
     *,
     containers: list[JSONDict] | None = None,
     volumes: list[JSONDict] | None = None,
+    build_cache: list[JSONDict] | None = None,
 ) -> JSONDict:
     want = set(types) or {"container", "image", "volume", "build-cache"}
     out: JSONDict = {}
@@ -329,8 +330,23 @@ def disk_usage_json(
     if "volume" in want:
         out["Volumes"] = volumes or []
     if "build-cache" in want:
-        out["BuildCache"] = []
+        out["BuildCache"] = build_cache or []
     return out
+
+
+def build_cache_json(records: list[Any]) -> list[JSONDict]:
+    """``engine.builds.CacheRecord`` items as Docker's BuildCache records."""
+    from datetime import UTC, datetime
+
+    def when(t: float) -> str:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    return [
+        {"ID": r.id, "Parent": r.parent[7:] if r.parent else "", "Parents": [r.parent[7:]] if r.parent else None,
+         "Type": "regular", "Description": r.description, "InUse": False, "Shared": False,
+         "Size": r.size, "CreatedAt": when(r.created), "LastUsedAt": when(r.last_used), "UsageCount": 1}
+        for r in records
+    ]
 
 
 def event_matches(e: Event, filters: dict[str, list[str]]) -> bool:

@@ -35,6 +35,18 @@ class CacheUsage:
     size: int
 
 
+@dataclass
+class CacheRecord:
+    """One cached step, as ``system df`` lists build cache (Docker's BuildCache records)."""
+
+    id: str
+    parent: str
+    description: str
+    size: int
+    created: float
+    last_used: float
+
+
 class BuildService:
     def __init__(self, store: ImageStore, db: Database, events: EventBus, *, state_dir: Path) -> None:
         self.store = store
@@ -72,6 +84,23 @@ class BuildService:
             if not image.repo_tags and image.layers:
                 size += image.layers[-1].size
         return CacheUsage(len(self.cache.entries()), size)
+
+    def records(self) -> list[CacheRecord]:
+        """Every cached step whose image still exists; the size is the layer the step made."""
+        out: list[CacheRecord] = []
+        for entry in self.cache.entries():
+            try:
+                image = self.store.get(entry.image_id)
+            except errors.NotFound:
+                continue
+            history = image.config.get("history") or [{}]
+            made_layer = not history[-1].get("empty_layer") and image.layers
+            out.append(CacheRecord(
+                id=entry.key[:25], parent=image.parent, description=str(history[-1].get("created_by") or ""),
+                size=image.layers[-1].size if made_layer else 0, created=entry.created,
+                last_used=entry.last_used,
+            ))
+        return out
 
     def prune(self, *, all: bool = False) -> tuple[list[str], int]:
         """Remove the untagged images the cache names (and their cache rows); return the

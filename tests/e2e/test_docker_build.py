@@ -102,5 +102,10 @@ def test_build_errors_and_cache(sampand: Daemon, tmp_path: Path) -> None:
     r = docker(sampand, "build", str(ctx))
     assert r.returncode != 0
     assert "unknown instruction: RUNN" in r.stderr + r.stdout
+    r = docker(sampand, "system", "df")
+    assert r.returncode == 0, r.stderr
+    row = next(line for line in r.stdout.splitlines() if line.startswith("Build Cache"))
+    assert int(row.split()[2]) >= 4, r.stdout  # cached steps counted
     r = docker(sampand, "builder", "prune", "-f")
     assert r.returncode == 0, r.stderr
+    assert "Total reclaimed space" in r.stdout

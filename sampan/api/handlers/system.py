@@ -76,7 +76,11 @@ async def disk_usage(request: web.Request) -> web.Response:
         from sampan.api.types_containers import volume_json
 
         volumes = [volume_json(v, usage=True) for v in await asyncio.to_thread(svc.volumes.usage)]
-    return web.json_response(types.disk_usage_json(usage, version, kinds, containers=containers, volumes=volumes))
+    build_cache = None
+    if svc.builds is not None and (not kinds or "build-cache" in kinds):
+        build_cache = types.build_cache_json(await asyncio.to_thread(svc.builds.records))
+    return web.json_response(types.disk_usage_json(usage, version, kinds, containers=containers, volumes=volumes,
+                                                   build_cache=build_cache))
 
 
 def _time_param(request: web.Request, key: str) -> float | None:
