@@ -83,3 +83,22 @@ def test_docker_login_push_pull(sampand: Daemon, registry: Server, busybox_rootf
     assert r.returncode == 0, r.stderr
     r = docker(sampand, "pull", name)
     assert r.returncode != 0 and "pull access denied" in r.stderr, r.stderr
+
+
+def test_docker_py_login_push_pull(sampand: Daemon, registry: Server, busybox_rootfs_tar: Path) -> None:
+    import docker
+
+    client = docker.DockerClient(base_url=sampand.url, version="1.43")
+    try:
+        name = f"{registry.addr}/py/busybox"
+        with open(busybox_rootfs_tar, "rb") as f:
+            client.api.import_image_from_data(f.read(), repository=name, tag="1")
+        answer = client.login(username="carol", password="pw-carol", registry=registry.addr)
+        assert answer["Status"] == "Login Succeeded"
+        lines = list(client.api.push(name, tag="1", stream=True, decode=True))
+        assert [m for m in lines if "aux" in m] and not [m for m in lines if "error" in m], lines
+        client.images.remove(f"{name}:1")
+        image = client.images.pull(name, tag="1")
+        assert f"{name}:1" in image.tags
+    finally:
+        client.close()
