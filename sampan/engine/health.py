@@ -129,7 +129,6 @@ class HealthMonitor:
         if t is not None and not t.done():
             return
         c.state.health = Health(status="starting")
-        self._save(c)
         self._tasks[cid] = asyncio.ensure_future(self._loop(cid, hc))
 
     def _end(self, cid: str) -> None:
@@ -148,6 +147,8 @@ class HealthMonitor:
         start_period = hc.start_period_ns / 1e9
         timeout = hc.timeout_ns / 1e9 or DEFAULT_TIMEOUT
         argv = probe_command(hc.test) or []
+        with contextlib.suppress(errors.NotFound):
+            await asyncio.to_thread(self._save, self.containers.get(cid))  # never a DB write on the loop
         while True:
             try:
                 c = self.containers.get(cid)
@@ -166,7 +167,7 @@ class HealthMonitor:
             health = c.state.health or Health()
             changed = apply_result(health, hc, entry, in_start_period=in_period)
             c.state.health = health
-            self._save(c)
+            await asyncio.to_thread(self._save, c)
             if changed:
                 self.events.publish("container", f"health_status: {health.status}", c.id, {
                     **c.spec.labels, "image": c.image_name or c.image_id, "name": c.name,
