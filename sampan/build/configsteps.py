@@ -104,7 +104,7 @@ class ConfigState:
                     raise InvalidArgument("VOLUME specified can not be an empty string")
                 vols[v] = {}
             c["Volumes"] = vols
-            return f"VOLUME {go_list(step.volumes)}"
+            return "VOLUME [" + " ".join(step.volumes) + "]"  # moby: "VOLUME %v"
         if isinstance(step, ins.User):
             c["User"] = step.user
             return f"USER {step.user}"
