@@ -234,3 +234,24 @@ def test_user_workdir_env_hostname_readonly(api: Api) -> None:  # noqa: F811
                   User="1234", WorkingDir="/tmp", Env=["FOO=bar"], Hostname="h1", host={"ReadonlyRootfs": True})
     assert api.wait(cid)["StatusCode"] == 0
     assert api.output(cid).split() == ["1234", "/tmp", "bar", "h1", "ro"]
+
+
+def _cgroup_file(controller: str, cid: str, name: str) -> Path | None:
+    for base in (Path("/sys/fs/cgroup") / controller, Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup")):
+        path = base / "sampan" / cid / name
+        if path.exists():
+            return path
+    return None
+
+
+def test_resources_reach_the_cgroup(api: Api) -> None:  # noqa: F811
+    cid = api.run(["sleep", "60"], host={"CpuShares": 10, "PidsLimit": 42, "Memory": 100 << 20, "NanoCpus": 500_000_000})
+    shares = _cgroup_file("cpu,cpuacct", cid, "cpu.shares") or _cgroup_file("cpu", cid, "cpu.shares")
+    if Path("/sys/fs/cgroup/cpu").is_dir():  # cgroup v1 (this machine: hybrid)
+        assert shares is not None and int(shares.read_text()) == 10
+        quota = shares.with_name("cpu.cfs_quota_us")
+        assert int(quota.read_text()) == 50_000
+    pids = _cgroup_file("pids", cid, "pids.max")
+    assert pids is not None and pids.read_text().strip() == "42"
+    mem = _cgroup_file("memory", cid, "memory.limit_in_bytes") or _cgroup_file("memory", cid, "memory.max")
+    assert mem is not None and int(mem.read_text()) == 100 << 20
