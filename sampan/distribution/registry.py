@@ -48,6 +48,7 @@ DOCKER_HUB = "docker.io"
 DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
 ACCEPT_MANIFESTS = ", ".join([mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST, mt.OCI_MANIFEST, mt.DOCKER_MANIFEST])
 RESUME_ATTEMPTS = 8
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 1 << 20
 
 OnBytes = Callable[[int], None]
@@ -169,6 +170,8 @@ class Repository:
             if auth:
                 h["Authorization"] = auth
             response = self.client.request(endpoint, method, target, headers=h, body=body, length=length)
+            if response.status in _REDIRECTS and method in ("GET", "HEAD"):
+                return self._follow(response, method, endpoint, headers or {})
             if response.status != 401:
                 return response
             www = response.header("WWW-Authenticate")
@@ -176,6 +179,28 @@ class Repository:
                 return response
             response.close()
         return response
+
+    def _follow(self, response: Response, method: str, endpoint: Endpoint, headers: dict[str, str]) -> Response:
+        """Follow a blob's redirect (registries send GETs to a CDN or object store).  The
+        registry's Authorization is not sent to another host: the URL carries its own grant."""
+        for _ in range(5):
+            location = response.header("Location")
+            response.close()
+            if not location:
+                raise Unavailable(f"{self.name}: redirect ({response.status}) without a Location")
+            if location.startswith("/"):
+                location = endpoint.base + location
+            target = self.client.endpoint_from_url(location)
+            h = dict(headers)
+            if target.host == endpoint.host:
+                auth = self.auth.header(endpoint.host, [f"repository:{self.path}:pull"])
+                if auth:
+                    h["Authorization"] = auth
+            response = self.client.request(target, method, location, headers=h)
+            if response.status not in _REDIRECTS:
+                return response
+            endpoint = target
+        raise Unavailable(f"{self.name}: too many redirects")
 
     def first_answer(
         self, method: str, target: str, *, what: str, headers: dict[str, str] | None = None,

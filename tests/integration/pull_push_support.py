@@ -159,3 +159,41 @@ class CountingProxy:
                     s.close()
                 except OSError:
                     pass
+
+
+class RedirectingFront:
+    """An HTTP server on 127.0.0.1 that answers every GET and HEAD with ``307`` to the same path
+    on ``target_port`` (as a registry sends blob downloads to a CDN)."""
+
+    def __init__(self, target_port: int) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        front = self
+        self.redirected: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def _redirect(self) -> None:
+                front.redirected.append(f"{self.command} {self.path}")
+                self.send_response(307)
+                self.send_header("Location", f"http://127.0.0.1:{target_port}{self.path}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = _redirect
+            do_HEAD = _redirect
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def addr(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -404,3 +404,20 @@ def test_second_push_recompresses_nothing(
     engine.store.reconcile()  # the cached blob belongs to the image: kept
     engine.store.tag(f"{a.addr}/x:1", f"{b.addr}/y:1")
     assert engine.dist.push(f"{b.addr}/y:1")[0].digest == first.digest
+
+
+def test_redirects_are_followed(tmp_path: Path, servers: list[Server], engines: list[LocalEngine]) -> None:
+    from pull_push_support import RedirectingFront
+
+    origin = start_server(tmp_path / "reg")
+    servers.append(origin)
+    digest, image_id = push_layers(origin, "r", "1", [gzip_layer({"f": b"redirected\n"})])
+    front = RedirectingFront(origin.port)
+    try:
+        engine = local_engine(tmp_path / "e")
+        engines.append(engine)
+        [result] = engine.dist.pull(f"{front.addr}/r", tag="1")
+    finally:
+        front.close()
+    assert result.image_id == image_id and result.digest == digest
+    assert any(r.startswith("GET /v2/r/blobs/") for r in front.redirected), front.redirected
