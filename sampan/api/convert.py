@@ -186,6 +186,7 @@ def host_spec(raw: Any) -> HostSpec:
         uts_mode=_get(h, "UTSMode", str, ""),
         isolation=_get(h, "Isolation", str, ""),
         volumes_from=_strs(h, "VolumesFrom"),
+        device_cgroup_rules=_strs(h, "DeviceCgroupRules"),
         port_bindings=_port_bindings(h.get("PortBindings")),
         publish_all_ports=bool(h.get("PublishAllPorts")),
     )

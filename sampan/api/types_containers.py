@@ -261,7 +261,7 @@ def host_config_json(h: HostSpec) -> JSONDict:
         "CpusetMems": h.cpuset_mems,
         "Devices": [{"PathOnHost": d.path_on_host, "PathInContainer": d.path_in_container,
                      "CgroupPermissions": d.cgroup_permissions} for d in h.devices],
-        "DeviceCgroupRules": None,
+        "DeviceCgroupRules": list(h.device_cgroup_rules) or None,
         "DeviceRequests": None,
         "MemoryReservation": h.memory_reservation,
         "MemorySwap": h.memory_swap if h.memory_swap else (h.memory * 2 if h.memory else 0),

@@ -161,6 +161,7 @@ class HostSpec:
     uts_mode: str = ""
     isolation: str = ""
     volumes_from: list[str] = field(default_factory=list)
+    device_cgroup_rules: list[str] = field(default_factory=list)
     #: "80/tcp" -> [{"HostIp": "", "HostPort": "8080"}] (Docker's PortBindings, kept as given)
     port_bindings: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     publish_all_ports: bool = False

@@ -185,6 +185,17 @@ def test_create_container_with_volumes_from(client: Any, api: Api) -> None:  # n
         client.create_container(BUSYBOX, "true", host_config=client.create_host_config(volumes_from=["nosuch"]))
 
 
+def test_create_with_device_cgroup_rules(client: Any, api: Api) -> None:  # noqa: F811
+    rule = "c 7:128 rwm"
+    ctnr = client.create_container(BUSYBOX, "cat /sys/fs/cgroup/devices/devices.list",
+                                   host_config=client.create_host_config(device_cgroup_rules=[rule]))
+    assert client.inspect_container(ctnr)["HostConfig"]["DeviceCgroupRules"] == [rule]
+    client.start(ctnr)
+    client.wait(ctnr)
+    if Path("/sys/fs/cgroup/devices").is_dir():  # cgroup v1 devices controller
+        assert rule in api.output(ctnr["Id"])
+
+
 # ------------------------------------------------------------------ VolumeBindTest
 
 

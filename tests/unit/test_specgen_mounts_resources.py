@@ -77,6 +77,18 @@ def test_bad_resources(host: HostSpec, message: str) -> None:
         resources_for(host)
 
 
+def test_device_cgroup_rules(tmp_path: Path) -> None:
+    from sampan.engine.specgen.resources import parse_device_rule
+
+    assert parse_device_rule("c 7:128 rwm") == {"allow": True, "type": "c", "major": 7, "minor": 128, "access": "rwm"}
+    assert parse_device_rule("b *:* r") == {"allow": True, "type": "b", "access": "r"}
+    with pytest.raises(errors.InvalidArgument, match="invalid device cgroup rule"):
+        parse_device_rule("x 1:2 q")
+    spec = generate(SpecContext(container=container(HostSpec(device_cgroup_rules=["c 7:* rw"])), rootfs=str(tmp_path)))
+    assert spec["linux"]["resources"]["devices"][-1] == {"allow": True, "type": "c", "major": 7, "access": "rw"}
+    assert spec["linux"]["resources"]["devices"][0] == {"allow": False, "access": "rwm"}
+
+
 def test_init(tmp_path: Path) -> None:
     init = tmp_path / "tini"
     init.write_text("")

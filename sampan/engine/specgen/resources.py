@@ -3,6 +3,7 @@ into ``linux.resources`` (the same dict ``update`` sends to the runtime)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sampan import errors
@@ -76,6 +77,8 @@ def with_resources(spec: Spec, ctx: SpecContext) -> None:
     res.update(resources_for(host))
     if "devices" not in res:
         res["devices"] = [{"allow": False, "access": "rwm"}, *(dict(r) for r in defaults.DEFAULT_DEVICE_RULES)]
+    for rule in host.device_cgroup_rules:
+        res["devices"].append(parse_device_rule(rule))
     for d in host.devices:
         import os
         import stat
@@ -94,3 +97,20 @@ def with_resources(spec: Spec, ctx: SpecContext) -> None:
         })
         res["devices"].append({"allow": True, "type": kind, "major": major, "minor": minor,
                                "access": d.cgroup_permissions or "rwm"})
+
+
+_RULE = re.compile(r"^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$")
+
+
+def parse_device_rule(rule: str) -> dict[str, Any]:
+    """``--device-cgroup-rule 'c 7:128 rwm'`` -> a ``linux.resources.devices`` allow entry."""
+    m = _RULE.match(rule.strip())
+    if not m:
+        raise errors.InvalidArgument(f"invalid device cgroup rule format: '{rule}'")
+    kind, major, minor, access = m.groups()
+    out: dict[str, Any] = {"allow": True, "type": kind, "access": access}
+    if major != "*":
+        out["major"] = int(major)
+    if minor != "*":
+        out["minor"] = int(minor)
+    return out
