@@ -1,0 +1,81 @@
+"""The I/O side after live restore: a SIGKILLed sampand's successor shows the logs of the
+containers it re-adopted (nothing lost or duplicated), follows them, execs into them,
+attaches to them and samples their stats."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_fixture import Daemon, cleanup, new_daemon
+from tests.integration.container_daemon import Api, import_busybox
+from tests.integration.hijack_client import demux_all, hijack
+
+pytestmark = pytest.mark.root
+if os.geteuid() != 0:
+    pytest.skip("needs root", allow_module_level=True)
+
+
+@pytest.fixture(autouse=True)
+def leak_check(tmp_path: Path) -> Iterator[None]:
+    """Mounts under this test's directories only (shims outlive a SIGKILLed daemon: the test
+    checks its containers' processes itself)."""
+    from tests.conftest import _mounts
+
+    yield
+    leaks = sorted(m for m in _mounts() if m.startswith(str(tmp_path)))
+    if leaks:
+        pytest.fail(f"test left behind: {leaks}", pytrace=False)
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, busybox_rootfs_tar: Path) -> Iterator[Daemon]:
+    d = new_daemon(tmp_path)
+    try:
+        d.start()
+        import_busybox(d, busybox_rootfs_tar)
+        yield d
+    finally:
+        if d.proc is None or d.proc.poll() is not None:
+            d.start()
+        try:
+            Api(d).remove_all()
+        finally:
+            cleanup(d)
+
+
+def test_logs_exec_attach_after_sigkill(daemon: Daemon) -> None:
+    api = Api(daemon)
+    ids = [api.run(["sh", "-c", f"echo start-{i}; read x; echo got-$x; sleep 60"], OpenStdin=True)
+           for i in range(3)]
+    for i, cid in enumerate(ids):
+        assert api.until(lambda cid=cid, i=i: f"start-{i}" in api.output(cid))
+    daemon.stop(signal.SIGKILL)
+    time.sleep(0.3)
+    daemon.start()
+    for i, cid in enumerate(ids):
+        body = daemon.request("GET", f"/containers/{cid}/logs?stdout=1").body
+        assert demux_all(body) == {1: f"start-{i}\n".encode()}  # once, not lost, not twice
+        eid = api.call("POST", f"/containers/{cid}/exec", {"Cmd": ["sh", "-c", "exit 9"]}, status=201)["Id"]
+        h = hijack(str(daemon.socket), "POST", f"/exec/{eid}/start", {})
+        h.read_all()
+        h.close()
+        assert api.call("GET", f"/exec/{eid}/json")["ExitCode"] == 9
+    # attach to a re-adopted container, type a line, see it through a follow of the logs
+    h = hijack(str(daemon.socket), "POST", f"/containers/{ids[0]}/attach?stream=1&stdin=1&stdout=1")
+    try:
+        h.send(b"hello\n")
+        assert b"got-hello" in h.read_until(b"got-hello")
+    finally:
+        h.close()
+    s = api.call("GET", f"/containers/{ids[1]}/stats?stream=0&one-shot=1", status=200)
+    assert s["memory_stats"]["usage"] > 0 and s["pids_stats"]["current"] >= 1
+    for cid in ids:
+        api.call("POST", f"/containers/{cid}/stop?t=1", status=204)
+    body = daemon.request("GET", f"/containers/{ids[0]}/logs?stdout=1").body
+    assert demux_all(body) == {1: b"start-0\ngot-hello\n"}
