@@ -8,10 +8,11 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.daemon_fixture import Daemon, cleanup, start_daemon
+from tests.daemon_fixture import Daemon, cleanup, new_daemon, start_daemon
 
 DOCKER = shutil.which("docker")
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -109,3 +110,40 @@ def test_build_errors_and_cache(sampand: Daemon, tmp_path: Path) -> None:
     r = docker(sampand, "builder", "prune", "-f")
     assert r.returncode == 0, r.stderr
     assert "Total reclaimed space" in r.stdout
+
+
+def test_tutorial_build_run_curl(tmp_path: Path, names: Any, busybox_rootfs_tar: Path) -> None:
+    """The tutorial's acceptance: ``docker build -t test-docker-image .``, ``docker run -d
+    --name user01 -p 6666:8080 test-docker-image``, ``curl localhost:6666/dockerfile``."""
+    import ipaddress
+    import time
+    import urllib.request
+
+    first = next(ipaddress.IPv4Network(names.subnet).subnets(new_prefix=26))
+    d = new_daemon(tmp_path / "d", "--bridge", names.bridge, "--nft-table", names.nft_table,
+                   "--bip", f"{next(first.hosts())}/26")
+    port = names.free_port()
+    try:
+        d.start()
+        assert docker(d, "import", "-c", 'CMD ["sh"]', str(busybox_rootfs_tar), "busybox:latest").returncode == 0
+        r = docker(d, "build", "-t", "test-docker-image", str(REPO / "examples" / "hello-docker"))
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = docker(d, "run", "-d", "--name", "user01", "-p", f"{port}:8080", "test-docker-image")
+        assert r.returncode == 0, r.stderr
+        body = b""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/dockerfile", timeout=2) as resp:
+                    body = resp.read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert body == b"hello docker\n"
+    finally:
+        try:
+            if d.proc is not None and d.proc.poll() is None:
+                docker(d, "rm", "-f", "user01")
+        finally:
+            cleanup(d)
+            time.sleep(0.5)  # veths of the container's namespace go asynchronously
