@@ -259,8 +259,8 @@ async def open_stream(request: web.Request, *, tty: bool, api_version: str = API
         protocol._message_tail = b""
     if not request.content.is_eof():
         tail = bytes(request.content.read_nowait(-1)) + tail
-    proto = _HijackProtocol(transport, tail)  # type: ignore[arg-type]
+    proto = _HijackProtocol(transport, tail)
     transport.set_protocol(proto)
     with contextlib.suppress(Exception):
         transport.resume_reading()
-    return HijackedStream(transport, proto)  # type: ignore[arg-type]
+    return HijackedStream(transport, proto)

@@ -46,7 +46,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
         raise errors.InvalidArgument("the request body must be a JSON object")
     # Go decodes JSON field names case-insensitively: docker-py sends "detachKeys"
     canonical = {k.lower(): k for k in _FIELDS}
-    return {canonical.get(k.lower(), k): v for k, v in body.items()}
+    return {canonical.get(str(k).lower(), str(k)): v for k, v in body.items()}
 
 
 _FIELDS = ("AttachStdin", "AttachStdout", "AttachStderr", "DetachKeys", "Tty", "Env", "Cmd",
