@@ -23,5 +23,16 @@ run sampan load -i /tmp/busybox-saved.tar
 run sampan images
 run sampan system df
 rm -f /tmp/busybox-saved.tar
+
+# 2. builds: the tutorial's Dockerfile chapter example (examples/hello-docker): build it, rebuild
+#    it from the cache, run it with a published port and fetch /dockerfile ("hello docker")
+sampan rm -f user01 >/dev/null 2>&1 || true
+run sampan build -t test-docker-image examples/hello-docker
+run sampan build -t test-docker-image examples/hello-docker
+run sampan history test-docker-image
+run sampan run -d --name user01 -p 6666:8080 test-docker-image
+say "curl localhost:6666/dockerfile"
+for _ in $(seq 50); do curl -fsS localhost:6666/dockerfile 2>/dev/null && break; sleep 0.1; done
+run sampan rm -f user01
 echo
 echo "walkthrough: done (the daemon keeps running; stop it with: kill \$(cat /run/sampan/sampand.pid))"
