@@ -59,6 +59,7 @@ ROUTES: list[tuple[str, str, object]] = [
     ("POST", "/containers/{id}/wait", containers.wait),
     ("DELETE", "/containers/{id}", containers.remove),
     ("POST", "/containers/{id}/attach", container_io.attach),
+    ("GET", "/containers/{id}/attach/ws", container_io.attach_ws),
     ("POST", "/containers/{id}/resize", container_io.resize),
     ("GET", "/containers/{id}/logs", container_io.container_logs),
     ("GET", "/containers/{id}/stats", container_io.stats),

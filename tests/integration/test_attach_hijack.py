@@ -105,3 +105,28 @@ def test_attach_without_upgrade_streams_a_200(api: Api) -> None:  # noqa: F811
         assert demux_all(resp.read()) == {1: b"plain\n"}
     finally:
         conn.close()
+
+
+def test_attach_over_websocket(api: Api) -> None:  # noqa: F811
+    import asyncio
+
+    import aiohttp
+
+    cid = api.run(["sh", "-c", "echo before; read x; echo got-$x; sleep 30"], OpenStdin=True)
+    api.until(lambda: b"before" in api.d.request("GET", f"/containers/{cid}/logs?stdout=1").body)
+
+    async def session() -> bytes:
+        conn = aiohttp.UnixConnector(path=str(api.d.socket))
+        async with aiohttp.ClientSession(connector=conn) as s, s.ws_connect(
+            f"http://docker/v1.51/containers/{cid}/attach/ws?logs=1&stream=1&stdin=1&stdout=1"
+        ) as ws:
+            got = b""
+            await ws.send_bytes(b"ws\n")
+            while b"got-ws" not in got:
+                msg = await asyncio.wait_for(ws.receive(), 10)
+                assert msg.type == aiohttp.WSMsgType.BINARY
+                got += msg.data
+            return got
+
+    out = asyncio.run(session())
+    assert out.startswith(b"before\n") and b"got-ws\n" in out and b"\x01\x00\x00\x00" not in out

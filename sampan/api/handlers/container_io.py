@@ -18,12 +18,12 @@ import logging
 import socket
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from sampan import errors
-from sampan.api import types, types_io
+from sampan.api import types, types_io, versions
 from sampan.api.hijack import HijackedStream, Stream, content_type, open_stream
-from sampan.api.multiplex import STDERR, STDOUT, frame
+from sampan.api.multiplex import STDERR, STDOUT, Demuxer, frame
 from sampan.api.services import api_version, services
 from sampan.engine import logs as logmod
 from sampan.engine.attach import AttachService, DetachScanner, parse_detach_keys
@@ -186,6 +186,68 @@ async def attach(request: web.Request) -> web.StreamResponse:
     finally:
         await out.close()
     return out.response()
+
+
+async def attach_ws(request: web.Request) -> web.StreamResponse:
+    """``GET /containers/{id}/attach/ws``: the same session over a WebSocket; output is raw
+    (frames' payloads, no 8-byte headers), binary messages from API 1.28 on (text before)."""
+    containers = _containers(request)
+    attacher = _attach_service(request)
+    c = await asyncio.to_thread(containers.get, request.match_info["id"])
+    stdin, stdout, stderr = _flag(request, "stdin"), _flag(request, "stdout"), _flag(request, "stderr")
+    binary = not versions.before(api_version(request), "1.28")
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+
+    async def send(data: bytes) -> None:
+        if binary:
+            await ws.send_bytes(data)
+        else:
+            await ws.send_str(data.decode("utf-8", "replace"))
+
+    try:
+        if _flag(request, "logs"):
+            entries, _ = await asyncio.to_thread(
+                logmod.read_history, c.log_path, logmod.LogOptions(stdout=stdout, stderr=stderr)
+            )
+            for e in entries:
+                await send(e.data)
+        if _flag(request, "stream"):
+            _, sock = await attacher.open(c.id, stdin=stdin, stdout=stdout, stderr=stderr)
+            if sock is not None:
+                with sock:
+                    await _relay_ws(ws, sock, send, tty=c.spec.tty, stdin=stdin and c.spec.open_stdin)
+    except ConnectionError:
+        pass
+    finally:
+        await ws.close()
+    return ws
+
+
+async def _relay_ws(ws: web.WebSocketResponse, sock: socket.socket, send: Any, *, tty: bool, stdin: bool) -> None:
+    sock.setblocking(False)
+    reader, writer = await asyncio.open_unix_connection(sock=sock)
+
+    async def output() -> None:
+        demux = Demuxer()
+        while data := await reader.read(65536):
+            for payload in [data] if tty else [p for _, p in demux.feed(data)]:
+                await send(payload)
+
+    async def input_() -> None:
+        async for msg in ws:
+            if msg.type in (WSMsgType.BINARY, WSMsgType.TEXT) and stdin:
+                writer.write(msg.data if isinstance(msg.data, bytes) else str(msg.data).encode())
+                await writer.drain()
+
+    out_task = asyncio.ensure_future(output())
+    in_task = asyncio.ensure_future(input_())
+    try:
+        await asyncio.wait({out_task, in_task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (out_task, in_task):
+            t.cancel()
+        writer.close()
 
 
 async def resize(request: web.Request) -> web.Response:
