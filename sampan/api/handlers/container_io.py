@@ -175,7 +175,12 @@ async def attach(request: web.Request) -> web.StreamResponse:
                         {**c.spec.labels, "image": c.image_name or c.image_id, "name": c.name},
                     )
                     with sock:
-                        await relay(out, sock, keys=keys, stdin=stdin and c.spec.open_stdin)
+                        why = await relay(out, sock, keys=keys, stdin=stdin and c.spec.open_stdin)
+                    if why == "detach":
+                        services(request).events.publish(
+                            "container", "detach", c.id,
+                            {**c.spec.labels, "image": c.image_name or c.image_id, "name": c.name},
+                        )
             else:
                 opening.cancel()
     except errors.SampanError as exc:
@@ -258,6 +263,9 @@ async def resize(request: web.Request) -> web.Response:
         raise errors.ContainerNotRunning(f"Container {c.id} is not running")
     client = containers.runner.client(c.id)
     await asyncio.to_thread(client.resize, h, w)
+    services(request).events.publish("container", "resize", c.id, {
+        **c.spec.labels, "height": str(h), "width": str(w), "image": c.image_name or c.image_id, "name": c.name,
+    })
     return web.Response(status=200)
 
 

@@ -136,6 +136,11 @@ async def start(request: web.Request) -> web.StreamResponse:
         watchers.add(asyncio.ensure_future(out.wait_gone()))
     try:
         await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
+        if detached.is_set() and not run.done():
+            c = svc.containers.get(e.container_id)
+            services(request).events.publish("container", "exec_detach", c.id, {
+                **c.spec.labels, "execID": e.id, "image": c.image_name or c.image_id, "name": c.name,
+            })
         if run.done():
             with contextlib.suppress(ConnectionError):
                 exc = run.exception()
