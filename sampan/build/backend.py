@@ -29,7 +29,10 @@ step::
         image = s.add_image(config, [*base.layers, layer], parent=base.id)
         s.tag(image.id, ["app:latest"])
 
-``view`` mounts an image read-only (``COPY --from``); ``release`` removes it too.  A session
+``view`` mounts an image read-only (``COPY --from``); ``release`` removes it too.  ``pull``
+fetches an image from its registry (``FROM`` of an image that is not local, ``--pull``) and
+writes the registry's progress to ``output`` as text lines; a backend without registry access
+answers with the local image, or NoSuchImage.  A session
 may be used from several threads (stages built in parallel): different keys never interfere.
 """
 
@@ -95,6 +98,8 @@ class BuildSession(Protocol):
     """One build's use of a backend; see the module docstring."""
 
     def image(self, name: str) -> BaseImage: ...
+
+    def pull(self, name: str, *, output: Callable[[str], None]) -> BaseImage: ...
 
     def prepare(self, key: str, base: BaseImage) -> Path: ...
 

@@ -249,10 +249,12 @@ class _StageRun:
         ref = _stage_ref(self.r.df, name, self.plan.stage.index)
         if ref is not None:
             return self.r.stage_result(ref)
+        if self.r.opts.pull:
+            return self.s.pull(name, output=self.b.say)
         try:
             return self.s.image(name)
         except NoSuchImage:
-            raise NoSuchImage(name) from None
+            return self.s.pull(name, output=self.b.say)
 
     def set_image(self, image: BaseImage) -> None:
         self.image = image

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,8 @@ from sampan.storage.archive import write_diff
 #: diff_id of a layer tar without entries (1024 zero bytes): Docker's "empty layer".
 EMPTY_LAYER = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
 WORK_PREFIX = "build-"
+#: Pulls an image into the store (the engine's registry client), reporting text lines.
+Puller = Callable[[str, Callable[[str], None]], None]
 
 _RUNTIME_MAIN = str(Path(__file__).resolve().parent.parent / "runtime_main.py")
 
@@ -53,13 +55,14 @@ _RUNTIME_MAIN = str(Path(__file__).resolve().parent.parent / "runtime_main.py")
 class RuntimeBackend:
     """See the module docstring.  ``state_dir`` holds bundles, mounts and runtime state."""
 
-    def __init__(self, store: ImageStore, *, state_dir: Path) -> None:
+    def __init__(self, store: ImageStore, *, state_dir: Path, puller: Puller | None = None) -> None:
         self.store = store
         self.state_dir = state_dir
+        self.puller = puller
 
     @contextmanager
     def session(self) -> Iterator[RuntimeSession]:
-        s = RuntimeSession(self.store, self.state_dir)
+        s = RuntimeSession(self.store, self.state_dir, self.puller)
         try:
             yield s
         finally:
@@ -112,8 +115,9 @@ def _mount_points() -> list[str]:
 class RuntimeSession:
     """One build's works and staging (thread-safe)."""
 
-    def __init__(self, store: ImageStore, state_dir: Path) -> None:
+    def __init__(self, store: ImageStore, state_dir: Path, puller: Puller | None = None) -> None:
         self.store = store
+        self.puller = puller
         self.state_dir = state_dir
         self.staging: Staging = store.staging()
         self.lock = threading.Lock()
@@ -128,6 +132,12 @@ class RuntimeSession:
     def image(self, name: str) -> BaseImage:
         image = self.store.get(name)
         return BaseImage(image.id, image.config, tuple(image.layers), tuple(image.repo_tags))
+
+    def pull(self, name: str, *, output: Callable[[str], None]) -> BaseImage:
+        if self.puller is None:
+            return self.image(name)
+        self.puller(name, output)
+        return self.image(name)
 
     def add_image(self, config: dict[str, Any], layers: list[LayerRecord], *, parent: str) -> BaseImage:
         with self.lock:

@@ -106,15 +106,17 @@ def build(cfg: DaemonConfig) -> Engine:
                         containers=containers, volumes=volumes, networks=networks)
     system.network_info = networks.info
     wire_container_io(services, containers, events)
-    services.builds = build_service(cfg, store, db, events)
+    services.builds = build_service(cfg, store, db, events, distribution)
     return Engine(services, db, closers=[networks.close, distribution.close, containers.close])
 
 
-def build_service(cfg: DaemonConfig, store: ImageStore, db: Database, events: EventBus) -> Any:
-    """Builds (``POST /build``): bundles and mounts of RUN steps under ``<exec-root>/build``."""
+def build_service(cfg: DaemonConfig, store: ImageStore, db: Database, events: EventBus,
+                  distribution: DistributionService) -> Any:
+    """Builds (``POST /build``): bundles and mounts of RUN steps under ``<exec-root>/build``;
+    ``FROM`` of an image that is not local (and ``--pull``) pulls through ``distribution``."""
     from sampan.engine.builds import BuildService
 
-    return BuildService(store, db, events, state_dir=cfg.exec_root / "build")
+    return BuildService(store, db, events, state_dir=cfg.exec_root / "build", distribution=distribution)
 
 
 def build_networks(cfg: DaemonConfig, db: Database, events: EventBus, containers: ContainerService) -> NetworkService:

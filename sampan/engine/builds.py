@@ -15,16 +15,22 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sampan import errors
 from sampan.build.builder import Builder, BuildOptions, BuildResult
 from sampan.build.cache import BuildCache
 from sampan.build.context import locate_dockerfile, read_context_tar, remove_ignored_build_files
-from sampan.build.runtime_backend import RuntimeBackend
+from sampan.build.runtime_backend import Puller, RuntimeBackend
+from sampan.distribution.auth import Credentials
 from sampan.engine.events import EventBus
+from sampan.image.reference import DEFAULT_DOMAIN
+from sampan.image.reference import parse as parse_reference
 from sampan.image.store import ImageStore
 from sampan.storage.db import Database
+
+if TYPE_CHECKING:
+    from sampan.engine.distribution import DistributionService
 
 Log = Callable[[str], None]
 
@@ -48,15 +54,41 @@ class CacheRecord:
 
 
 class BuildService:
-    def __init__(self, store: ImageStore, db: Database, events: EventBus, *, state_dir: Path) -> None:
+    def __init__(self, store: ImageStore, db: Database, events: EventBus, *, state_dir: Path,
+                 distribution: DistributionService | None = None) -> None:
         self.store = store
         self.events = events
         self.cache = BuildCache(db)
-        self.backend = RuntimeBackend(store, state_dir=state_dir)
-        self.backend.reconcile()
+        self.state_dir = state_dir
+        self.distribution = distribution
+        RuntimeBackend(store, state_dir=state_dir).reconcile()
+
+    def _puller(self, auths: dict[str, Credentials]) -> Puller | None:
+        """Pulls through the registry client with the build's ``X-Registry-Config`` credentials."""
+        distribution = self.distribution
+        if distribution is None:
+            return None
+
+        def pull(name: str, say: Callable[[str], None]) -> None:
+            domain = parse_reference(name).domain
+            keys = [domain, f"https://{domain}", f"http://{domain}"]
+            if domain == DEFAULT_DOMAIN:
+                keys += ["https://index.docker.io/v1/", "index.docker.io"]
+            credentials = next((auths[k] for k in keys if k in auths), Credentials())
+
+            def progress(msg: dict[str, Any]) -> None:
+                status = str(msg.get("status") or "")
+                if status and not (msg.get("progressDetail") or {}).get("current"):
+                    ident = str(msg.get("id") or "")
+                    say(f"{ident}: {status}\n" if ident else f"{status}\n")
+
+            distribution.pull(name, credentials=credentials, on_progress=progress)
+
+        return pull
 
     def build(self, body: BinaryIO, opts: BuildOptions, *, dockerfile: str = "", log: Log,
-              debug: Log | None = None, on_built: Log | None = None) -> BuildResult:
+              debug: Log | None = None, on_built: Log | None = None,
+              registry_auths: dict[str, Credentials] | None = None) -> BuildResult:
         tmp = self.store.data_root / "tmp"
         tmp.mkdir(parents=True, exist_ok=True)
         context = Path(tempfile.mkdtemp(prefix="build-", dir=tmp))
@@ -65,7 +97,9 @@ class BuildService:
             path = locate_dockerfile(context, dockerfile)
             opts.dockerfile = path.read_bytes()
             remove_ignored_build_files(context, str(path.relative_to(context)))
-            builder = Builder(self.backend, self.cache, log=log, debug=debug, on_built=on_built)
+            backend = RuntimeBackend(self.store, state_dir=self.state_dir,
+                                     puller=self._puller(registry_auths or {}))
+            builder = Builder(backend, self.cache, log=log, debug=debug, on_built=on_built)
             result = builder.build(context, opts)
         finally:
             shutil.rmtree(context, ignore_errors=True)

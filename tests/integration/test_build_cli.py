@@ -115,3 +115,27 @@ def _image_files(archive: bytes) -> dict[str, bytes]:
                     f = inner.extractfile(m) if m.isfile() else None
                     files[m.name.rstrip("/")] = f.read() if f else b""
     return files
+
+
+def test_from_pulls_a_missing_image(sampand: Daemon, tmp_path: Path) -> None:
+    from registry_harness import start_server
+
+    registry = start_server(tmp_path / "reg")
+    try:
+        name = f"{registry.addr}/lib/busybox:1"
+        sampan(sampand, "tag", "busybox:latest", name)
+        sampan(sampand, "push", name)
+        sampan(sampand, "rmi", name)
+        ctx = tmp_path / "ctx"
+        ctx.mkdir()
+        r = sampan(sampand, "build", "--progress", "plain", "-t", "pulled:1", "-f", "-", str(ctx),
+                   stdin=f"FROM {name}\nRUN echo pulled > /p\n".encode())
+        out = r.stdout.decode()
+        assert "Pulling from lib/busybox" in out, out
+        assert inspect(sampand, name)["Id"] == inspect(sampand, "busybox:latest")["Id"]
+        # --pull asks the registry even though the image is local now
+        r = sampan(sampand, "build", "--pull", "--progress", "plain", "-f", "-", str(ctx),
+                   stdin=f"FROM {name}\nRUN echo pulled > /p\n".encode())
+        assert "Image is up to date" in r.stdout.decode() or "Digest:" in r.stdout.decode(), r.stdout.decode()
+    finally:
+        registry.stop()

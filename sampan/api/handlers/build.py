@@ -4,8 +4,8 @@ The body is the context tar (plain or gzip); the query carries what the docker C
 ``t`` (repeatable), ``dockerfile``, ``buildargs``/``labels``/``cachefrom`` (JSON), ``target``,
 ``nocache``, ``pull``, ``rm``/``forcerm`` (intermediate containers are always removed: RUN
 steps never leave one), ``q``, ``networkmode``, ``memory``, ``cpushares``, ``shmsize``,
-``extrahosts``, ``platform``; the ``X-Registry-Config`` header is accepted (until registries
-serve builds it is not needed).  The answer is a JSON stream of ``{"stream": text}`` lines,
+``extrahosts``, ``platform``; the ``X-Registry-Config`` header carries the credentials used
+when a ``FROM`` image is pulled (not local, or ``pull=1``).  The answer is a JSON stream of ``{"stream": text}`` lines,
 ``{"aux": {"ID": id}}`` once the image exists, and errors in band (``errorDetail``).
 
 Network modes: ``default``, ``bridge`` and ``host`` run RUN steps in the host's network
@@ -15,6 +15,7 @@ namespace (sampan's bridge cannot give build containers NAT yet); ``none`` isola
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from typing import Any
 
@@ -25,6 +26,7 @@ from sampan.api.services import services
 from sampan.api.streams import JSONStream, body_reader
 from sampan.build.backend import Resources
 from sampan.build.builder import BuildOptions
+from sampan.distribution.auth import Credentials, credentials_from_json
 from sampan.errors import InvalidArgument, NotImplementedFeature, Unavailable
 from sampan.image.config import host_platform_pair, parse_platform
 
@@ -73,11 +75,27 @@ def options(q: Any) -> tuple[BuildOptions, str, bool]:
     return opts, q.get("dockerfile", ""), types.query_bool(q.get("q"))
 
 
+def registry_config(header: str | None) -> dict[str, Credentials]:
+    """``X-Registry-Config``: base64 JSON of registry -> AuthConfig (the docker CLI's whole
+    credential store), used when a ``FROM`` image has to be pulled."""
+    if not header or not header.strip():
+        return {}
+    try:
+        padded = header.strip() + "=" * (-len(header.strip()) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgument("X-Registry-Config: not base64-encoded JSON") from None
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): credentials_from_json(v) for k, v in data.items() if isinstance(v, dict)}
+
+
 async def build(request: web.Request) -> web.StreamResponse:
     builds = services(request).builds
     if builds is None:
         raise Unavailable("builds are not available on this daemon")
     opts, dockerfile, quiet = options(request.query)
+    auths = registry_config(request.headers.get("X-Registry-Config"))
     stream = JSONStream(request)
     await stream.start()
     body = body_reader(request, asyncio.get_running_loop())
@@ -91,7 +109,8 @@ async def build(request: web.Request) -> web.StreamResponse:
             def built(image_id: str) -> None:
                 on_progress({"aux": {"ID": image_id}})
 
-            return builds.build(body, opts, dockerfile=dockerfile, log=log, on_built=built).image_id
+            return builds.build(body, opts, dockerfile=dockerfile, log=log, on_built=built,
+                                registry_auths=auths).image_id
 
         image_id = await stream.run(work)
         if quiet:
