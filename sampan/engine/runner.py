@@ -148,13 +148,34 @@ class Runner:
     ) -> ShimHandle:
         """Create and start the container; nothing is left running if it fails."""
         self.write_bundle(c, snapshotter, volumes, netns_path)
+        try:
+            handle = self._spawn(c)
+        except errors.SampanError:
+            # the root filesystem was unmounted under us (an administrator's or a test
+            # harness's lazy umount) before the runtime took it: mount it again, once
+            if os.path.ismount(self.rootfs(c)):
+                raise
+            self.mount_rootfs(c, snapshotter)
+            handle = self._spawn(c)
+        client = ShimClient(handle.socket_path)
+        try:
+            for hook in hooks:
+                hook(c, client)
+            client.start()
+        except BaseException:
+            self.delete(c.id, force=True)
+            raise
+        return handle
+
+    def _spawn(self, c: Container) -> ShimHandle:
+        """A shim that has the runtime create the container (not started yet)."""
+        from sampan.engine.creation import parse_size
+
         state_dir = self.state_dir(c.id)
         shutil.rmtree(state_dir, ignore_errors=True)
         os.makedirs(state_dir, mode=0o700)
         opts = c.host.log_config.config
-        from sampan.engine.creation import parse_size
-
-        handle = start_shim(
+        return start_shim(
             container_id=c.id,
             bundle=c.bundle_dir,
             runtime=self.runtime_binary(c.host.runtime),
@@ -167,15 +188,6 @@ class Runner:
             stdin_open=c.spec.open_stdin,
             forkserver=self.forkserver(),
         )
-        client = ShimClient(handle.socket_path)
-        try:
-            for hook in hooks:
-                hook(c, client)
-            client.start()
-        except BaseException:
-            self.delete(c.id, force=True)
-            raise
-        return handle
 
     # ------------------------------------------------------------ while it runs
 

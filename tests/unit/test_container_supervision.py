@@ -203,3 +203,25 @@ def test_names_and_removal_rules(svc: Any) -> None:
     assert done.wait(5) and fut.result().exit_code == 137
     with pytest.raises(errors.NoSuchContainer):
         svc.get(c.id[:8])
+
+
+def test_runner_remounts_a_rootfs_unmounted_under_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sampan.engine.runner import Runner
+
+    r = Runner(data_root=tmp_path, exec_root=tmp_path / "run", use_forkserver=False)
+    c = Container(id="f" * 64, name="x", created="", spec=ContainerSpec(image="i"), host=HostSpec(),
+                  image_id="sha256:" + "0" * 64, bundle_dir=str(tmp_path / "b"))
+    calls: list[str] = []
+    monkeypatch.setattr(r, "write_bundle", lambda *a, **k: calls.append("bundle"))
+    monkeypatch.setattr(r, "mount_rootfs", lambda *a, **k: calls.append("mount"))
+
+    def spawn(c: Container) -> Any:
+        calls.append("spawn")
+        if calls.count("spawn") == 1:
+            raise errors.InvalidArgument('exec: "sh": executable file not found in $PATH')
+        return type("Handle", (), {"socket_path": str(tmp_path / "none.sock"), "container_pid": 1})()
+
+    monkeypatch.setattr(r, "_spawn", spawn)
+    monkeypatch.setattr("sampan.engine.runner.ShimClient.start", lambda self: {"ok": True})
+    r.start(c, FakeSnapshotter(), None)  # type: ignore[arg-type]
+    assert calls == ["bundle", "spawn", "mount", "spawn"]
