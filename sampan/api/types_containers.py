@@ -311,7 +311,7 @@ def _health_json(c: Container) -> JSONDict | None:
             "Log": [{"Start": e.start, "End": e.end, "ExitCode": e.exit_code, "Output": e.output} for e in h.log]}
 
 
-def container_inspect(c: Container, api_version: str, *, rootfs_lower: str = "", rootfs_upper: str = "") -> JSONDict:
+def container_inspect(c: Container, api_version: str, *, graph_data: dict[str, str] | None = None) -> JSONDict:
     s = c.state
     state: JSONDict = {
         "Status": s.status, "Running": s.running, "Paused": s.paused, "Restarting": s.restarting,
@@ -341,9 +341,8 @@ def container_inspect(c: Container, api_version: str, *, rootfs_lower: str = "",
         "AppArmorProfile": "",
         "ExecIDs": None,
         "HostConfig": host_config_json(c.host),
-        "GraphDriver": {"Data": {"LowerDir": rootfs_lower, "UpperDir": rootfs_upper,
-                                 "MergedDir": c.bundle_dir + "/rootfs", "WorkDir": ""} if rootfs_upper else None,
-                        "Name": c.driver},
+        "GraphDriver": {"Data": {"LowerDir": "", "WorkDir": "", **graph_data, "MergedDir": c.bundle_dir + "/rootfs"}
+                        if graph_data else None, "Name": c.driver},
         "Mounts": [mount_json(m) for m in c.mount_points],
         "Config": config_json(c),
         "NetworkSettings": _network_settings(c),

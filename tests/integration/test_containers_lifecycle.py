@@ -52,6 +52,10 @@ def test_run_and_exit_code(api: Api) -> None:  # noqa: F811
     assert summary["Names"] == ["/exit3"] and summary["State"] == "exited"
     assert summary["Status"].startswith("Exited (3) ") and summary["Status"].endswith(" ago")
     assert summary["Command"] == "sh -c 'echo out; echo err >&2; exit 3'"
+    graph = info["GraphDriver"]
+    assert graph["Name"] in ("overlay", "native") and graph["Data"]["UpperDir"] and graph["Data"]["MergedDir"].endswith("/rootfs")
+    if graph["Name"] == "overlay":
+        assert graph["Data"]["LowerDir"] and graph["Data"]["WorkDir"]
     sized = api.call("GET", f"/containers/{cid}/json?size=1", status=200)
     assert sized["SizeRw"] >= 0 and sized["SizeRootFs"] > 0
 

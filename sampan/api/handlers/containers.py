@@ -87,12 +87,17 @@ async def inspect(request: web.Request) -> web.Response:
         c = dataclasses.replace(svc.get(request.match_info["id"]), size_rw=None, size_root_fs=None)
         if size:
             svc.fill_size(c)
-        upper = lower = ""
+        data: dict[str, str] = {}
         try:
-            upper = str(svc.store.snapshotter.upper_dir(c.id))
+            data["UpperDir"] = str(svc.store.snapshotter.upper_dir(c.id))
+            for m in svc.store.snapshotter.mounts(c.id):
+                for opt in m.options:
+                    key, _, value = opt.partition("=")
+                    if key in ("lowerdir", "workdir"):
+                        data["LowerDir" if key == "lowerdir" else "WorkDir"] = value
         except errors.SampanError:
             pass
-        return tc.container_inspect(c, api_version(request), rootfs_upper=upper, rootfs_lower=lower)
+        return tc.container_inspect(c, api_version(request), graph_data=data)
 
     return web.json_response(await asyncio.to_thread(load))
 
