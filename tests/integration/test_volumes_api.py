@@ -116,6 +116,7 @@ def test_system_df_and_info_count_containers_and_volumes(api: Api) -> None:  # n
     df = api.call("GET", "/system/df", status=200)
     sizes = {c["Id"]: c["SizeRw"] for c in df["Containers"]}
     assert set(sizes) == {running, stopped} and sizes[stopped] >= 100000
+    assert [i["Containers"] for i in df["Images"]] == [2]
     [vol] = df["Volumes"]
     assert vol["Name"] == "dfvol" and vol["UsageData"]["RefCount"] == 1
     info = api.call("GET", "/info", status=200)

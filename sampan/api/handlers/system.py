@@ -72,6 +72,8 @@ async def disk_usage(request: web.Request) -> web.Response:
 
         found = await asyncio.to_thread(svc.containers.list, ListOptions(all=True, size=True))
         containers = [container_summary(c, version) for c in found]
+        for u in usage.images:  # images with containers are "active" (docker system df)
+            u.containers = sum(c.image_id == u.image.id for c in found)
     if svc.volumes is not None and "volume" in want:
         from sampan.api.types_containers import volume_json
 
