@@ -111,3 +111,29 @@ def test_reproducible_with_source_date_epoch(tmp_path: Path, busybox_rootfs_tar:
         shutil.rmtree(ctx)
         time.sleep(1.1)  # built at different wall-clock times
     assert ids[0] == ids[1]
+
+
+def test_cache_from_a_loaded_image(lab: Lab, tmp_path: Path) -> None:
+    """An image built elsewhere (saved, then loaded into a fresh data root) serves as the
+    cache of the same build with --cache-from: every step is reused, the result is the same."""
+    ctx = make_ctx(tmp_path / "ctx")
+    built = lab.build(ctx, TEN_STEPS, tags=["app:1"]).image_id
+    with open(tmp_path / "app.tar", "wb") as f:
+        ImageService(lab.store, EventBus()).save(["app:1"], f)
+    other = open_lab(tmp_path / "other", None)
+    try:
+        with open(tmp_path / "app.tar", "rb") as f:
+            ImageService(other.store, EventBus()).load(f)
+        busybox = lab.store.get("busybox")
+        with open(tmp_path / "busybox.tar", "wb") as f:
+            ImageService(lab.store, EventBus()).save(["busybox"], f)
+        with open(tmp_path / "busybox.tar", "rb") as f:
+            ImageService(other.store, EventBus()).load(f)
+        assert other.store.get("busybox").id == busybox.id
+        result = other.build(ctx, TEN_STEPS, cache_from=["app:1"]).image_id
+        assert other.text.count(" ---> Using cache") == 9, other.text
+        assert result == built
+        other.build(ctx, TEN_STEPS.replace("EXPOSE 80", "EXPOSE 81"), cache_from=["app:1"])
+        assert other.text.count(" ---> Using cache") == 7
+    finally:
+        other.store.db.close()
