@@ -73,9 +73,8 @@ def status_text(c: Container, now: float | None = None) -> str:
 
 
 def command_text(c: Container) -> str:
-    import shlex
-
-    return " ".join(shlex.quote(a) if " " in a or not a else a for a in [c.path, *c.args] if a is not None)
+    """``Command`` as dockerd writes it: the path and the arguments joined by spaces, unquoted."""
+    return " ".join([c.path, *c.args]) if c.args else c.path
 
 
 def mount_json(m: MountPoint) -> JSONDict:
