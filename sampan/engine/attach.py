@@ -6,6 +6,10 @@ is not running yet: the request waits in :attr:`AttachService.pending`; the cont
 service runs the start hook :meth:`AttachService.on_start` between the shim's create and its
 start, which connects every waiting request to the new shim, so they see the first byte.
 
+A client's stdin EOF (half-close, or the connection going away) closes the container's stdin
+when it is ``StdinOnce`` without a TTY (as moby: with a TTY stdin stays open, and the docker
+CLI detaches by simply closing the connection); typing the detach keys ends the session and leaves stdin open.
+
 The socket carries Docker's own wire format (8-byte frames without a TTY, raw with one), so
 the API relays it untouched.  :class:`DetachScanner` implements detach keys (default
 ``ctrl-p,ctrl-q``) on the daemon side: it passes stdin through and reports when the
@@ -122,7 +126,9 @@ class AttachService:
         """A socket to the container's stdio; for a container that is not running, wait for
         its next start (``wait_for_start``) or return None."""
         c = self.containers.get(name)
-        close_stdin = bool(c.spec.stdin_once)
+        # never the shim's own close-on-EOF: a detach also closes the connection, and must leave
+        # stdin open; StdinOnce is applied by close_stdin() when the client's stdin really ends
+        close_stdin = False
         stdin = stdin and c.spec.open_stdin
         if c.state.running and not c.state.restarting:
             try:
@@ -148,6 +154,15 @@ class AttachService:
                     self.pending.remove(req)
             if req.future.cancelled():
                 pass
+
+    async def close_stdin(self, container_id: str) -> None:
+        """The attached client's stdin ended: close the container's (``StdinOnce``)."""
+        try:
+            c = self.containers.get(container_id)
+            if c.spec.stdin_once and not c.spec.tty and c.state.running:  # moby: never with a TTY
+                await asyncio.to_thread(self.containers.runner.client(c.id).close_stdin)
+        except errors.SampanError:
+            pass  # it exited meanwhile
 
     def cancel(self, container_id: str) -> None:
         """The container is gone: fail the requests still waiting for it."""

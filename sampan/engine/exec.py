@@ -408,9 +408,7 @@ class ExecService:
                         await asyncio.sleep(0.005)
                     except OSError:
                         return
-        # stdin closed: EOF for the line discipline, as a terminal's ^D
-        with contextlib.suppress(OSError):
-            os.write(master, b"\x04")
+        # stdin ended: with a TTY the process's stdin stays open, as in moby
 
     def pid_of(self, e: Exec) -> int:
         """The exec's process ID in the host's namespace (0 before it started)."""

@@ -137,3 +137,54 @@ def test_cpu_shares_in_the_cgroup(api: Api) -> None:  # noqa: F811
         assert v2.exists()
         assert int(v2.read_text()) == 1  # runc's conversion of 10 shares
     assert json.loads(docker(api, "inspect", cid).stdout)[0]["HostConfig"]["CpuShares"] == 10
+
+
+def _pty_session(api: Api, args: list[str]) -> tuple[subprocess.Popen[bytes], int]:  # noqa: F811
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([DOCKER, *args], stdin=slave, stdout=slave, stderr=slave,
+                            env=api.d.env(), start_new_session=True)
+    os.close(slave)
+    return proc, master
+
+
+def _read_until(master: int, needle: bytes, timeout: float = 20) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while needle not in seen and time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 0.2)
+        if r:
+            try:
+                seen += os.read(master, 4096)
+            except OSError:
+                break
+    assert needle in seen, seen
+    return seen
+
+
+def test_run_it_detach_keys_then_attach(api: Api) -> None:  # noqa: F811
+    proc, master = _pty_session(api, ["run", "-it", "--name", "shell", "busybox", "sh"])
+    try:
+        time.sleep(0.5)
+        os.write(master, b"echo $((2+3))-five\n")
+        _read_until(master, b"5-five")
+        os.write(master, b"\x10\x11")  # ctrl-p ctrl-q: detach, the shell keeps running
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    assert json.loads(docker(api, "inspect", "shell").stdout)[0]["State"]["Running"] is True
+    proc, master = _pty_session(api, ["attach", "shell"])
+    try:
+        time.sleep(0.5)
+        os.write(master, b"echo again-$((1+1))\n")
+        _read_until(master, b"again-2")
+        os.write(master, b"exit 4\n")
+        assert proc.wait(20) == 4
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    assert json.loads(docker(api, "inspect", "shell").stdout)[0]["State"]["ExitCode"] == 4

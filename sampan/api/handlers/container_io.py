@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -65,9 +66,13 @@ def _int(request: web.Request, key: str, default: int = 0) -> int:
 # ---------------------------------------------------------------- attach
 
 
-async def relay(client: Stream, sock: socket.socket, *, keys: bytes, stdin: bool) -> str:
+async def relay(
+    client: Stream, sock: socket.socket, *, keys: bytes, stdin: bool,
+    on_stdin_eof: Callable[[], Awaitable[None]] | None = None,
+) -> str:
     """Pump the shim socket and the client both ways; returns why it ended
-    (``exit``, ``detach``, ``gone``)."""
+    (``exit``, ``detach``, ``gone``).  ``on_stdin_eof`` runs when the client's stdin ends
+    (half-close or disconnection), not when it detaches."""
     sock.setblocking(False)
     reader, writer = await asyncio.open_unix_connection(sock=sock)
 
@@ -94,13 +99,16 @@ async def relay(client: Stream, sock: socket.socket, *, keys: bytes, stdin: bool
         held = scanner.flush()
         if held:
             writer.write(held)
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+        if stdin and on_stdin_eof is not None:
+            eof_done.set()
+            await on_stdin_eof()
         if client.gone:
             return "gone"
-        with contextlib.suppress(OSError, RuntimeError):
-            if writer.can_write_eof():
-                writer.write_eof()
         return "eof"
 
+    eof_done = asyncio.Event()
     out_task = asyncio.ensure_future(output())
     in_task = asyncio.ensure_future(input_())
     waiters: set[asyncio.Future[Any]] = {out_task, in_task}
@@ -130,6 +138,8 @@ async def relay(client: Stream, sock: socket.socket, *, keys: bytes, stdin: bool
                 t.cancel()
         with contextlib.suppress(Exception):
             writer.close()
+    if why == "gone" and stdin and on_stdin_eof is not None and not eof_done.is_set():
+        await on_stdin_eof()  # a client that went away has no more stdin either
     return why
 
 
@@ -174,8 +184,14 @@ async def attach(request: web.Request) -> web.StreamResponse:
                         "container", "attach", c.id,
                         {**c.spec.labels, "image": c.image_name or c.image_id, "name": c.name},
                     )
+                    cid = c.id
+
+                    async def stdin_eof() -> None:
+                        await attacher.close_stdin(cid)
+
                     with sock:
-                        why = await relay(out, sock, keys=keys, stdin=stdin and c.spec.open_stdin)
+                        why = await relay(out, sock, keys=keys, stdin=stdin and c.spec.open_stdin,
+                                          on_stdin_eof=stdin_eof)
                     if why == "detach":
                         services(request).events.publish(
                             "container", "detach", c.id,
