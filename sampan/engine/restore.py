@@ -25,6 +25,7 @@ import threading
 from sampan import errors
 from sampan.engine import lifecycle, restart
 from sampan.engine.containers import ContainerService
+from sampan.engine.model import Container
 
 log = logging.getLogger("sampan.restore")
 
@@ -33,35 +34,42 @@ def restore(svc: ContainerService) -> None:
     threading.Thread(target=_warm_up, args=(svc,), name="forkserver-start", daemon=True).start()
     to_start: list[str] = []
     for c in svc.all():
-        status = c.state.status
-        if status in (lifecycle.RUNNING, lifecycle.PAUSED):
-            gen = svc.next_generation(c.id)
-            try:
-                st = svc.runner.client(c.id).status()
-                shim_alive = True
-            except errors.SampanError:
-                st = svc.runner.saved_state(c.id)
-                shim_alive = False
-            if shim_alive and st.get("status") in ("running", "paused", "created"):
-                log.info("container %s: re-adopted (pid %s)", c.id[:12], st.get("pid"))
-                svc.adopt(c.id, gen, int(st.get("pid") or c.state.pid))
-                continue
-            log.info("container %s: exited while the daemon was away (%s)", c.id[:12], st.get("exit_code"))
-            if not shim_alive:
-                _forget_runtime_state(svc, c.id, c.host.runtime)
-            svc.handle_exit(c.id, gen, st, daemon_start=True)
-        elif status == lifecycle.RESTARTING:
-            to_start.append(c.id)
-        elif status == lifecycle.REMOVING:
-            with contextlib.suppress(errors.SampanError):
-                svc.mark_dead(c.id)
-        elif status == lifecycle.EXITED and c.has_been_started and restart.should_restart(
-            c.host.restart_policy, exit_code=c.state.exit_code, restart_count=c.restart_count,
-            manually_stopped=c.has_been_manually_stopped, daemon_start=True,
-        ):
-            to_start.append(c.id)
+        try:
+            _restore_one(svc, c, to_start)
+        except Exception:  # one broken record must not keep the daemon from starting
+            log.exception("container %s: restore failed", c.id[:12])
     if to_start:
         threading.Thread(target=_start_all, args=(svc, to_start), name="restore-start", daemon=True).start()
+
+
+def _restore_one(svc: ContainerService, c: Container, to_start: list[str]) -> None:
+    status = c.state.status
+    if status in (lifecycle.RUNNING, lifecycle.PAUSED):
+        gen = svc.next_generation(c.id)
+        try:
+            st = svc.runner.client(c.id).status()
+            shim_alive = True
+        except errors.SampanError:
+            st = svc.runner.saved_state(c.id)
+            shim_alive = False
+        if shim_alive and st.get("status") in ("running", "paused", "created"):
+            log.info("container %s: re-adopted (pid %s)", c.id[:12], st.get("pid"))
+            svc.adopt(c.id, gen, int(st.get("pid") or c.state.pid))
+            return
+        log.info("container %s: exited while the daemon was away (%s)", c.id[:12], st.get("exit_code"))
+        if not shim_alive:
+            _forget_runtime_state(svc, c.id, c.host.runtime)
+        svc.handle_exit(c.id, gen, st, daemon_start=True)
+    elif status == lifecycle.RESTARTING:
+        to_start.append(c.id)
+    elif status == lifecycle.REMOVING:
+        with contextlib.suppress(errors.SampanError):
+            svc.mark_dead(c.id)
+    elif status == lifecycle.EXITED and c.has_been_started and restart.should_restart(
+        c.host.restart_policy, exit_code=c.state.exit_code, restart_count=c.restart_count,
+        manually_stopped=c.has_been_manually_stopped, daemon_start=True,
+    ):
+        to_start.append(c.id)
 
 
 def _warm_up(svc: ContainerService) -> None:
