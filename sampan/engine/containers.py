@@ -103,8 +103,12 @@ class ContainerService(Supervision):
         self.start_hooks: builtins.list[StartHook] = []
         self.networks: NetworkService | None = None  # set by the daemon's wiring (bridge networking)
         db.migrate(COMPONENT, MIGRATIONS)
-        for row in db.query("SELECT record FROM containers"):
-            c = Container.from_dict(json.loads(row["record"]))
+        for row in db.query("SELECT id, record FROM containers"):
+            try:
+                c = Container.from_dict(json.loads(row["record"]))
+            except (ValueError, TypeError, KeyError) as exc:  # logged, kept in the table
+                log.error("container %s: unreadable record skipped: %s", str(row["id"])[:12], exc)
+                continue
             self._containers[c.id] = c
         self.store.in_use = self.image_in_use
         volumes.users = self.volume_users
