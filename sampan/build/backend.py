@@ -80,6 +80,19 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class RunMount:
+    """A ``RUN --mount``: ``bind`` of a host path (the context, another stage's root, a
+    heredoc script), ``tmpfs`` (``size`` bytes, 0 = default), or ``cache`` (a directory the
+    backend keeps between builds, named by ``source``)."""
+
+    type: Literal["bind", "tmpfs", "cache"]
+    target: str
+    source: str = ""
+    readonly: bool = True
+    size: int = 0
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """One RUN step's process.  ``user`` is ``uid[:gid]`` or names (resolved in the work's
     /etc/passwd and /etc/group, as Docker does), ``workdir`` an absolute path."""
@@ -92,6 +105,7 @@ class RunSpec:
     resources: Resources = field(default_factory=Resources)
     extra_hosts: tuple[str, ...] = ()
     hostname: str = ""
+    mounts: tuple[RunMount, ...] = ()
 
 
 class BuildSession(Protocol):

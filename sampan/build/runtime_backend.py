@@ -34,7 +34,7 @@ from typing import Any
 
 from sampan.build.backend import BaseImage, Output, RunSpec
 from sampan.build.users import resolve_user
-from sampan.errors import NotFound, SampanError, from_oserror
+from sampan.errors import InvalidArgument, NotFound, SampanError, from_oserror
 from sampan.image import config as cfg
 from sampan.image.schema import LayerRecord
 from sampan.image.store import ImageStore
@@ -104,6 +104,28 @@ def _unmount(target: Path, count: int = 0) -> None:
             raise from_oserror(exc, f"unmount {target}") from exc
 
 
+def _drop_copied_up(upper: Path, dirs: list[str]) -> None:
+    """Directories overlay copied up only because a mount point was made in them (and removed
+    again): empty in the upper dir, they are dropped there so the layer does not list them."""
+    for rel in dirs:
+        path = upper / rel if rel != "." else upper
+        while path != upper:
+            try:
+                if any(path.iterdir()) or _opaque(path):
+                    break
+                path.rmdir()
+            except OSError:
+                break
+            path = path.parent
+
+
+def _opaque(path: Path) -> bool:
+    try:
+        return bool(os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False))
+    except OSError:
+        return False
+
+
 def _mount_points() -> list[str]:
     try:
         with open("/proc/self/mountinfo") as f:
@@ -126,6 +148,9 @@ class RuntimeSession:
         self.releasing: list[threading.Thread] = []
         self.release_errors: list[BaseException] = []
         self.runtime_root = state_dir / "runtime"
+        self.mount_points: dict[str, list[Path]] = {}
+        self.parent_times: dict[str, list[tuple[Path, int, int]]] = {}
+        self.touched: dict[str, list[str]] = {}  # key -> dirs (relative) a mount point was made in
 
     # ------------------------------------------------------------ images
 
@@ -236,6 +261,9 @@ class RuntimeSession:
                 if inside.is_file() and not inside.is_symlink() and Path("/etc", name).is_file():
                     config["mounts"].append({"destination": f"/etc/{name}", "type": "bind",
                                              "source": f"/etc/{name}", "options": ["rbind", "ro"]})
+        if spec.extra_hosts:
+            self._extra_hosts(root, config, spec.extra_hosts)
+        created = self._run_mounts(key, root, config, spec)
         res = spec.resources
         if res.memory or res.cpu_shares:
             resources: dict[str, Any] = {}
@@ -252,7 +280,58 @@ class RuntimeSession:
         bundle = root.parent / "bundle"
         bundle.mkdir(exist_ok=True)
         (bundle / "config.json").write_text(json.dumps(config))
+        self.mount_points[key] = created
         return bundle, cid
+
+    def _extra_hosts(self, root: Path, config: dict[str, Any], extra: tuple[str, ...]) -> None:
+        """``--add-host name:ip``: an /etc/hosts of the host's lines plus these, bound over
+        the image's (only when the image has one: a mount point would land in the layer)."""
+        inside = root / "etc" / "hosts"
+        if not inside.is_file() or inside.is_symlink():
+            return
+        try:
+            base = Path("/etc/hosts").read_text()
+        except OSError:
+            base = "127.0.0.1\tlocalhost\n"
+        lines = [base.rstrip("\n")]
+        for item in extra:
+            name, sep, ip = item.partition(":")
+            if not sep or not name or not ip:
+                raise InvalidArgument(f"invalid extra host {item!r}: expected host:ip")
+            lines.append(f"{ip}\t{name}")
+        hosts = root.parent / "hosts"
+        hosts.write_text("\n".join(lines) + "\n")
+        config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/etc/hosts"]
+        config["mounts"].append({"destination": "/etc/hosts", "type": "bind", "source": str(hosts),
+                                 "options": ["rbind", "ro"]})
+
+    def _run_mounts(self, key: str, root: Path, config: dict[str, Any], spec: RunSpec) -> list[Path]:
+        """The RUN step's ``--mount``s; returns the mount points that did not exist (removed
+        again after the step, so they do not end up in its layer)."""
+        from sampan.build.copy import scoped
+
+        created: list[Path] = []
+        for m in spec.mounts:
+            target = scoped(root, m.target)
+            if not os.path.lexists(target):
+                missing = target
+                while not os.path.lexists(missing.parent) and missing.parent != root:
+                    missing = missing.parent
+                created.append(missing)
+                parent = os.stat(missing.parent)
+                self.parent_times.setdefault(key, []).append((missing.parent, parent.st_atime_ns, parent.st_mtime_ns))
+            if m.type == "tmpfs":
+                options = ["nosuid", "nodev"] + ([f"size={m.size}"] if m.size else [])
+                config["mounts"].append({"destination": m.target, "type": "tmpfs", "source": "tmpfs",
+                                         "options": options})
+                continue
+            source = m.source
+            if m.type == "cache":
+                source = str(self.state_dir / "cache" / (m.source or m.target).strip("/").replace("/", "_"))
+                os.makedirs(source, exist_ok=True)
+            config["mounts"].append({"destination": m.target, "type": "bind", "source": source,
+                                     "options": ["rbind", "ro" if m.readonly else "rw"]})
+        return created
 
     def run(self, key: str, spec: RunSpec, *, output: Output) -> int:
         bundle, cid = self._bundle(key, spec)
@@ -272,7 +351,23 @@ class RuntimeSession:
         finally:
             proc.stdout.close()
             code = proc.wait()
+            self._remove_mount_points(key)
         return code
+
+    def _remove_mount_points(self, key: str) -> None:
+        """Remove the mount points a RUN step's mounts needed and give their parents back
+        their times, so that the step's layer does not record them."""
+        root = self._root(key)
+        for point in reversed(self.mount_points.pop(key, [])):
+            if point.is_dir() and not point.is_symlink():
+                shutil.rmtree(point, ignore_errors=True)
+            else:
+                with suppress(OSError):
+                    point.unlink()
+        for parent, atime, mtime in reversed(self.parent_times.pop(key, [])):
+            with suppress(OSError):
+                os.utime(parent, ns=(atime, mtime), follow_symlinks=False)
+            self.touched.setdefault(key, []).append(os.path.relpath(parent, root))
 
     # ------------------------------------------------------------ commit
 
@@ -284,6 +379,8 @@ class RuntimeSession:
             lower = sn.upper_dir(base.layers[-1].chain_id)
         tmpdir = self.store.data_root / "tmp"
         tmpdir.mkdir(parents=True, exist_ok=True)
+        if sn.whiteouts == "overlay":
+            _drop_copied_up(sn.upper_dir(snap), self.touched.pop(key, []))
         with tempfile.TemporaryFile(dir=tmpdir) as tmp:
             applied = write_diff(sn.upper_dir(snap), tmp, whiteouts=sn.whiteouts, lower=lower,  # type: ignore[arg-type]
                                  source_date_epoch=source_date_epoch)

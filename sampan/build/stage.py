@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sampan.build import copy as cp
 from sampan.build import instructions as ins
-from sampan.build.backend import BaseImage, RunSpec
+from sampan.build.backend import BaseImage, RunMount, RunSpec
 from sampan.build.cache import StepKey
 from sampan.build.configsteps import ConfigState, command_of, nop, nop1, workdir_path
 from sampan.build.dockerfile import Dockerfile, parse_trigger
@@ -244,20 +244,63 @@ class StageRun:
         self.b.say(f"Removing intermediate container {cid[:12]}\n")
         self.finish(key, created_by, None, empty=True)
 
-    def run_step(self, step: ins.Run) -> None:
-        script = ins.run_script(step)
+    def _run_mounts(self, step: ins.Run, script: ins.RunScript, scratch: Path,
+                    views: list[str]) -> tuple[list[RunMount], str]:
+        """The step's ``--mount``s (and its heredoc script file) as backend mounts, and a
+        digest of what bind mounts show (part of the cache key, as in BuildKit)."""
+        mounts: list[RunMount] = []
+        digest = ""
         if script.executable is not None:
-            raise NotImplementedFeature("RUN with a heredoc script file (#!) is not supported yet")
+            path = scratch / script.executable.name
+            path.write_text(script.executable.data)
+            path.chmod(0o755)
+            mounts.append(RunMount("bind", ins.PIPES_DIR + script.executable.name, str(path)))
+        for m in step.mounts:
+            if not m.target and m.type != "secret":
+                raise InvalidArgument("mount target is required")
+            if m.type in ("secret", "ssh"):
+                if m.required:
+                    raise NotImplementedFeature(f"RUN --mount=type={m.type}: builds get no {m.type}s")
+                continue  # BuildKit skips a secret or ssh mount that is not there
+            if m.type == "tmpfs":
+                mounts.append(RunMount("tmpfs", m.target, size=m.size_limit))
+            elif m.type == "cache":
+                mounts.append(RunMount("cache", m.target, m.cache_id or m.target, readonly=m.readonly))
+            else:
+                root = self.r.context
+                if m.from_:
+                    views.append(uuid.uuid4().hex)
+                    root = self.s.view(views[-1], self.resolve_base(m.from_))
+                name, path = cp.resolve_sources(root, [m.source or "."], cmd="RUN --mount")[0]
+                digest += cp.source_digest([(name, path)])
+                mounts.append(RunMount("bind", m.target, str(path), readonly=m.readonly))
+        return mounts, digest
+
+    def run_step(self, step: ins.Run) -> None:
+        if step.security == "insecure":
+            raise NotImplementedFeature("RUN --security=insecure: builds are not granted security.insecure")
+        script = ins.run_script(step)
         shell_step = ins.Run(command=script.command, prepend_shell=script.prepend_shell)
         args = command_of(shell_step, self.state.config)
         run_env = self.vars.run_environment()
         arg_values = {k: v for k, v in self.vars.args.items() if k not in self.vars.env}
-        key = self.key(step, env=run_env, network=self.r.opts.network)
         created_by = " ".join(args)
         if arg_values:
             created_by = f"|{len(arg_values)} " + " ".join(f"{k}={v}" for k, v in arg_values.items()) + " " + created_by
-        if self.cached(key, created_by):
-            return
+        views: list[str] = []
+        with tempfile.TemporaryDirectory(prefix="sampan-run-") as scratch:
+            try:
+                mounts, digest = self._run_mounts(step, script, Path(scratch), views)
+                key = self.key(step, env=run_env, network=self.r.opts.network, mounts=digest)
+                if self.cached(key, created_by):
+                    return
+                layer = self._run(step, args, run_env, mounts)
+            finally:
+                for view in views:
+                    self.s.release(view)
+        self.finish(key, created_by, layer, empty=layer is None)
+
+    def _run(self, step: ins.Run, args: list[str], run_env: dict[str, str], mounts: list[RunMount]) -> Any:
         env = [f"{k}={v}" for k, v in run_env.items()]
         if not any(e.startswith("PATH=") for e in env):
             env.insert(0, DEFAULT_PATH)
@@ -271,16 +314,15 @@ class StageRun:
                            workdir=self.state.config.get("WorkingDir") or "/",
                            network="none" if network == "none" else "host",
                            resources=self.r.opts.resources, extra_hosts=tuple(self.r.opts.extra_hosts),
-                           hostname=cid)
+                           hostname=cid, mounts=tuple(mounts))
             code = self.s.run(work, spec, output=lambda data: self.b.say(data.decode("utf-8", "replace")))
             if code != 0:
-                shown = go_args(args)
-                raise BuildFailed(f"The command '{shown}' returned a non-zero code: {code}")
+                raise BuildFailed(f"The command '{go_args(args)}' returned a non-zero code: {code}")
             layer = self.s.commit(work, self.image, source_date_epoch=self.r.sde)
         finally:
             self.s.release(work)
         self.b.say(f"Removing intermediate container {cid}\n")
-        self.finish(key, created_by, layer, empty=layer is None)
+        return layer
 
     def _source_root(self, step: ins.SourcesAndDest) -> tuple[Path, BaseImage | None]:
         if isinstance(step, ins.Copy) and step.from_:

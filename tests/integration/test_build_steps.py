@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sampan.errors import InvalidArgument, NotFound, SampanError
+from sampan.errors import InvalidArgument, NotFound, NotImplementedFeature, SampanError
 from tests.integration.build_support import Lab, lab_for_test
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
@@ -87,9 +87,12 @@ def test_copy_semantics(lab: Lab, ctx: Path) -> None:
     ("ADD --checksum=sha256:00 one.txt /x", "checksum can't be specified for non-HTTP(S) sources"),
     ("RUN exit 5", "The command '/bin/sh -c exit 5' returned a non-zero code: 5"),
     ("RUNN x", "unknown instruction: RUNN"),
+    ("RUN --security=insecure true", "security.insecure"),
+    ("RUN --mount=type=secret,id=t,required true", "builds get no secrets"),
+    ("RUN --mount=type=bind,source=nope,target=/x true", "RUN --mount failed: file not found"),
 ])
 def test_step_errors(lab: Lab, ctx: Path, dockerfile: str, error: str) -> None:
-    with pytest.raises((InvalidArgument, NotFound)) as info:
+    with pytest.raises((InvalidArgument, NotFound, NotImplementedFeature)) as info:
         lab.build(ctx, f"FROM busybox\n{dockerfile}\n")
     assert error in str(info.value)
     # nothing left behind: no work snapshot, no mount
