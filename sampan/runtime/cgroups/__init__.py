@@ -28,17 +28,27 @@ Typical use (the runtime's parent side)::
     mgr.destroy()                    # rmdir everywhere; waits briefly for tasks to go
 
 Nothing here needs CAP_SYS_RESOURCE: cgroup limits are plain file writes.
+
+Import cost: this package is on ``sampan-runtime``'s start path whenever a bundle has cgroup
+resources, so, like the runtime core, it imports no ``dataclasses``, ``typing``, ``re`` or
+``enum`` at run time (``sampan.oci.record`` stands in for dataclasses; typing names are read
+only under ``TYPE_CHECKING``), and ``select`` imports only the manager the host needs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from sampan.oci.record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+else:
+    Protocol = object  # at run time CgroupManager is a plain base class (no typing import)
 
 __all__ = ["CgroupManager", "CgroupStats", "new_manager"]
 
 
-@dataclass
+@record
 class CgroupStats:
     """A container's resource usage, uniform for cgroup v1 and v2.
 

@@ -6,17 +6,28 @@ Both managers consume :class:`Resources`; every error names the OCI field, e.g.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from typing import Any
-
 from sampan.errors import InvalidConfig
+from sampan.oci.record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PREFIX = "linux.resources"
-_CPU_LIST = re.compile(r"^\s*(\d+(-\d+)?)(\s*,\s*\d+(-\d+)?)*\s*$")
+_DIGITS = frozenset("0123456789")
 
 
-@dataclass(frozen=True)
+def is_cpu_list(value: str) -> bool:
+    """``0-2,4`` (spaces allowed around numbers and commas): cpuset's list syntax."""
+    for item in value.split(","):
+        low, dash, high = item.strip().partition("-")
+        for part in (low, high) if dash else (low,):
+            if not part or not _DIGITS.issuperset(part):
+                return False
+    return True
+
+
+@record(frozen=True)
 class DeviceRule:
     allow: bool
     type: str  # "a", "b" or "c"
@@ -30,14 +41,14 @@ class DeviceRule:
         return f"{self.type} {major}:{minor} {self.access}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DeviceLimit:
     major: int
     minor: int
     value: int  # bytes or ops per second, or a weight
 
 
-@dataclass
+@record
 class Resources:
     memory_limit: int | None = None  # -1 = unlimited
     memory_reservation: int | None = None
@@ -99,7 +110,7 @@ def _cpu_list(obj: dict[str, Any], key: str, where: str) -> str | None:
     value = obj.get(key)
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or not _CPU_LIST.match(value):
+    if not isinstance(value, str) or not is_cpu_list(value):
         raise InvalidConfig(f"{where}.{key}", f'must be a list like "0-2,4", got {value!r}')
     return value.replace(" ", "")
 

@@ -11,18 +11,22 @@ where) and /proc/self/cgroup (where this process sits), as runc does.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from sampan.errors import InvalidConfig, Unavailable
-from sampan.runtime.cgroups import CgroupManager
-from sampan.runtime.cgroups.v1 import CONTROLLERS as V1_CONTROLLERS
-from sampan.runtime.cgroups.v1 import V1CgroupManager
-from sampan.runtime.cgroups.v2 import V2CgroupManager
+from sampan.oci.record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sampan.runtime.cgroups import CgroupManager
 
 DEFAULT_PARENT = "/sampan"
 
+#: The controllers sampan drives on v1 (``v1.CONTROLLERS`` is this tuple; kept here so that
+#: detection does not import either manager: only the one the host needs is imported).
+V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "devices", "freezer")
 
-@dataclass(frozen=True)
+
+@record(frozen=True)
 class Hierarchy:
     mountpoint: str
     root: str  # the cgroup seen at the mountpoint (not "/" inside a cgroup namespace)
@@ -30,7 +34,7 @@ class Hierarchy:
     version: int
 
 
-@dataclass
+@record
 class Layout:
     mode: str  # "v1", "v2" or "hybrid"
     v1: dict[str, Hierarchy] = field(default_factory=dict)  # controller -> hierarchy
@@ -149,6 +153,8 @@ def manager_for_layout(
         raise InvalidConfig("id", f"{container_id!r} cannot name a cgroup")
     parents = 1 if default else 0
     if layout.mode == "v2":
+        from sampan.runtime.cgroups.v2 import V2CgroupManager
+
         assert layout.unified is not None
         full = _absolute(path, layout.self_paths.get("", "/"))
         if full == "/":
@@ -159,6 +165,8 @@ def manager_for_layout(
             mountpoint=layout.unified.mountpoint,
             removable_parents=parents,
         )
+    from sampan.runtime.cgroups.v1 import V1CgroupManager
+
     dirs = {}
     full = path
     for ctrl, h in sorted(layout.v1.items()):

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
-from typing import Any
 
 from sampan.errors import Internal, InvalidConfig, from_oserror
 from sampan.runtime.cgroups import CgroupStats
 from sampan.runtime.cgroups import files as cgf
-from sampan.runtime.cgroups.resources import PREFIX, Resources, parse_resources
+from sampan.runtime.cgroups.resources import PREFIX, parse_resources
+from sampan.runtime.cgroups.select import V1_CONTROLLERS
+
+_SIGKILL = 9  # signal.SIGKILL without importing signal (it imports enum: 4 ms of a start)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from sampan.runtime.cgroups.resources import Resources
 
 #: The controllers sampan drives on v1.
-CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "devices", "freezer")
+CONTROLLERS = V1_CONTROLLERS
 
 
 class V1CgroupManager:
@@ -168,7 +175,7 @@ class V1CgroupManager:
         finally:
             if can_freeze and not was_frozen:
                 self.thaw()
-            elif was_frozen and sig == signal.SIGKILL:
+            elif was_frozen and sig == _SIGKILL:
                 self.thaw()  # killed tasks in a frozen group die only once thawed
 
     # ------------------------------------------------------------ resources

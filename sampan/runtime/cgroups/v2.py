@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
-from typing import Any
 
 from sampan.errors import Internal, InvalidConfig, from_oserror
 from sampan.runtime.cgroups import CgroupStats
 from sampan.runtime.cgroups import files as cgf
-from sampan.runtime.cgroups.devices import device_program
-from sampan.runtime.cgroups.resources import PREFIX, DeviceRule, Resources, parse_resources
+from sampan.runtime.cgroups.resources import PREFIX, parse_resources
+
+_SIGKILL = 9  # signal.SIGKILL without importing signal (it imports enum: 4 ms of a start)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from sampan.runtime.cgroups.resources import DeviceRule, Resources
 
 #: Controllers enabled in the ancestors' subtree_control when present.
 CONTROLLERS = ("cpuset", "cpu", "io", "memory", "pids", "hugetlb")
@@ -140,7 +145,7 @@ class V2CgroupManager:
         return cgf.read_keyed(self._file("cgroup.events")).get("frozen", 0) == 1
 
     def kill_all(self, sig: int) -> None:
-        if sig == signal.SIGKILL and os.path.exists(self._file("cgroup.kill")):
+        if sig == _SIGKILL and os.path.exists(self._file("cgroup.kill")):
             cgf.write(self._file("cgroup.kill"), 1, field="cgroup.kill")
             return
         was_frozen = self.frozen()
@@ -192,6 +197,7 @@ class V2CgroupManager:
         """v2 has no devices files: the rules become a BPF program attached to the cgroup
         (one per cgroup; a new set replaces the old one)."""
         from sampan._sys import bpf
+        from sampan.runtime.cgroups.devices import device_program
 
         field = f"{PREFIX}.devices"
         program = device_program(rules)
