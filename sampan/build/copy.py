@@ -23,6 +23,10 @@ hard links between copied files stay hard links.  ``ADD`` extracts a local tar (
 bzip2, xz, zstd) into the destination directory with the storage layer's safe extractor,
 and downloads ``http(s)`` URLs (mode 0600, mtime from Last-Modified, ``--checksum`` checked).
 
+BuildKit's ``--exclude`` patterns (ignore-file syntax) are matched relative to each source
+(a directory's entries, a file's name); ``--parents`` keeps each source's directories under
+the destination (``COPY --parents a/b/ /dst/`` gives ``/dst/a/b/...``).
+
 ``normalize_modes`` (used under SOURCE_DATE_EPOCH) makes modes independent of the umask that
 made the context: files 0644 (0755 when any execute bit is set), directories 0755.
 """
@@ -56,6 +60,8 @@ class CopyOptions:
     chmod: int | None = None
     normalize_modes: bool = False
     unpack_archives: bool = False  # ADD
+    excludes: tuple[str, ...] = ()  # --exclude (.dockerignore patterns, relative to each source)
+    parents: bool = False  # --parents: keep the sources' directories under the destination
 
 
 def parse_chmod(text: str) -> int | None:
@@ -191,7 +197,10 @@ def _mode(st_mode: int, normalize: bool) -> int:
 
 class _Copier:
     def __init__(self, opts: CopyOptions) -> None:
+        from sampan.build.context import PatternMatcher
+
         self.opts = opts
+        self.excluded = PatternMatcher(list(opts.excludes)).matches_or_parent_matches if opts.excludes else None
         self.uid, self.gid = (opts.chown.uid, opts.chown.gid) if opts.chown else (0, 0)
         self.links: dict[tuple[int, int], Path] = {}
 
@@ -247,7 +256,7 @@ class _Copier:
         """The contents of directory ``src`` into directory ``dst``."""
         dirs: list[tuple[Path, os.stat_result]] = []
         for rel, st in _walk(src):
-            if not rel:
+            if not rel or (self.excluded is not None and self.excluded(rel)):
                 continue
             target = dst / rel
             self.entry(src / rel, st, target)
@@ -293,9 +302,15 @@ def copy_sources(
             f"When using {cmd} with more than one source file, the destination must be a "
             "directory and end with a /"
         )
+    base_dest = dest
     try:
         for name, path in items:
+            if copier.excluded is not None and copier.excluded(posixpath.basename(name)):
+                continue  # BuildKit matches --exclude relative to each source's directory
             st = os.stat(path)  # a source symlink is followed (inside its root)
+            if opts.parents and name:
+                keep = name if stat.S_ISDIR(st.st_mode) else posixpath.dirname(name)
+                dest = posixpath.join(base_dest, keep) + "/" if keep else base_dest
             if stat.S_ISDIR(st.st_mode):
                 target = copier.mkdirs(root, dest)
                 copier.tree(path, target)

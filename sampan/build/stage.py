@@ -9,6 +9,7 @@ ONBUILD triggers, then every instruction with the cache asked first (``cache.py`
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -355,7 +356,7 @@ class StageRun:
                 items = cp.resolve_sources(root, local, cmd=cmd) + items if local else items
                 digest = cp.source_digest(items, normalize_modes=normalize)
                 for inline in step.contents:
-                    digest += ":" + inline.name + ":" + str(hash(inline.data))
+                    digest += ":" + inline.name + ":" + hashlib.sha256(inline.data.encode()).hexdigest()
                 key = self.key(step, sources=digest, from_=from_image.id if from_image else "")
                 kind = "multi" if len(items) + len(step.contents) > 1 else (
                     "dir" if items and items[0][1].is_dir() else "file")
@@ -368,7 +369,8 @@ class StageRun:
                     opts = cp.CopyOptions(
                         chown=chown_identity(target, step.chown) if step.chown else None,
                         chmod=chmod, normalize_modes=normalize,
-                        unpack_archives=isinstance(step, ins.Add))
+                        unpack_archives=isinstance(step, ins.Add), excludes=tuple(step.excludes),
+                        parents=isinstance(step, ins.Copy) and step.parents)
                     if items:
                         cp.copy_sources(target, items, dest, opts, cmd=cmd)
                     for inline in step.contents:

@@ -10,6 +10,7 @@ cache names and forgets them.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from sampan.engine.distribution import DistributionService
 
 Log = Callable[[str], None]
+_log = logging.getLogger("sampan.build")
 
 
 @dataclass
@@ -99,7 +101,7 @@ class BuildService:
             remove_ignored_build_files(context, str(path.relative_to(context)))
             backend = RuntimeBackend(self.store, state_dir=self.state_dir,
                                      puller=self._puller(registry_auths or {}))
-            builder = Builder(backend, self.cache, log=log, debug=debug, on_built=on_built)
+            builder = Builder(backend, self.cache, log=log, debug=debug or _log.debug, on_built=on_built)
             result = builder.build(context, opts)
         finally:
             shutil.rmtree(context, ignore_errors=True)

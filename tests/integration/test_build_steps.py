@@ -222,3 +222,19 @@ def test_add_archive_and_url(lab: Lab, ctx: Path, http_files: tuple[str, dict[st
     assert e["dl/data.bin"].mtime == 1445412480
     with pytest.raises(InvalidArgument, match=r"digest|expected"):
         lab.build(ctx, f"FROM busybox\nADD --checksum=sha256:{'0' * 64} {url}/data.bin /dl/\n")
+
+
+def test_copy_exclude_and_parents(lab: Lab, ctx: Path) -> None:
+    """BuildKit's COPY --exclude (ignore-file patterns) and --parents (keep source dirs)."""
+    (ctx / "docs" / "tmp").mkdir(parents=True)
+    (ctx / "docs" / "a.md").write_text("md")
+    (ctx / "docs" / "a.txt").write_text("txt")
+    (ctx / "docs" / "tmp" / "x").write_text("x")
+    (ctx / "a" / "b").mkdir(parents=True)
+    (ctx / "a" / "b" / "f").write_text("f")
+    lab.build(ctx, "FROM busybox\nCOPY --exclude=*.md --exclude=tmp docs/ /docs/\n"
+                   "COPY --parents ./a/b/ one.txt dir/sub/b.txt /dst/\n", tags=["t:ex"])
+    e = layer_entries(lab, "t:ex", -2)
+    assert "docs/a.txt" in e and "docs/a.md" not in e and "docs/tmp" not in e
+    e = layer_entries(lab, "t:ex")
+    assert {"dst/a/b/f", "dst/one.txt", "dst/dir/sub/b.txt"} <= set(e), sorted(e)
