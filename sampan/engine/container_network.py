@@ -49,40 +49,54 @@ def check_mode(networks: NetworkService, host: HostSpec) -> list[str]:
 
 
 def port_requests(host: HostSpec, exposed: list[str]) -> list[PortBinding]:
-    """``PortBindings`` (and ``-P``: every exposed port on a random host port) as requests."""
+    """``PortBindings`` (and ``-P``: every exposed port on a random host port) as requests.
+
+    Ranges as Docker's: ``80-82/tcp`` bound to ``8000-8002`` maps one to one; one container
+    port bound to a host range takes the range's first port.
+    """
     out: list[PortBinding] = []
-    bound = set()
+    bound: set[tuple[int, str]] = set()
     for key, bindings in sorted(host.port_bindings.items()):
-        port, proto = _port_key(key)
-        bound.add((port, proto))
+        ports, proto = _port_key(key)
+        bound.update((p, proto) for p in ports)
         for b in bindings:
-            host_port = b.get("HostPort", "")
-            first = host_port.split("-")[0] if host_port else ""
-            try:
-                hp = int(first) if first else 0
-            except ValueError:
-                raise errors.InvalidArgument(f"invalid host port {host_port!r} for {key}") from None
-            if not 0 <= hp <= 65535:
-                raise errors.InvalidArgument(f"invalid host port {host_port!r} for {key}")
-            out.append(PortBinding(port, proto, b.get("HostIp", ""), hp))
+            host_ports = _host_range(b.get("HostPort", ""), key)
+            if len(ports) > 1 and host_ports and len(host_ports) != len(ports):
+                raise errors.InvalidArgument(f"invalid port range: host {b.get('HostPort')} for {key}")
+            for i, port in enumerate(ports):
+                hp = host_ports[i] if len(ports) > 1 and host_ports else (host_ports[0] if host_ports else 0)
+                out.append(PortBinding(port, proto, b.get("HostIp", ""), hp))
     if host.publish_all_ports:
         for key in sorted(exposed):
-            port, proto = _port_key(key)
-            if (port, proto) not in bound:
-                out.append(PortBinding(port, proto, "", 0))
+            ports, proto = _port_key(key)
+            out.extend(PortBinding(p, proto, "", 0) for p in ports if (p, proto) not in bound)
     return out
 
 
-def _port_key(key: str) -> tuple[int, str]:
-    port, _, proto = key.partition("/")
+def _host_range(text: str, key: str) -> list[int]:
+    if not text:
+        return []
+    first, _, last = text.partition("-")
     try:
-        number = int(port)
+        lo, hi = int(first), int(last or first)
+    except ValueError:
+        raise errors.InvalidArgument(f"invalid host port {text!r} for {key}") from None
+    if not 0 < lo <= hi <= 65535:
+        raise errors.InvalidArgument(f"invalid host port {text!r} for {key}")
+    return list(range(lo, hi + 1))
+
+
+def _port_key(key: str) -> tuple[list[int], str]:
+    port, _, proto = key.partition("/")
+    first, _, last = port.partition("-")
+    try:
+        lo, hi = int(first), int(last or first)
     except ValueError:
         raise errors.InvalidArgument(f"invalid container port {key!r}") from None
     proto = proto or "tcp"
-    if proto not in ("tcp", "udp", "sctp") or not 0 < number < 65536:
+    if proto not in ("tcp", "udp", "sctp") or not 0 < lo <= hi < 65536:
         raise errors.InvalidArgument(f"invalid container port {key!r}")
-    return number, proto
+    return list(range(lo, hi + 1)), proto
 
 
 def network_up(networks: NetworkService, c: Container) -> str:
