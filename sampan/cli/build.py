@@ -191,11 +191,12 @@ def build(ctx: Context, opts: Options, args: list[str]) -> int:
         messages = ctx.client().stream("POST", "/build", query=query, body=body,
                                        headers={"Content-Type": "application/x-tar"})
         live = ""
+        step_output: list[str] = []  # the running step's output, shown again if the build fails
         for msg in messages:
             error = stream_error(msg)
             if error is not None:
                 if live:
-                    out.write("\n")
+                    out.write("\n" + "".join(step_output))
                 out.flush()
                 raise _producer_error() or error
             if isinstance(msg.get("aux"), dict):
@@ -210,10 +211,12 @@ def build(ctx: Context, opts: Options, args: list[str]) -> int:
             elif text.startswith("Step "):
                 out.write(("\r\x1b[K" if live else "") + text.rstrip("\n"))
                 live = text
+                step_output = []
             elif text.startswith(("Successfully", "[Warning]")):
                 out.write(("\n" if live else "") + text)
                 live = ""
             elif not text.startswith((" --->", "Removing intermediate")) and text.strip():
+                step_output.append(text)
                 last = text.rstrip("\n").rsplit("\n", 1)[-1][:70]
                 out.write(f"\r\x1b[K{live.rstrip()}  | {last}")
             out.flush()
