@@ -73,8 +73,11 @@ def status_text(c: Container, now: float | None = None) -> str:
 
 
 def command_text(c: Container) -> str:
-    """``Command`` as dockerd writes it: the path and the arguments joined by spaces, unquoted."""
-    return " ".join([c.path, *c.args]) if c.args else c.path
+    """``Command`` as dockerd's container view writes it: arguments that contain a space are
+    wrapped in single quotes (nothing is escaped), then joined with the path by spaces."""
+    if not c.args:
+        return c.path
+    return " ".join([c.path, *(f"'{a}'" if " " in a else a for a in c.args)])
 
 
 def mount_json(m: MountPoint) -> JSONDict:

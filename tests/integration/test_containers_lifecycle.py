@@ -51,7 +51,7 @@ def test_run_and_exit_code(api: Api) -> None:  # noqa: F811
     [summary] = api.call("GET", "/containers/json?all=1", status=200)
     assert summary["Names"] == ["/exit3"] and summary["State"] == "exited"
     assert summary["Status"].startswith("Exited (3) ") and summary["Status"].endswith(" ago")
-    assert summary["Command"] == "sh -c echo out; echo err >&2; exit 3"  # dockerd does not quote
+    assert summary["Command"] == "sh -c 'echo out; echo err >&2; exit 3'"
     graph = info["GraphDriver"]
     assert graph["Name"] in ("overlay", "native") and graph["Data"]["UpperDir"] and graph["Data"]["MergedDir"].endswith("/rootfs")
     if graph["Name"] == "overlay":

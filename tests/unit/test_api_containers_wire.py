@@ -95,7 +95,10 @@ def test_status_text_and_summary() -> None:
     c = _container("running", started_at=started)
     c.mount_points = [MountPoint(type="volume", destination="/d", source="/v/_data", name="v", driver="local")]
     s = tc.container_summary(c, "1.51")
-    assert s["Names"] == ["/web"] and s["Command"] == "sh -c echo a b" and s["State"] == "running"
+    assert s["Names"] == ["/web"] and s["Command"] == "sh -c 'echo a b'" and s["State"] == "running"
+    c.args = ["-c", "", "it's"]
+    assert tc.command_text(c) == "sh -c  it's"  # only arguments with a space are quoted, nothing escaped
+    c.args = ["-c", "echo a b"]
     assert s["Created"] == 1767225600 and s["Mounts"][0]["Name"] == "v" and s["HostConfig"] == {"NetworkMode": "none"}
     full = tc.container_inspect(c, "1.51")
     assert full["Name"] == "/web" and full["Config"]["Cmd"] == ["sh", "-c", "echo a b"] and "SizeRw" not in full
