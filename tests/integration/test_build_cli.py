@@ -100,7 +100,7 @@ def test_sampan_build_stdin_and_errors(sampand: Daemon, tmp_path: Path) -> None:
                stdin=b"FROM busybox\nRUN echo why-it-failed; exit 7\n", check=False)
     assert r.returncode != 0
     assert "\x1b[K" in r.stdout.decode() and "why-it-failed\n" in r.stdout.decode()  # compact, output kept
-    assert "The command '/bin/sh -c exit 7' returned a non-zero code: 7" in r.stderr.decode()
+    assert "The command '/bin/sh -c echo why-it-failed; exit 7' returned a non-zero code: 7" in r.stderr.decode()
     assert "Traceback" not in r.stderr.decode()
     r = sampan(sampand, "build", "-f", "-", str(ctx), stdin=b"FROM nosuchimage\n", check=False)
     assert r.returncode != 0 and "nosuchimage" in r.stderr.decode()
