@@ -238,3 +238,14 @@ def test_copy_exclude_and_parents(lab: Lab, ctx: Path) -> None:
     assert "docs/a.txt" in e and "docs/a.md" not in e and "docs/tmp" not in e
     e = layer_entries(lab, "t:ex")
     assert {"dst/a/b/f", "dst/one.txt", "dst/dir/sub/b.txt"} <= set(e), sorted(e)
+
+
+def test_run_resources(lab: Lab, ctx: Path) -> None:
+    """--memory, --cpu-shares, --shm-size reach RUN steps (cgroups of the step's container)."""
+    from sampan.build.backend import Resources
+
+    lab.build(ctx, "FROM busybox\nRUN cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max"
+                   " 2>/dev/null; df -k /dev/shm | tail -1 | awk '{print $2}'; true\n",
+              resources=Resources(memory=64 << 20, cpu_shares=512, shm_size=8 << 20))
+    assert "67108864\n" in lab.text
+    assert "8192\n" in lab.text
