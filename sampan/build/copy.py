@@ -59,7 +59,8 @@ class CopyOptions:
     chown: Identity | None = None
     chmod: int | None = None
     normalize_modes: bool = False
-    unpack_archives: bool = False  # ADD
+    unpack_archives: bool = False  # ADD (local sources only: a downloaded archive stays a file)
+    downloaded: tuple[Path, ...] = ()
     excludes: tuple[str, ...] = ()  # --exclude (.dockerignore patterns, relative to each source)
     parents: bool = False  # --parents: keep the sources' directories under the destination
 
@@ -315,7 +316,7 @@ def copy_sources(
                 target = copier.mkdirs(root, dest)
                 copier.tree(path, target)
                 continue
-            if opts.unpack_archives and _is_archive(path):
+            if opts.unpack_archives and path not in opts.downloaded and _is_archive(path):
                 _extract(path, copier.mkdirs(root, dest))
                 continue
             dest_path = scoped(root, dest)

@@ -370,6 +370,7 @@ class StageRun:
                         chown=chown_identity(target, step.chown) if step.chown else None,
                         chmod=chmod, normalize_modes=normalize,
                         unpack_archives=isinstance(step, ins.Add), excludes=tuple(step.excludes),
+                        downloaded=tuple(p for n, p in items if str(p).startswith(downloads)),
                         parents=isinstance(step, ins.Copy) and step.parents)
                     if items:
                         cp.copy_sources(target, items, dest, opts, cmd=cmd)

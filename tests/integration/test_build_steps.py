@@ -214,9 +214,12 @@ def test_add_archive_and_url(lab: Lab, ctx: Path, http_files: tuple[str, dict[st
     (ctx / "pkg.tar.gz").write_bytes(buf.getvalue())
     url, payloads = http_files
     payloads["/data.bin"] = b"remote data"
+    payloads["/remote.tar.gz"] = buf.getvalue()
     digest = "sha256:" + hashlib.sha256(b"remote data").hexdigest()
-    lab.build(ctx, f"FROM busybox\nADD pkg.tar.gz /opt/\nADD --checksum={digest} {url}/data.bin /dl/\n", tags=["t:add"])
-    assert layer_file(lab, "t:add", "opt/pkg/file", -2) == b"pkg"
+    lab.build(ctx, f"FROM busybox\nADD pkg.tar.gz /opt/\nADD {url}/remote.tar.gz /r/\n"
+                   f"ADD --checksum={digest} {url}/data.bin /dl/\n", tags=["t:add"])
+    assert layer_file(lab, "t:add", "r/remote.tar.gz", -2) == buf.getvalue()  # a remote archive stays a file
+    assert layer_file(lab, "t:add", "opt/pkg/file", -3) == b"pkg"
     e = layer_entries(lab, "t:add")
     assert e["dl/data.bin"].mode == 0o600
     assert e["dl/data.bin"].mtime == 1445412480
