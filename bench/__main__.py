@@ -46,15 +46,23 @@ def main(argv: list[str] | None = None) -> int:
             medians = {e: statistics.median(v) for e, v in samples.items()}
             rows.append((scenario, medians))
             for engine, med in medians.items():
-                print(f"bench: {name} {engine}: median {med * 1000:.1f} ms over {iterations}", file=sys.stderr)
+                print(f"bench: {name} {engine}: median {_value(scenario, med)} over {iterations}", file=sys.stderr)
     print("| scenario | engine | median | sampan / engine |")
     print("|---|---|---|---|")
     for scenario, medians in rows:
-        base = medians.get("sampan")
         for engine, med in medians.items():
-            ratio = "" if args.smoke or engine == "sampan" or not base else f"{base / med:.2f}"
-            print(f"| {scenario.name} | {engine} | {med * 1000:.1f} ms | {ratio} |")
+            # "X what" compares with "sampan what" (e.g. "conmon RSS" with "sampan RSS")
+            head, sep, rest = engine.partition(" ")
+            base = medians.get(f"sampan{sep}{rest}")
+            ratio = "" if args.smoke or head == "sampan" or not base or not med else f"{base / med:.2f}"
+            print(f"| {scenario.name} | {engine} | {_value(scenario, med)} | {ratio} |")
     return 1 if failed else 0
+
+
+def _value(scenario: object, median: float) -> str:
+    """Seconds print as ms; a scenario with a ``unit`` (memory: "MB") returns values in it."""
+    unit = getattr(scenario, "unit", None)
+    return f"{median * 1000:.1f} ms" if unit is None else f"{median:.2f} {unit}"
 
 
 if __name__ == "__main__":

@@ -136,3 +136,8 @@ SCENARIOS.update(_CONTAINER_SCENARIOS)
 from bench.builds import SCENARIOS as _BUILD_SCENARIOS  # noqa: E402
 
 SCENARIOS.update(_BUILD_SCENARIOS)
+
+# runtime scenarios (runtime-run, shim-memory) live in their own module
+from bench.runtime import SCENARIOS as _RUNTIME_SCENARIOS  # noqa: E402
+
+SCENARIOS.update(_RUNTIME_SCENARIOS)
