@@ -193,3 +193,29 @@ def test_exec_it_under_a_pty(api: Api) -> None:  # noqa: F811
     term.expect(b"30 100\r\n")
     term.type(b"exit 4\r")
     assert term.wait() == 4
+
+
+def test_start_ai_and_attach(api: Api) -> None:  # noqa: F811
+    assert sampan(api, "create", "-it", "--name", "later", "busybox", "sh").returncode == 0
+    term = Terminal(api, "start", "-ai", "later")
+    term.expect(b"# ")
+    term.type(b"echo started-$((1+2))\r")
+    term.expect(b"started-3\r\n")
+    term.type(b"exit 3\r")
+    assert term.wait() == 3
+    assert sampan(api, "run", "-d", "--name", "bg", "busybox", "sh", "-c",
+                  "i=0; while true; do i=$((i+1)); echo tick-$i; sleep 0.2; done").returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "sampan.cli", "attach", "--no-stdin", "bg"], env=env(api),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith(b"tick-")
+        assert sampan(api, "kill", "bg").returncode == 0
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 137
+    r = sampan(api, "attach", "bg")
+    assert r.returncode == 1 and b"You cannot attach to a stopped container" in r.stderr

@@ -190,3 +190,12 @@ def test_inspect_falls_back_from_container_to_image() -> None:
     code, out, err = cli(engine, ["inspect", "-f", "{{.Id}}", "busybox", "nothing"])
     assert (code, out, err) == (1, "sha256:i\n", "Error: No such object: nothing\n")
     assert engine.seen[0].startswith("GET /containers/busybox/json")
+
+
+def test_stats_stream_redraws_until_the_streams_end() -> None:
+    sample = {"memory_stats": {"usage": 3 << 20, "limit": 6 << 20}, "pids_stats": {"current": 2}}
+    engine = Engine({("GET", "/containers/web/json"): (200, {"Id": CID, "Name": "/web"}),
+                     ("GET", f"/containers/{CID}/stats"): (200, sample)})
+    code, out, _ = cli(engine, ["stats", "--format", "{{.Name}} {{.MemUsage}} {{.MemPerc}} {{.PIDs}}", "web"])
+    assert code == 0 and out.splitlines()[-1] == "web 3MiB / 6MiB 50.00% 2"
+    assert f"GET /containers/{CID}/stats?stream=1" in engine.seen
