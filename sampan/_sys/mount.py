@@ -101,6 +101,21 @@ def umount(target: str, flags: int = 0) -> None:
     check(libc.umount2(target.encode(), flags), f"umount {target}")
 
 
+def is_mountpoint(path: str) -> bool:
+    """Whether something is mounted on ``path`` (per /proc/self/mountinfo, so that a bind
+    mount from the same filesystem counts, which ``os.path.ismount`` misses)."""
+    target = os.fsencode(os.path.realpath(path))
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            point = line.split(b" ", 5)[4]
+            if b"\\" in point:  # the kernel escapes space, tab, newline and backslash in octal
+                for code in (b"040", b"011", b"012", b"134"):
+                    point = point.replace(b"\\" + code, bytes([int(code, 8)]))
+            if point == target:
+                return True
+    return False
+
+
 def parse_options(options: Iterable[str]) -> tuple[int, int, str]:
     """Split mount(8)-style words into (flags, propagation flags, data string)."""
     flags = 0

@@ -86,11 +86,11 @@ class Runner:
         return os.path.join(c.bundle_dir, "rootfs")
 
     def mount_rootfs(self, c: Container, snapshotter: Snapshotter) -> str:
-        from sampan._sys.mount import perform
+        from sampan._sys.mount import is_mountpoint, perform
 
         target = self.rootfs(c)
         os.makedirs(target, exist_ok=True)
-        if os.path.ismount(target):
+        if is_mountpoint(target):
             return target
         mounts = snapshotter.mounts(c.id)
         try:
@@ -101,10 +101,10 @@ class Runner:
         return target
 
     def unmount_rootfs(self, c: Container) -> None:
-        from sampan._sys.mount import umount
+        from sampan._sys.mount import is_mountpoint, umount
 
         target = self.rootfs(c)
-        while os.path.ismount(target):
+        while is_mountpoint(target):
             try:
                 umount(target, 2)  # MNT_DETACH: a reader (cp, export) does not block removal
             except OSError as exc:
@@ -115,8 +115,10 @@ class Runner:
     def resolved_mounts(self, c: Container, volumes: VolumeService | None, rootfs: str) -> list[ResolvedMount]:
         out = []
         for mp in c.mount_points:
-            if mp.type == "volume" and volumes is not None and "nocopy" not in mp.mode.split(","):
-                volumes.copy_up(mp.name, rootfs, mp.destination)
+            if mp.type == "volume" and volumes is not None and volumes.exists(mp.name):
+                volumes.mount(mp.name)  # a volume made with driver options (tmpfs, bind...)
+                if "nocopy" not in mp.mode.split(","):
+                    volumes.copy_up(mp.name, rootfs, mp.destination)
             opts = [o for o in mp.mode.split(",") if o and o not in ("ro", "rw", "z", "Z", "nocopy")] if mp.type == "tmpfs" else []
             out.append(ResolvedMount(type=mp.type, target=mp.destination, source=mp.source,
                                      read_only=not mp.rw, propagation=mp.propagation if mp.type == "bind" else "",
@@ -153,7 +155,9 @@ class Runner:
         except errors.SampanError:
             # the root filesystem was unmounted under us (an administrator's or a test
             # harness's lazy umount) before the runtime took it: mount it again, once
-            if os.path.ismount(self.rootfs(c)):
+            from sampan._sys.mount import is_mountpoint
+
+            if is_mountpoint(self.rootfs(c)):
                 raise
             self.mount_rootfs(c, snapshotter)
             handle = self._spawn(c)

@@ -6,6 +6,10 @@ an *anonymous* volume is made for an image ``VOLUME`` or a ``-v /path`` without 
 volume is *in use* while a container (running or not) mounts it; ``users`` (wired by the
 daemon to the container service) answers which.  A new, empty volume mounted over a path the
 image has content at gets that content copied in first (``copy_up``), as Docker does.
+
+Driver options (``volume create --opt type=tmpfs --opt device=tmpfs --opt o=size=64m``, or
+``type=none,o=bind,device=/srv/x``) make ``_data`` a mount: performed when a container first
+uses the volume (``mount``), undone when the volume is removed.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ MIGRATIONS = [
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
 FILTERS = frozenset({"dangling", "name", "label", "driver"})
+LOCAL_OPTIONS = frozenset({"type", "device", "o"})
 
 
 @dataclass
@@ -112,8 +117,11 @@ class VolumeService:
         driver = driver or "local"
         if driver != "local":
             raise errors.NotFound(f'error looking up volume plugin {driver}: plugin "{driver}" not found')
-        if options:
-            raise errors.NotImplementedFeature("local volume driver options (type, device, o) are not supported")
+        for key in options or {}:
+            if key not in LOCAL_OPTIONS:
+                raise errors.InvalidArgument(f"create {name}: invalid option key: {key!r}")
+        if options and not (options.get("device") and (options.get("type") or "bind" in options.get("o", "").split(","))):
+            raise errors.InvalidArgument(f"create {name}: the local driver needs 'device' and 'type' (or o=bind) options")
         if not name:
             name = secrets.token_hex(32)
             anonymous = True
@@ -189,6 +197,7 @@ class VolumeService:
             users = self.users(name)
             if users:
                 raise errors.Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
+            self.unmount(name)
             self.db.execute("DELETE FROM volumes WHERE name = ?", (name,))
             shutil.rmtree(self.root / name, ignore_errors=True)
         self.events.publish("volume", "destroy", name, {"driver": "local"})
@@ -221,6 +230,39 @@ class VolumeService:
             v.size = dir_size(v.mountpoint)
             v.ref_count = len(self.users(v.name))
         return out
+
+    def mount(self, name: str) -> None:
+        """Mount a volume created with driver options on its ``_data`` (once)."""
+        v = self.inspect(name)
+        from sampan._sys import mount as sysmount
+
+        if not v.options or sysmount.is_mountpoint(v.mountpoint):
+            return
+
+        words = [w for w in v.options.get("o", "").split(",") if w]
+        flags, propagation, data = sysmount.parse_options(words)
+        if "bind" in words or "rbind" in words:
+            flags |= sysmount.MS_BIND | (sysmount.MS_REC if "rbind" in words else 0)
+            data = ",".join(w for w in data.split(",") if w and w not in ("bind", "rbind"))
+        fstype = "" if v.options.get("type") in (None, "", "none") else v.options["type"]
+        with self.lock:
+            try:
+                sysmount.mount(v.options["device"], v.mountpoint, fstype, flags, data)
+                if propagation:
+                    sysmount.mount("", v.mountpoint, "", propagation, "")
+            except OSError as exc:
+                raise errors.from_oserror(exc, f"mount volume {name} ({v.options.get('type')} {v.options['device']})") from exc
+
+    def unmount(self, name: str) -> None:
+        """Undo ``mount`` (every layer of it): nothing may be removed through a mount."""
+        from sampan._sys import mount as sysmount
+
+        path = self.path(name)
+        while sysmount.is_mountpoint(path):
+            try:
+                sysmount.umount(path, sysmount.MNT_DETACH)
+            except OSError as exc:
+                raise errors.from_oserror(exc, f"unmount volume {name}") from exc
 
     def copy_up(self, name: str, rootfs: str, target: str) -> None:
         """Copy the image content at ``target`` into volume ``name`` if the volume is empty."""

@@ -121,3 +121,26 @@ def test_system_df_and_info_count_containers_and_volumes(api: Api) -> None:  # n
     assert vol["Name"] == "dfvol" and vol["UsageData"]["RefCount"] == 1
     info = api.call("GET", "/info", status=200)
     assert (info["Containers"], info["ContainersRunning"], info["ContainersStopped"]) == (2, 1, 1)
+
+
+def test_local_driver_options(api: Api, tmp_path: Path) -> None:  # noqa: F811
+    opts = {"type": "tmpfs", "device": "tmpfs", "o": "size=4m,mode=1777"}
+    v = api.call("POST", "/volumes/create", {"Name": "tmpvol", "DriverOpts": opts}, status=201)
+    assert v["Options"] == opts
+    cid = api.run(["sh", "-c", "echo hi > /d/f; grep ' /d ' /proc/mounts | cut -d' ' -f3"], host={"Binds": ["tmpvol:/d"]})
+    assert api.wait(cid)["StatusCode"] == 0
+    assert api.output(cid) == "tmpfs\n"
+    assert (Path(v["Mountpoint"]) / "f").read_text() == "hi\n"  # the host sees the same tmpfs
+    host_dir = tmp_path / "srv"
+    host_dir.mkdir()
+    (host_dir / "x").write_text("from host\n")
+    api.call("POST", "/volumes/create", {"Name": "bindvol", "DriverOpts": {"type": "none", "o": "bind", "device": str(host_dir)}}, status=201)
+    reader = api.run(["cat", "/b/x"], host={"Binds": ["bindvol:/b"]})
+    api.wait(reader)
+    assert api.output(reader) == "from host\n"
+    assert api.status("POST", "/volumes/create", {"Name": "bad", "DriverOpts": {"size": "1g"}})[0] == 400
+    for c in (cid, reader):
+        api.call("DELETE", f"/containers/{c}", status=204)
+    api.call("DELETE", "/volumes/tmpvol", status=204)
+    api.call("DELETE", "/volumes/bindvol", status=204)
+    assert (host_dir / "x").exists()  # removing a bind volume leaves its device alone
