@@ -206,6 +206,15 @@ class ContainerService(Supervision):
             )
             self._changed.notify_all()
 
+    def _volume_events(self, c: Container, action: str) -> None:
+        """Docker's volume ``mount``/``unmount`` events for a container's volumes."""
+        for m in c.mount_points:
+            if m.type == "volume":
+                attrs = {"container": c.id, "driver": m.driver or "local"}
+                if action == "mount":
+                    attrs |= {"destination": m.destination, "read/write": str(m.rw).lower(), "propagation": ""}
+                self.events.publish("volume", action, m.name, attrs)
+
     def _event(self, c: Container, action: str, **extra: str) -> None:
         attrs = {**c.spec.labels, "image": c.image_name or c.image_id, "name": c.name, **extra}
         self.events.publish("container", action, c.id, attrs)
@@ -339,6 +348,7 @@ class ContainerService(Supervision):
             c.has_been_started = True
             self._started_mono[c.id] = time.monotonic()
             self._save(c)
+        self._volume_events(c, "mount")
         self._event(c, "start")
         self.watch(c.id, gen)
 

@@ -81,6 +81,9 @@ class Supervision:
     def _event(self, c: Container, action: str, **extra: str) -> None:
         raise NotImplementedError
 
+    def _volume_events(self, c: Container, action: str) -> None:
+        raise NotImplementedError
+
     def _start_locked(self, c: Container) -> None:
         raise NotImplementedError
 
@@ -156,6 +159,7 @@ class Supervision:
             # as dockerd (SetRestarting notifies too): a restarting container answers its waiters
             self._resolve(cid, ("next-exit", "not-running"), WaitResult(c.state.exit_code))
         self._event(c, "die", exitCode=str(c.state.exit_code))
+        self._volume_events(c, "unmount")
         try:
             self.runner.delete(cid)
             self._network_down(c)

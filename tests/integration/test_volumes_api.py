@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -68,6 +69,9 @@ def test_named_volume_copy_up_and_persistence(api: Api) -> None:  # noqa: F811
     assert api.output(reader) == "hello\n"
     q = urllib.parse.quote(json.dumps({"volume": ["etcvol"]}))
     assert {c["Id"] for c in api.call("GET", f"/containers/json?all=1&filters={q}", status=200)} == {cid, reader}
+    r = api.d.request("GET", f"/events?since=0&until={int(time.time()) + 1}&filters=" + urllib.parse.quote(json.dumps({"type": ["volume"]})))
+    actions = [(e["Action"], e["Actor"]["ID"]) for e in r.lines()]
+    assert ("create", "etcvol") in actions and ("mount", "etcvol") in actions and ("unmount", "etcvol") in actions
     api.call("DELETE", f"/containers/{cid}?v=1", status=204)  # a named volume survives rm -v
     api.call("DELETE", f"/containers/{reader}", status=204)
     assert api.call("GET", "/volumes/etcvol", status=200)
