@@ -199,3 +199,11 @@ def test_stats_stream_redraws_until_the_streams_end() -> None:
     code, out, _ = cli(engine, ["stats", "--format", "{{.Name}} {{.MemUsage}} {{.MemPerc}} {{.PIDs}}", "web"])
     assert code == 0 and out.splitlines()[-1] == "web 3MiB / 6MiB 50.00% 2"
     assert f"GET /containers/{CID}/stats?stream=1" in engine.seen
+
+
+@pytest.mark.parametrize("words", sorted({w for w, (module, _, _) in __import__("sampan.cli.main", fromlist=["COMMANDS"]).COMMANDS.items()
+                                          if module in ("run", "containers", "ps", "logs", "exec", "attach", "stats",
+                                                        "cp", "events", "prune", "volumes")}))
+def test_every_container_command_has_help(words: tuple[str, ...]) -> None:
+    code, out, err = cli(Engine({}), [*words, "--help"])
+    assert (code, err) == (0, "") and out.startswith("Usage:  sampan ") and "--help" in out
