@@ -79,6 +79,7 @@ CREATE_FLAGS: tuple[Flag, ...] = (
     Flag("workdir", "w", kind="string", help="Working directory inside the container"),
     Flag("no-healthcheck", help="Disable any container-specified HEALTHCHECK"),
 )
+CREATE_FLAGS = tuple(sorted(CREATE_FLAGS, key=lambda f: f.long))  # docker's help lists them sorted
 
 
 def bad(message: str) -> UsageError:

@@ -26,10 +26,12 @@ if TYPE_CHECKING:
 
 RUN = Spec(
     "run", "[OPTIONS] IMAGE [COMMAND] [ARG...]", "Create and run a new container from an image",
-    Flag("detach", "d", help="Run container in background and print container ID"),
-    Flag("detach-keys", kind="string", help="Override the key sequence for detaching a container"),
-    Flag("sig-proxy", default=True, help="Proxy received signals to the process"),
-    *CREATE_FLAGS,
+    *sorted((
+        Flag("detach", "d", help="Run container in background and print container ID"),
+        Flag("detach-keys", kind="string", help="Override the key sequence for detaching a container"),
+        Flag("sig-proxy", default=True, help="Proxy received signals to the process"),
+        *CREATE_FLAGS,
+    ), key=lambda f: f.long),
     aliases=("container run", "run"), min_args=1,
 )
 RUN.interspersed = False  # type: ignore[attr-defined]  # flags end at the image
