@@ -11,6 +11,8 @@
   configured mirror; ``/etc/resolv.conf`` and ``/etc/hosts`` of the host are bind-mounted
   read-only over the image's when the image has those files) or ``none`` (a fresh network
   namespace with only loopback);
+* with a :class:`~sampan.build.runserver.RunServer` (the daemon's), ``run`` forks the
+  container's runtime from that pre-imported process instead (~40 ms less per RUN step);
 * ``commit`` writes the work's changes with ``storage.archive.write_diff`` (OCI whiteouts,
   sorted, normalized headers, mtimes clamped to SOURCE_DATE_EPOCH) into a content-store blob
   and unpacks it through the store's ``Staging`` as the committed layer of its chain, so the
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from sampan.build.backend import BaseImage, Output, RunSpec
+from sampan.build.runserver import RunServer
 from sampan.build.users import resolve_user
 from sampan.errors import InvalidArgument, NotFound, SampanError, from_oserror
 from sampan.image import config as cfg
@@ -55,14 +58,16 @@ _RUNTIME_MAIN = str(Path(__file__).resolve().parent.parent / "runtime_main.py")
 class RuntimeBackend:
     """See the module docstring.  ``state_dir`` holds bundles, mounts and runtime state."""
 
-    def __init__(self, store: ImageStore, *, state_dir: Path, puller: Puller | None = None) -> None:
+    def __init__(self, store: ImageStore, *, state_dir: Path, puller: Puller | None = None,
+                 runner: RunServer | None = None) -> None:
         self.store = store
         self.state_dir = state_dir
         self.puller = puller
+        self.runner = runner
 
     @contextmanager
     def session(self) -> Iterator[RuntimeSession]:
-        s = RuntimeSession(self.store, self.state_dir, self.puller)
+        s = RuntimeSession(self.store, self.state_dir, self.puller, self.runner)
         try:
             yield s
         finally:
@@ -137,9 +142,11 @@ def _mount_points() -> list[str]:
 class RuntimeSession:
     """One build's works and staging (thread-safe)."""
 
-    def __init__(self, store: ImageStore, state_dir: Path, puller: Puller | None = None) -> None:
+    def __init__(self, store: ImageStore, state_dir: Path, puller: Puller | None = None,
+                 runner: RunServer | None = None) -> None:
         self.store = store
         self.puller = puller
+        self.runner = runner
         self.state_dir = state_dir
         self.staging: Staging = store.staging()
         self.lock = threading.Lock()
@@ -336,6 +343,11 @@ class RuntimeSession:
     def run(self, key: str, spec: RunSpec, *, output: Output) -> int:
         bundle, cid = self._bundle(key, spec)
         self.runtime_root.mkdir(parents=True, exist_ok=True)
+        if self.runner is not None:
+            try:
+                return self.runner.run(str(self.runtime_root), cid, str(bundle), output)
+            finally:
+                self._remove_mount_points(key)
         cmd = [sys.executable, "-I", "-S", _RUNTIME_MAIN, "--root", str(self.runtime_root),
                "run", "--bundle", str(bundle), cid]
         try:

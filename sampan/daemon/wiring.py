@@ -107,7 +107,10 @@ def build(cfg: DaemonConfig) -> Engine:
     system.network_info = networks.info
     wire_container_io(services, containers, events)
     services.builds = build_service(cfg, store, db, events, distribution)
-    return Engine(services, db, closers=[networks.close, distribution.close, containers.close])
+    closers = [networks.close, distribution.close, containers.close]
+    if services.builds is not None:
+        closers.append(services.builds.close)
+    return Engine(services, db, closers=closers)
 
 
 def build_service(cfg: DaemonConfig, store: ImageStore, db: Database, events: EventBus,

@@ -22,6 +22,7 @@ from sampan import errors
 from sampan.build.builder import Builder, BuildOptions, BuildResult
 from sampan.build.cache import BuildCache
 from sampan.build.context import locate_dockerfile, read_context_tar, remove_ignored_build_files
+from sampan.build.runserver import RunServer
 from sampan.build.runtime_backend import Puller, RuntimeBackend
 from sampan.distribution.auth import Credentials
 from sampan.engine.events import EventBus
@@ -63,7 +64,11 @@ class BuildService:
         self.cache = BuildCache(db)
         self.state_dir = state_dir
         self.distribution = distribution
+        self.runner = RunServer()
         RuntimeBackend(store, state_dir=state_dir).reconcile()
+
+    def close(self) -> None:
+        self.runner.close()
 
     def _puller(self, auths: dict[str, Credentials]) -> Puller | None:
         """Pulls through the registry client with the build's ``X-Registry-Config`` credentials."""
@@ -100,7 +105,7 @@ class BuildService:
             opts.dockerfile = path.read_bytes()
             remove_ignored_build_files(context, str(path.relative_to(context)))
             backend = RuntimeBackend(self.store, state_dir=self.state_dir,
-                                     puller=self._puller(registry_auths or {}))
+                                     puller=self._puller(registry_auths or {}), runner=self.runner)
             builder = Builder(backend, self.cache, log=log, debug=debug or _log.debug, on_built=on_built)
             result = builder.build(context, opts)
         finally:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sampan.build.builder import Builder, BuildOptions, BuildResult
 from sampan.build.cache import BuildCache
+from sampan.build.runserver import RunServer
 from sampan.build.runtime_backend import RuntimeBackend
 from sampan.image.store import ImageStore
 from sampan.storage.db import Database
@@ -28,6 +29,11 @@ class Lab:
         b = Builder(self.backend, self.cache, log=self.log.append, debug=self.debug.append)
         return b.build(context, BuildOptions(dockerfile=dockerfile, **kw))  # type: ignore[arg-type]
 
+    def close(self) -> None:
+        if self.backend.runner is not None:
+            self.backend.runner.close()
+        self.store.db.close()
+
     @property
     def text(self) -> str:
         return "".join(self.log)
@@ -40,7 +46,7 @@ def open_lab(root: Path, busybox_tar: Path | None) -> Lab:
     if busybox_tar is not None:
         with open(busybox_tar, "rb") as f:
             store.import_rootfs(f, reference="busybox", changes=['CMD ["sh"]'])
-    backend = RuntimeBackend(store, state_dir=root / "build-state")
+    backend = RuntimeBackend(store, state_dir=root / "build-state", runner=RunServer())
     return Lab(root, store, backend, BuildCache(db))
 
 
@@ -50,4 +56,4 @@ def lab_for_test(tmp_path: Path, busybox_rootfs_tar: Path) -> Iterator[Lab]:
     try:
         yield lab
     finally:
-        lab.store.db.close()
+        lab.close()

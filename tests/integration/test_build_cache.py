@@ -63,7 +63,7 @@ def test_cache_hits_touch_and_change(lab: Lab, tmp_path: Path) -> None:
     lab.build(ctx, TEN_STEPS, no_cache=True)
     assert "Using cache" not in lab.text
     # the cache survives a restart: a new store and cache on the same data root
-    lab.store.db.close()
+    lab.close()
     again = open_lab(lab.root, None)
     try:
         again.build(ctx, TEN_STEPS)
@@ -76,7 +76,7 @@ def test_cache_hits_touch_and_change(lab: Lab, tmp_path: Path) -> None:
         again.build(ctx, TEN_STEPS)
         assert "Using cache" not in again.text
     finally:
-        again.store.db.close()
+        again.close()
 
 
 def test_reproducible_with_source_date_epoch(tmp_path: Path, busybox_rootfs_tar: Path) -> None:
@@ -107,7 +107,7 @@ def test_reproducible_with_source_date_epoch(tmp_path: Path, busybox_rootfs_tar:
             created = lab.store.get(ids[-1]).config["created"]
             assert created == "2020-09-13T12:26:40Z"
         finally:
-            lab.store.db.close()
+            lab.close()
         shutil.rmtree(ctx)
         time.sleep(1.1)  # built at different wall-clock times
     assert ids[0] == ids[1]
@@ -136,4 +136,4 @@ def test_cache_from_a_loaded_image(lab: Lab, tmp_path: Path) -> None:
         other.build(ctx, TEN_STEPS.replace("EXPOSE 80", "EXPOSE 81"), cache_from=["app:1"])
         assert other.text.count(" ---> Using cache") == 7
     finally:
-        other.store.db.close()
+        other.close()

@@ -32,6 +32,18 @@ def lab(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs_tar: Path) -> I
     yield from lab_for_test(tmp_path_factory.mktemp("corpus"), busybox_rootfs_tar)
 
 
+@pytest.fixture(autouse=True)
+def own_run_server(lab: Lab) -> Iterator[None]:
+    """A run server per test (the leak checker counts processes per test)."""
+    from sampan.build.runserver import RunServer
+
+    lab.backend.runner = RunServer()
+    try:
+        yield
+    finally:
+        lab.backend.runner.close()
+
+
 @dataclass
 class Case:
     files: dict[str, bytes | tuple[bytes, int]] = field(default_factory=dict)

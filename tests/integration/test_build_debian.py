@@ -35,4 +35,4 @@ def test_apt_get_install_python3(tmp_path: Path, debian_rootfs_tar: Path) -> Non
                 member = tar.extractfile("answer")
                 assert member is not None and member.read() == b"42\n"
     finally:
-        lab.store.db.close()
+        lab.close()
