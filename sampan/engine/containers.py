@@ -41,7 +41,8 @@ from sampan.engine import container_network, creation, lifecycle, restart
 from sampan.engine.container_query import ListOptions, matches, prune_candidates
 from sampan.engine.events import EventBus
 from sampan.engine.images import ImageService
-from sampan.engine.model import ZERO_TIME, Container, ContainerSpec, HostSpec, MountPoint
+from sampan.engine.lifecycle import parse_signal
+from sampan.engine.model import ZERO_TIME, Container, ContainerSpec, HostSpec
 from sampan.engine.runner import Runner, start_error
 from sampan.engine.supervision import WAIT_CONDITIONS, Supervision, WaitResult, _Waiter, now_rfc3339
 from sampan.engine.volumes import VolumeService
@@ -206,15 +207,6 @@ class ContainerService(Supervision):
             )
             self._changed.notify_all()
 
-    def _volume_events(self, c: Container, action: str) -> None:
-        """Docker's volume ``mount``/``unmount`` events for a container's volumes."""
-        for m in c.mount_points:
-            if m.type == "volume":
-                attrs = {"container": c.id, "driver": m.driver or "local"}
-                if action == "mount":
-                    attrs |= {"destination": m.destination, "read/write": str(m.rw).lower(), "propagation": ""}
-                self.events.publish("volume", action, m.name, attrs)
-
     def _event(self, c: Container, action: str, **extra: str) -> None:
         attrs = {**c.spec.labels, "image": c.image_name or c.image_id, "name": c.name, **extra}
         self.events.publish("container", action, c.id, attrs)
@@ -268,7 +260,7 @@ class ContainerService(Supervision):
             creation.write_etc_files(c, str(bundle))
             for m in mounts:
                 c.mount_points.append(creation.mount_point(m, self.volumes, made_volumes))
-            c.mount_points += self._volumes_from(host.volumes_from, {m.destination for m in c.mount_points})
+            c.mount_points += creation.volumes_from(self.get, host.volumes_from, {m.destination for m in c.mount_points})
             self.store.snapshotter.prepare(cid, image.chain_ids[-1] if image.chain_ids else None)
             self._save(c)
         except BaseException:
@@ -283,26 +275,6 @@ class ContainerService(Supervision):
             raise
         self._event(c, "create")
         return c, warnings
-
-    def _volumes_from(self, sources: builtins.list[str], taken: set[str]) -> builtins.list[MountPoint]:
-        """``--volumes-from NAME[:ro|rw]``: the other container's volumes and binds, at the
-        same destinations (the container's own mounts win)."""
-        out: builtins.list[MountPoint] = []
-        for item in sources:
-            name, _, mode = item.partition(":")
-            if mode not in ("", "ro", "rw"):
-                raise errors.InvalidArgument(f"invalid mode for volumes-from: {mode}")
-            other = self.get(name)
-            for mp in other.mount_points:
-                if mp.type == "tmpfs" or mp.destination in taken:
-                    continue
-                taken.add(mp.destination)
-                rw = mp.rw if not mode else mode == "rw"
-                out.append(dataclasses.replace(mp, rw=rw, mode="ro" if not rw else mp.mode.replace("ro", "").strip(","),
-                                               anonymous=False))
-        return out
-
-    # ------------------------------------------------------------------ start
 
     def _network_down(self, c: Container) -> None:
         if self.networks is not None:
@@ -351,16 +323,6 @@ class ContainerService(Supervision):
         self._volume_events(c, "mount")
         self._event(c, "start")
         self.watch(c.id, gen)
-
-    def _wait_exit(self, c: Container, before: int, timeout: float | None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            while self._exits.get(c.id, 0) == before and c.state.status in (lifecycle.RUNNING, lifecycle.PAUSED):
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._changed.wait(left)
-        return True
 
     def stop(self, name: str, *, timeout: int | None = None, signal: str = "") -> None:
         c = self.get(name)
@@ -560,19 +522,4 @@ class ContainerService(Supervision):
     def all(self) -> builtins.list[Container]:
         with self._lock:
             return list(self._containers.values())
-
-
-def parse_signal(text: str | int) -> signals.Signals:
-    """``SIGTERM``, ``TERM``, ``15`` -> the signal; Docker's error otherwise."""
-    if isinstance(text, int) or str(text).isdigit():
-        try:
-            return signals.Signals(int(text))
-        except ValueError:
-            raise errors.InvalidArgument(f"Invalid signal: {text}") from None
-    name = str(text).upper()
-    name = name if name.startswith("SIG") else "SIG" + name
-    try:
-        return signals.Signals[name]
-    except KeyError:
-        raise errors.InvalidArgument(f"Invalid signal: {text}") from None
 

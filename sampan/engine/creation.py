@@ -7,9 +7,11 @@ tests cover the rules without a daemon.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sampan import errors
@@ -260,3 +262,24 @@ def mount_point(m: MountSpec, volumes: VolumeService, made: list[str]) -> MountP
         mode = ",".join(x for x in (mode, "nocopy") if x)
     return MountPoint(type="volume", destination=m.target, source=volumes.path(name), name=name,
                       driver="local", mode=mode, rw=not m.read_only, anonymous=anonymous)
+
+
+def volumes_from(get: Callable[[str], Container], sources: list[str], taken: set[str]) -> list[MountPoint]:
+    """``--volumes-from NAME[:ro|rw]``: the other container's volumes and binds, at the
+    same destinations (the container's own mounts win)."""
+    out: list[MountPoint] = []
+    for item in sources:
+        name, _, mode = item.partition(":")
+        if mode not in ("", "ro", "rw"):
+            raise errors.InvalidArgument(f"invalid mode for volumes-from: {mode}")
+        other = get(name)
+        for mp in other.mount_points:
+            if mp.type == "tmpfs" or mp.destination in taken:
+                continue
+            taken.add(mp.destination)
+            rw = mp.rw if not mode else mode == "rw"
+            out.append(dataclasses.replace(mp, rw=rw, mode="ro" if not rw else mp.mode.replace("ro", "").strip(","),
+                                           anonymous=False))
+    return out
+
+# ------------------------------------------------------------------ start

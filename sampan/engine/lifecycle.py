@@ -20,6 +20,8 @@ through the same transition.
 
 from __future__ import annotations
 
+import signal as signals
+
 from sampan import errors
 from sampan.engine.model import ContainerState
 
@@ -109,3 +111,18 @@ def apply(state: ContainerState, status: str) -> None:
     state.dead = status == DEAD
     if status in (CREATED, EXITED, DEAD):
         state.pid = 0
+
+
+def parse_signal(text: str | int) -> signals.Signals:
+    """``SIGTERM``, ``TERM``, ``15`` -> the signal; Docker's error otherwise."""
+    if isinstance(text, int) or str(text).isdigit():
+        try:
+            return signals.Signals(int(text))
+        except ValueError:
+            raise errors.InvalidArgument(f"Invalid signal: {text}") from None
+    name = str(text).upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    try:
+        return signals.Signals[name]
+    except KeyError:
+        raise errors.InvalidArgument(f"Invalid signal: {text}") from None

@@ -29,6 +29,7 @@ from sampan.engine import lifecycle, restart
 from sampan.engine.model import Container
 
 if TYPE_CHECKING:
+    from sampan.engine.events import EventBus
     from sampan.engine.runner import Runner
 
 log = logging.getLogger("sampan.containers")
@@ -65,6 +66,7 @@ class Supervision:
     _started_mono: dict[str, float]
     _cleaned: dict[str, threading.Event]
     runner: Runner
+    events: EventBus
 
     def get(self, name: str) -> Container:
         raise NotImplementedError
@@ -81,14 +83,30 @@ class Supervision:
     def _event(self, c: Container, action: str, **extra: str) -> None:
         raise NotImplementedError
 
-    def _volume_events(self, c: Container, action: str) -> None:
-        raise NotImplementedError
-
     def _start_locked(self, c: Container) -> None:
         raise NotImplementedError
 
     def _network_down(self, c: Container) -> None:
         raise NotImplementedError
+
+    def _volume_events(self, c: Container, action: str) -> None:
+        """Docker's volume ``mount``/``unmount`` events for a container's volumes."""
+        for m in c.mount_points:
+            if m.type == "volume":
+                attrs = {"container": c.id, "driver": m.driver or "local"}
+                if action == "mount":
+                    attrs |= {"destination": m.destination, "read/write": str(m.rw).lower(), "propagation": ""}
+                self.events.publish("volume", action, m.name, attrs)
+
+    def _wait_exit(self, c: Container, before: int, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._exits.get(c.id, 0) == before and c.state.status in (lifecycle.RUNNING, lifecycle.PAUSED):
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._changed.wait(left)
+        return True
 
     def next_generation(self, cid: str) -> int:
         with self._lock:

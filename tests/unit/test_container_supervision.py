@@ -214,6 +214,7 @@ def test_runner_remounts_a_rootfs_unmounted_under_it(tmp_path: Path, monkeypatch
     calls: list[str] = []
     monkeypatch.setattr(r, "write_bundle", lambda *a, **k: calls.append("bundle"))
     monkeypatch.setattr(r, "mount_rootfs", lambda *a, **k: calls.append("mount"))
+    monkeypatch.setattr("sampan._sys.mount.is_mountpoint", lambda path: "mount" in calls)
 
     def spawn(c: Container) -> Any:
         calls.append("spawn")
@@ -225,3 +226,25 @@ def test_runner_remounts_a_rootfs_unmounted_under_it(tmp_path: Path, monkeypatch
     monkeypatch.setattr("sampan.engine.runner.ShimClient.start", lambda self: {"ok": True})
     r.start(c, FakeSnapshotter(), None)  # type: ignore[arg-type]
     assert calls == ["bundle", "spawn", "mount", "spawn"]
+
+
+def test_runner_retries_when_the_rootfs_vanished_during_create(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sampan.engine.runner import Runner
+
+    r = Runner(data_root=tmp_path, exec_root=tmp_path / "run", use_forkserver=False)
+    c = Container(id="e" * 64, name="x", created="", spec=ContainerSpec(image="i"), host=HostSpec(),
+                  image_id="sha256:" + "0" * 64, bundle_dir=str(tmp_path / "b"))
+    calls: list[str] = []
+    monkeypatch.setattr(r, "write_bundle", lambda *a, **k: calls.append("bundle"))
+    monkeypatch.setattr(r, "mount_rootfs", lambda *a, **k: calls.append("mount"))
+    monkeypatch.setattr(r, "delete", lambda *a, **k: calls.append("delete"))
+    monkeypatch.setattr("sampan._sys.mount.is_mountpoint", lambda path: "mount" in calls)
+
+    def spawn(c: Container) -> Any:
+        calls.append("spawn")
+        return type("Handle", (), {"socket_path": str(tmp_path / "none.sock"), "container_pid": 1})()
+
+    monkeypatch.setattr(r, "_spawn", spawn)
+    monkeypatch.setattr("sampan.engine.runner.ShimClient.start", lambda self: {"ok": True})
+    r.start(c, FakeSnapshotter(), None)  # type: ignore[arg-type]
+    assert calls == ["bundle", "spawn", "delete", "mount", "spawn"]
