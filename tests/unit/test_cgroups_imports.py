@@ -12,7 +12,7 @@ import pytest
 from sampan.runtime.cgroups.resources import is_cpu_list
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("dataclasses", "typing", "re", "enum", "inspect", "signal", "struct")
+HEAVY = ("dataclasses", "typing", "re", "enum", "inspect", "signal", "struct", "threading")
 
 
 def test_runtime_path_imports_no_heavy_module() -> None:
@@ -20,7 +20,7 @@ def test_runtime_path_imports_no_heavy_module() -> None:
         f"import sys; sys.path.insert(0, {str(REPO)!r}); "
         "before = set(sys.modules); "
         "from sampan.runtime.cgroups import new_manager, CgroupStats; "
-        "import sampan.runtime.cgroups.select, sampan.runtime.cgroups.v1, sampan.runtime.cgroups.v2; "
+        "import sampan.runtime.cgroups.select, sampan.runtime.cgroups.v1, sampan.runtime.cgroups.v2, sampan.runtime.cgroups.warmup; "
         "from sampan.runtime.cgroups.select import manager_for_layout, detect; "
         f"print(sorted((set(sys.modules) - before) & set({HEAVY!r})))"
     )

@@ -7,7 +7,7 @@ import os
 import time
 
 from sampan.errors import Internal, InvalidConfig, from_oserror
-from sampan.runtime.cgroups import CgroupStats
+from sampan.runtime.cgroups import CgroupStats, warmup
 from sampan.runtime.cgroups import files as cgf
 from sampan.runtime.cgroups.resources import PREFIX, parse_resources
 from sampan.runtime.cgroups.select import V1_CONTROLLERS
@@ -85,11 +85,14 @@ class V1CgroupManager:
             cgf.write(os.path.join(d, name), value, field=f"{PREFIX}.cpu.{name[7:]}")
 
     def add(self, pid: int) -> None:
-        for d in self._unique_dirs():
-            try:
-                cgf.write(os.path.join(d, "cgroup.procs"), pid, field="cgroup.procs")
-            except InvalidConfig as exc:
-                raise Internal(f"add pid {pid} to cgroup {d}: {exc.message}") from exc
+        try:
+            for d in self._unique_dirs():
+                try:
+                    cgf.write(os.path.join(d, "cgroup.procs"), pid, field="cgroup.procs")
+                except InvalidConfig as exc:
+                    raise Internal(f"add pid {pid} to cgroup {d}: {exc.message}") from exc
+        finally:
+            warmup.stop()
 
     def pids(self) -> list[int]:
         d = (

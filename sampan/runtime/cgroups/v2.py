@@ -7,7 +7,7 @@ import os
 import time
 
 from sampan.errors import Internal, InvalidConfig, from_oserror
-from sampan.runtime.cgroups import CgroupStats
+from sampan.runtime.cgroups import CgroupStats, warmup
 from sampan.runtime.cgroups import files as cgf
 from sampan.runtime.cgroups.resources import PREFIX, parse_resources
 
@@ -97,6 +97,8 @@ class V2CgroupManager:
             cgf.write(self._file("cgroup.procs"), pid, field="cgroup.procs")
         except InvalidConfig as exc:
             raise Internal(f"add pid {pid} to cgroup {self.dir}: {exc.message}") from exc
+        finally:
+            warmup.stop()
 
     def pids(self) -> list[int]:
         return cgf.procs(self._file("cgroup.procs"))

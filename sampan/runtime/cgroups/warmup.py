@@ -1,0 +1,69 @@
+"""Warming up the kernel's cgroup migration lock before the container's first move.
+
+Moving a process into a cgroup (a write to ``cgroup.procs``, v1 or v2) takes the kernel's global
+``cgroup_threadgroup_rwsem`` for writing.  The first writer after a quiet spell waits a whole
+RCU grace period while readers switch to their slow path (``rcu_sync_enter``): 10-15 ms on
+these machines, measured; writers that follow within about a grace period pass at once
+(0.03 ms).  runc hides that wait behind its other threads' work; sampan-runtime is one thread,
+and the wait sat on its critical path between the fork of the init and the init's CGROUP_DONE.
+
+:func:`start` begins the wait early, in a side thread (``_thread``: no ``threading`` import):
+it writes this process's own pid into its own cgroup's ``cgroup.procs`` -- a move to where the
+process already is, which changes nothing but takes the lock -- and repeats every 2 ms, so the
+lock stays in its fast state until :func:`stop` (the managers call it after the real move) or
+a time limit.  Any error ends the thread quietly: the warm-up is only ever an optimisation.
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+import time
+
+_stop = [False]
+
+
+def start(limit: float = 0.5) -> bool:
+    """Start the warm-up thread (for at most ``limit`` seconds); False if this process's
+    cgroup could not be found."""
+    try:
+        path = own_procs_file()
+    except (OSError, ValueError):
+        return False
+    if path is None:
+        return False
+    _stop[0] = False
+    _thread.start_new_thread(_run, (path, time.monotonic() + limit))
+    return True
+
+
+def stop() -> None:
+    _stop[0] = True
+
+
+def own_procs_file() -> str | None:
+    """``cgroup.procs`` of the cgroup this process is in, in one hierarchy (v1 if any)."""
+    from sampan.runtime.cgroups.select import _dir_for, detect_host
+
+    layout = detect_host()
+    for ctrl, h in sorted(layout.v1.items()):
+        path = layout.self_paths.get(ctrl)
+        if path is not None:
+            return os.path.join(_dir_for(h, path), "cgroup.procs")
+    if layout.unified is not None and "" in layout.self_paths:
+        return os.path.join(_dir_for(layout.unified, layout.self_paths[""]), "cgroup.procs")
+    return None
+
+
+def _run(path: str, deadline: float) -> None:
+    me = str(os.getpid()).encode()
+    while not _stop[0] and time.monotonic() < deadline:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, me)
+            finally:
+                os.close(fd)
+        except OSError:
+            return
+        time.sleep(0.002)

@@ -1,0 +1,47 @@
+"""The cgroup migration warm-up (sampan.runtime.cgroups.warmup): a side thread that moves this
+process to where it already is, so that the container's real move finds the kernel's lock
+warm.  It must change nothing and end when told to."""
+
+from __future__ import annotations
+
+import _thread
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from sampan.runtime.cgroups import warmup
+
+pytestmark = pytest.mark.root
+
+
+def test_own_procs_file_lists_this_process() -> None:
+    path = warmup.own_procs_file()
+    assert path is not None and path.endswith("/cgroup.procs")
+    assert str(os.getpid()) in Path(path).read_text().split()
+
+
+def test_warmup_moves_nothing_and_stops() -> None:
+    before = Path("/proc/self/cgroup").read_text()
+    threads = _thread._count()
+    assert warmup.start(limit=5.0)
+    try:
+        time.sleep(0.05)
+        assert _thread._count() == threads + 1
+    finally:
+        warmup.stop()
+    deadline = time.monotonic() + 2
+    while _thread._count() > threads and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert _thread._count() == threads
+    assert Path("/proc/self/cgroup").read_text() == before
+
+
+def test_warmup_ends_by_itself_after_its_limit() -> None:
+    threads = _thread._count()
+    assert warmup.start(limit=0.05)
+    deadline = time.monotonic() + 2
+    while _thread._count() > threads and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert _thread._count() == threads
