@@ -9,7 +9,7 @@ memory each running container costs.
 * ``mem-per-container``: 50 running ``sleep`` containers; the daemon's RSS growth divided by 50
   plus the mean PSS of the per-container monitors (sampan's shims, docker's
   containerd-shim-runc-v2, podman's conmon), read from ``/proc/PID/smaps_rollup`` (smem's
-  source).  Reported in MB (the table's unit column says so).
+  source), in MB.
 """
 
 from __future__ import annotations
@@ -20,12 +20,20 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.engines import docker_available, docker_env
 from bench.scenarios import CACHE, PEERS, REPO, Context, Scenario, _run, _timed
 
 N = 50
+
+
+@dataclass
+class MemoryScenario(Scenario):
+    """Iterations return MB, not seconds (the runner prints a scenario's ``unit``)."""
+
+    unit: str = "MB"
 
 
 def _ensure_busybox(ctx: Context) -> None:
@@ -136,7 +144,7 @@ def _pids_named(name: str) -> list[int]:
 
 def _memory(start: list[str], pid_of: list[str], cleanup: list[str], daemon_pids: Callable[[], list[int]],
             monitor_of: Callable[[int], int], env: dict[str, str] | None = None) -> Callable[[], float]:
-    """Daemon RSS growth / N + mean monitor PSS, in MB (returned as the 'seconds' the runner takes)."""
+    """Daemon RSS growth / N + mean monitor PSS, in MB."""
 
     def once() -> float:
         before = sum(_kb(p, "Rss") for p in daemon_pids())
@@ -153,7 +161,7 @@ def _memory(start: list[str], pid_of: list[str], cleanup: list[str], daemon_pids
             monitors = {monitor_of(int(p)) for p in listed if p.isdigit() and int(p) > 0}
             pss = [_kb(m, "Pss") for m in monitors if m]
             per = (after - before) / N + (sum(pss) / len(pss) if pss else 0.0)
-            return per / 1000.0 / 1000.0  # kB -> MB, then "seconds" for the runner's ms column
+            return per / 1000.0  # kB -> MB
         finally:
             if ids:
                 subprocess.run([*cleanup, *ids], env=env, capture_output=True)
@@ -163,8 +171,8 @@ def _memory(start: list[str], pid_of: list[str], cleanup: list[str], daemon_pids
 
 def mem_per_container(ctx: Context) -> Scenario:
     _ensure_busybox(ctx)
-    s = Scenario("mem-per-container", f"memory per running `sleep` container over {N}: daemon RSS growth / {N} + "
-                 "monitor PSS; the median column is MB, printed as 'ms'")
+    s = MemoryScenario("mem-per-container", f"memory per running `sleep` container over {N}: daemon RSS growth / {N} "
+                       "+ monitor PSS (MB)")
     daemon_pid = ctx.sampand.proc.pid if ctx.sampand.proc else 0
     fmt = ["--format", "{{.State.Pid}}"]
     s.variants["sampan"] = _memory(
