@@ -51,9 +51,16 @@ def _twenty() -> Path:
     return ctx
 
 
+_PODMAN: list[bool] = []
+
+
 def _podman_available() -> bool:
-    return bool(shutil.which("podman")) and subprocess.run(
-        ["podman", "image", "exists", "busybox"], capture_output=True).returncode == 0
+    """podman with a busybox image that can run a container here (crun refuses hybrid
+    cgroups unless the peers' set-up configured it)."""
+    if not _PODMAN:
+        _PODMAN.append(bool(shutil.which("podman")) and subprocess.run(
+            ["podman", "run", "--rm", "busybox", "true"], capture_output=True, timeout=60).returncode == 0)
+    return _PODMAN[0]
 
 
 def _scenario(ctx: Context, name: str, context: Path, cold: bool) -> Scenario:
