@@ -214,17 +214,10 @@ def _update_resources(opts: dict[str, Any]) -> dict[str, Any]:
 
 def _warm_cgroups(bundle: str) -> None:
     """A bundle that will use cgroups: start the kernel's slow first-move wait now, in a side
-    thread, so that it overlaps the imports and setup (see sampan.runtime.cgroups.warmup).
-    A cheap byte search, not a parse: a false positive only costs an idle thread."""
-    try:
-        with open(os.path.join(bundle, "config.json"), "rb") as f:
-            data = f.read()
-    except OSError:
-        return
-    if b'"resources"' in data or b'"cgroupsPath"' in data:
-        from sampan.runtime.cgroups import warmup
+    thread, so that it overlaps the imports and setup (see sampan.runtime.cgroups.warmup)."""
+    from sampan.runtime.cgroups import warmup
 
-        warmup.start()
+    warmup.start_for_bundle(bundle)
 
 
 def dispatch(argv: list[str]) -> int:

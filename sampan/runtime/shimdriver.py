@@ -314,6 +314,10 @@ def child_defaults() -> None:
 
 def call_container(call: str, cfg: ShimConfig, kwargs: dict[str, Any]) -> dict[str, Any]:
     try:
+        if call == "create":  # the kernel's slow first cgroup move, overlapped with the imports
+            from sampan.runtime.cgroups import warmup
+
+            warmup.start_for_bundle(kwargs["bundle"])
         from pathlib import Path
 
         from sampan.runtime import container  # type: ignore[attr-defined,unused-ignore]

@@ -45,3 +45,20 @@ def test_warmup_ends_by_itself_after_its_limit() -> None:
     while _thread._count() > threads and time.monotonic() < deadline:
         time.sleep(0.005)
     assert _thread._count() == threads
+
+
+def test_only_bundles_that_use_cgroups_start_it(tmp_path: Path) -> None:
+    threads = _thread._count()
+    assert not warmup.start_for_bundle(str(tmp_path))  # no config.json
+    (tmp_path / "config.json").write_text('{"linux": {"namespaces": []}}')
+    assert not warmup.start_for_bundle(str(tmp_path))
+    assert _thread._count() == threads
+    (tmp_path / "config.json").write_text('{"linux": {"resources": {"pids": {"limit": 10}}}}')
+    try:
+        assert warmup.start_for_bundle(str(tmp_path))
+    finally:
+        warmup.stop()
+    deadline = time.monotonic() + 2
+    while _thread._count() > threads and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert _thread._count() == threads

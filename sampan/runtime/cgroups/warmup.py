@@ -37,6 +37,20 @@ def start(limit: float = 0.5) -> bool:
     return True
 
 
+def start_for_bundle(bundle: str) -> bool:
+    """:func:`start` if the bundle's config.json mentions cgroup resources or a cgroup path.
+    A byte search, not a parse (the runtime parses the spec later, once): a false positive
+    only costs an idle thread."""
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    if b'"resources"' not in data and b'"cgroupsPath"' not in data:
+        return False
+    return start()
+
+
 def stop() -> None:
     _stop[0] = True
 
