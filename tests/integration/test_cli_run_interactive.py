@@ -173,8 +173,6 @@ def test_detach_keys_leave_the_cli(api: Api) -> None:  # noqa: F811
     assert term.wait() == 0
 
 
-@pytest.mark.xfail(reason="the daemon closes the shim's attach socket on detach and the shim reads that as stdin "
-                          "EOF for a StdinOnce container (engine side, W2B): Docker keeps it running", strict=False)
 def test_detached_container_keeps_running(api: Api) -> None:  # noqa: F811
     term = Terminal(api, "run", "-it", "--name", "keeps", "busybox", "sh")
     term.expect(b"# ")
