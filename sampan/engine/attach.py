@@ -147,13 +147,17 @@ class AttachService:
         with self._lock:
             self.pending.append(req)
         try:
-            return c, await req.future
+            while True:  # until it starts; a removed container fails the request
+                try:
+                    return c, await asyncio.wait_for(asyncio.shield(req.future), 0.5)
+                except TimeoutError:
+                    self.containers.get(c.id)
         finally:
             with self._lock:
                 if req in self.pending:
                     self.pending.remove(req)
-            if req.future.cancelled():
-                pass
+            if not req.future.done():
+                req.future.cancel()
 
     async def close_stdin(self, container_id: str) -> None:
         """The attached client's stdin ended: close the container's (``StdinOnce``)."""

@@ -130,3 +130,15 @@ def test_attach_over_websocket(api: Api) -> None:  # noqa: F811
 
     out = asyncio.run(session())
     assert out.startswith(b"before\n") and b"got-ws\n" in out and b"\x01\x00\x00\x00" not in out
+
+
+def test_waiting_attach_ends_when_the_container_is_removed(api: Api) -> None:  # noqa: F811
+    cid = api.create(["true"])
+    h = hijack(str(api.d.socket), "POST", f"/containers/{cid}/attach?stream=1&stdout=1")
+    try:
+        assert h.status == 101
+        api.call("DELETE", f"/containers/{cid}", status=204)
+        body = h.read_all(timeout=10)
+        assert b"No such container" in body and body[0] == 3  # a systemerr frame
+    finally:
+        h.close()
