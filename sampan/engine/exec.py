@@ -123,8 +123,9 @@ class ExecService:
 
     def _expire(self) -> None:
         now = time.monotonic()
+        live = {c.id for c in self.containers.all()}
         for k, e in list(self._execs.items()):
-            if e.finished_at and now - e.finished_at > KEEP_FINISHED:
+            if e.finished_at and (now - e.finished_at > KEEP_FINISHED or e.container_id not in live):
                 del self._execs[k]
 
     def _event(self, c: Container, e: Exec, action: str, **attrs: str) -> None:
