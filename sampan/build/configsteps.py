@@ -25,6 +25,44 @@ def go_list(items: list[str]) -> str:
     return "[" + " ".join(json.dumps(i, ensure_ascii=False) for i in items) + "]"
 
 
+def _fraction(value: int, unit: int) -> str:
+    whole, frac = divmod(value, unit)
+    digits = str(frac).rjust(len(str(unit)) - 1, "0").rstrip("0")
+    return f"{whole}.{digits}" if digits else str(whole)
+
+
+def go_duration(ns: int) -> str:
+    """Go's ``time.Duration.String()``: "0s", "500ms", "1.5s", "5m0s", "1h2m3s"."""
+    if ns == 0:
+        return "0s"
+    sign, u = ("-" if ns < 0 else ""), abs(ns)
+    if u < 1000:
+        return f"{sign}{u}ns"
+    if u < 10**6:
+        return f"{sign}{_fraction(u, 1000)}µs"
+    if u < 10**9:
+        return f"{sign}{_fraction(u, 10**6)}ms"
+    hours, rest = divmod(u, 3600 * 10**9)
+    minutes, rest = divmod(rest, 60 * 10**9)
+    head = f"{hours}h{minutes}m" if hours else (f"{minutes}m" if minutes else "")
+    return f"{sign}{head}{_fraction(rest, 10**9)}s"
+
+
+_RUNE_ESCAPES = {7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r",
+                 39: "\\'", 92: "\\\\"}
+
+
+def go_rune(n: int) -> str:
+    """Go's ``%q`` of an integer: a quoted character literal ('\\x03', 'A')."""
+    if n in _RUNE_ESCAPES:
+        return f"'{_RUNE_ESCAPES[n]}'"
+    if 0x20 <= n < 0x7F:
+        return f"'{chr(n)}'"
+    if n < 0x80:
+        return f"'\\x{n:02x}'"
+    return f"'{chr(n)}'" if chr(n).isprintable() else f"'\\u{n:04x}'"
+
+
 def shell_of(config: dict[str, Any]) -> list[str]:
     return list(config.get("Shell") or DEFAULT_SHELL)
 
@@ -119,7 +157,10 @@ class ConfigState:
             return f"ONBUILD {step.expression}"
         if isinstance(step, ins.Healthcheck):
             c["Healthcheck"] = _healthcheck(step)
-            return "HEALTHCHECK " + go_list(step.test)
+            # moby (20.10): fmt.Sprintf("HEALTHCHECK %q", runConfig.Healthcheck)
+            return (f"HEALTHCHECK &{{{go_list(step.test)} \"{go_duration(step.interval)}\""
+                    f" \"{go_duration(step.timeout)}\" \"{go_duration(step.start_period)}\""
+                    f" {go_rune(step.retries)}}}")
         if isinstance(step, ins.Shell):
             c["Shell"] = list(step.shell)
             return "SHELL [" + " ".join(step.shell) + "]"  # moby: "SHELL %v"

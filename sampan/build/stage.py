@@ -360,7 +360,10 @@ class StageRun:
                 key = self.key(step, sources=digest, from_=from_image.id if from_image else "")
                 kind = "multi" if len(items) + len(step.contents) > 1 else (
                     "dir" if items and items[0][1].is_dir() else "file")
-                created_by = nop1(self.state.config, f"{cmd} {kind}:{digest[:64]} in {dest} ")
+                # moby: "%s %s%s in %s " of the name, "--chown=X" if any, the hash, the
+                # destination as written (so "--chown=1:1file:..." has no space, as dockerd's)
+                chown = f"--chown={step.chown}" if step.chown else ""
+                created_by = nop1(self.state.config, f"{cmd} {chown}{kind}:{digest[:64]} in {step.dest} ")
                 if self.cached(key, created_by):
                     return
                 work = uuid.uuid4().hex

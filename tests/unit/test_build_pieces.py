@@ -139,3 +139,15 @@ def test_post_build_query() -> None:
         options(MultiDict([("networkmode", "container:x")]))
     with pytest.raises(InvalidArgument, match="invalid buildargs JSON"):
         options(MultiDict([("buildargs", "{")]))
+
+
+def test_go_formats_in_history() -> None:
+    from sampan.build.configsteps import go_duration, go_rune
+
+    assert [go_duration(n) for n in (0, 500_000_000, 1_500_000_000, 300 * 10**9, 3723 * 10**9, 1500)] == \
+        ["0s", "500ms", "1.5s", "5m0s", "1h2m3s", "1.5µs"]
+    assert [go_rune(n) for n in (0, 3, 7, 65)] == ["'\\x00'", "'\\x03'", "'\\a'", "'A'"]
+    state = ConfigState({})
+    text = state.apply(step("HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 CMD wget x || exit 1"))
+    # as dockerd 20.10 records it (checked against it in tests/e2e/test_build_peers.py)
+    assert text == 'HEALTHCHECK &{["CMD-SHELL" "wget x || exit 1"] "30s" "3s" "10s" \'\\x03\'}'
