@@ -85,16 +85,24 @@ def data_root(tmp_path: Path) -> Path:
 # ---------------------------------------------------------------- leak checker
 
 
-#: Peer engines' own storage (podman mounts its graph root on first use): never sampan's.
-_PEER_MOUNTS = ("/var/lib/containers/", "/var/lib/docker", "/run/containers/")
+#: Where a test's mounts live: this session's pytest temp dir (set at session start), the short
+#: /tmp/sp-* dirs of tests/daemon_fixture.py, and sampan's default roots.  Mounts elsewhere
+#: (another pytest session's, a peer engine's storage) are not this test's to report or undo.
+_MOUNT_ROOTS: list[str] = ["/tmp/sp-", "/run/sampan", "/var/lib/sampan"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _scope_mounts_to_this_session(tmp_path_factory: pytest.TempPathFactory) -> None:
+    _MOUNT_ROOTS.append(str(tmp_path_factory.getbasetemp()) + "/")
 
 
 def _mounts() -> set[str]:
     out = set()
+    roots = tuple(_MOUNT_ROOTS)
     with open("/proc/self/mountinfo") as f:
         for line in f:
             point = line.split()[4]
-            if not point.startswith(_PEER_MOUNTS):
+            if point.startswith(roots):
                 out.add(point)
     return out
 
