@@ -87,7 +87,7 @@ async def archive_put(request: web.Request) -> web.Response:
 async def export(request: web.Request) -> web.StreamResponse:
     files = _files(request)
     name = request.match_info["id"]
-    await asyncio.to_thread(files.containers.get, name)
+    c = await asyncio.to_thread(files.containers.get, name)
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/x-tar"})
     await response.prepare(request)
     loop = asyncio.get_running_loop()
@@ -102,7 +102,6 @@ async def export(request: web.Request) -> web.StreamResponse:
         await response.write_eof()
     except (ConnectionError, errors.SampanError):
         pass
-    c = files.containers.get(name)
     services(request).events.publish("container", "export", c.id, {"name": c.name, "image": c.image_name})
     return response
 
