@@ -137,6 +137,8 @@ def test_post_build_query() -> None:
     assert opts.cache_from == ["c"] and dockerfile == "sub/Dockerfile" and opts.target == "t1"
     with pytest.raises(NotImplementedFeature):
         options(MultiDict([("networkmode", "container:x")]))
+    with pytest.raises(NotImplementedFeature, match="remote build contexts"):
+        options(MultiDict([("remote", "https://github.com/x/y.git")]))
     with pytest.raises(InvalidArgument, match="invalid buildargs JSON"):
         options(MultiDict([("buildargs", "{")]))
 

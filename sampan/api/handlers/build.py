@@ -53,6 +53,9 @@ def _int(q: Any, name: str) -> int:
 
 def options(q: Any) -> tuple[BuildOptions, str, bool]:
     """(options, dockerfile name, quiet) from the query of ``POST /build``."""
+    if q.get("remote"):
+        raise NotImplementedFeature(
+            f"remote build contexts are not supported: {q['remote']} (send the context as a tar)")
     build_args = {k: v for k, v in (_json(q, "buildargs", {}) or {}).items() if v is not None}
     labels = _json(q, "labels", {}) or {}
     cache_from = _json(q, "cachefrom", []) or []
