@@ -107,3 +107,16 @@ def test_logs_rotated_files_read_in_order(api: Api) -> None:  # noqa: F811
     numbers = [int(x.split("-")[1]) for x in out]
     assert numbers == sorted(numbers) and len(numbers) < 400  # the oldest were rotated away
     assert demux_all(_logs(api, cid, "stdout=1&tail=3")[2])[1] == b"line-397\nline-398\nline-399\n"
+
+
+def test_logs_follow_ends_when_the_client_leaves(api: Api) -> None:  # noqa: F811
+    import socket as socketmod
+
+    cid = api.run(["sleep", "60"])
+    s = socketmod.socket(socketmod.AF_UNIX)
+    s.connect(str(api.d.socket))
+    s.sendall(f"GET /containers/{cid}/logs?stdout=1&follow=1 HTTP/1.1\r\nHost: d\r\n\r\n".encode())
+    assert s.recv(4096).startswith(b"HTTP/1.1 200")
+    s.close()
+    # the daemon notices within its polling interval; the request is logged when it ends
+    assert api.until(lambda: f"/containers/{cid}/logs?stdout=1&follow=1 -> 200" in api.d.log_text(), timeout=5)

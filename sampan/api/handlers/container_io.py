@@ -327,6 +327,9 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
             cid = c.id
 
             def stopped() -> bool:
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    return True  # the client went away while nothing was written
                 try:
                     return not containers.get(cid).state.running
                 except errors.NotFound:
