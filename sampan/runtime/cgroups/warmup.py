@@ -12,6 +12,12 @@ it writes this process's own pid into its own cgroup's ``cgroup.procs`` -- a mov
 process already is, which changes nothing but takes the lock -- and repeats every 2 ms, so the
 lock stays in its fast state until :func:`stop` (the managers call it after the real move) or
 a time limit.  Any error ends the thread quietly: the warm-up is only ever an optimisation.
+
+The kernel holds ``cgroup_mutex`` during that first wait, so a ``mkdir`` of the container's
+cgroup that comes too soon waits for the rest of it: what is left of the grace period moves
+from ``add`` to ``create``.  Measured (``sampan-runtime run`` of /bin/true, a bundle with
+memory/pids/cpu limits, medians under load): 52.8 ms without the warm-up, 43.0 ms with it,
+33.4 ms for the same bundle without cgroups; ``add`` alone 9.1 -> 0.2 ms.
 """
 
 from __future__ import annotations
