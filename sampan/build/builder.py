@@ -66,9 +66,11 @@ class Builder:
     """Builds images through a :class:`BuildBackend`; ``log`` receives the build's text."""
 
     def __init__(self, backend: BuildBackend, cache: BuildCache | None, *, log: Log,
-                 debug: Log | None = None, on_built: Log | None = None) -> None:
+                 debug: Log | None = None, on_built: Log | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> None:
         self.backend = backend
         self.on_built = on_built
+        self.cancelled = cancelled or (lambda: False)
         self.cache = cache
         self.log = log
         self.debug = debug or (lambda _m: None)

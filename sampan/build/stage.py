@@ -25,7 +25,13 @@ from sampan.build.configsteps import ConfigState, command_of, nop, nop1, workdir
 from sampan.build.dockerfile import Dockerfile, parse_trigger
 from sampan.build.expansion import StageVariables, expand, stage_base
 from sampan.build.users import chown_identity, resolve_user
-from sampan.errors import InvalidArgument, NoSuchImage, NotImplementedFeature, SampanError
+from sampan.errors import (
+    InvalidArgument,
+    NoSuchImage,
+    NotImplementedFeature,
+    SampanError,
+    Unavailable,
+)
 from sampan.image import config as cfg
 
 if TYPE_CHECKING:
@@ -122,6 +128,8 @@ class StageRun:
         return self.image
 
     def step(self, step: ins.Instruction, *, numbered: bool = True) -> None:
+        if self.b.cancelled():
+            raise Unavailable("the build was cancelled: the client went away")
         if numbered:
             self.step_line(step.original)
         try:

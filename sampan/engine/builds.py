@@ -95,7 +95,8 @@ class BuildService:
 
     def build(self, body: BinaryIO, opts: BuildOptions, *, dockerfile: str = "", log: Log,
               debug: Log | None = None, on_built: Log | None = None,
-              registry_auths: dict[str, Credentials] | None = None) -> BuildResult:
+              registry_auths: dict[str, Credentials] | None = None,
+              cancelled: Callable[[], bool] | None = None) -> BuildResult:
         tmp = self.store.data_root / "tmp"
         tmp.mkdir(parents=True, exist_ok=True)
         context = Path(tempfile.mkdtemp(prefix="build-", dir=tmp))
@@ -106,7 +107,8 @@ class BuildService:
             remove_ignored_build_files(context, str(path.relative_to(context)))
             backend = RuntimeBackend(self.store, state_dir=self.state_dir,
                                      puller=self._puller(registry_auths or {}), runner=self.runner)
-            builder = Builder(backend, self.cache, log=log, debug=debug or _log.debug, on_built=on_built)
+            builder = Builder(backend, self.cache, log=log, debug=debug or _log.debug, on_built=on_built,
+                              cancelled=cancelled)
             result = builder.build(context, opts)
         finally:
             shutil.rmtree(context, ignore_errors=True)

@@ -252,3 +252,14 @@ def test_run_resources(lab: Lab, ctx: Path) -> None:
               resources=Resources(memory=64 << 20, cpu_shares=512, shm_size=8 << 20))
     assert "67108864\n" in lab.text
     assert "8192\n" in lab.text
+
+
+def test_cancelled_build_stops_between_steps(lab: Lab, ctx: Path) -> None:
+    from sampan.build.builder import Builder, BuildOptions
+    from sampan.errors import Unavailable
+
+    steps: list[str] = []
+    builder = Builder(lab.backend, lab.cache, log=steps.append, cancelled=lambda: len(steps) > 3)
+    with pytest.raises(Unavailable, match="cancelled"):
+        builder.build(ctx, BuildOptions(dockerfile="FROM busybox\nENV A=1\nENV B=2\nENV C=3\n"))
+    assert not any("ENV C=3" in s for s in steps)

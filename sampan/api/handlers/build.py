@@ -112,8 +112,12 @@ async def build(request: web.Request) -> web.StreamResponse:
             def built(image_id: str) -> None:
                 on_progress({"aux": {"ID": image_id}})
 
+            def gone() -> bool:  # the client hung up: no further step starts
+                transport = request.transport
+                return transport is None or transport.is_closing()
+
             return builds.build(body, opts, dockerfile=dockerfile, log=log, on_built=built,
-                                registry_auths=auths).image_id
+                                registry_auths=auths, cancelled=gone).image_id
 
         image_id = await stream.run(work)
         if quiet:
