@@ -28,7 +28,7 @@ from pathlib import Path
 
 from sampan.build import instructions as ins
 from sampan.build.backend import BaseImage, BuildBackend, BuildSession, Resources
-from sampan.build.cache import BuildCache
+from sampan.build.cache import BuildCache, StepKey
 from sampan.build.dockerfile import Dockerfile, parse_dockerfile
 from sampan.build.expansion import resolve_meta_args
 from sampan.build.stage import BuildFailed, PlannedStage, StageRun, stage_ref
@@ -103,7 +103,11 @@ class Builder:
         metas = resolve_meta_args(df.meta_args, opts.build_args, df.escape)
         with self.backend.session() as session:
             run = _Run(self, session, df, opts, context, metas, total, plan, sde)
-            image = run.all(target.index)
+            try:
+                image = run.all(target.index)
+            finally:
+                if self.cache is not None:
+                    self.cache.touch(run.hits)
             if not image.id:
                 raise InvalidArgument("no image was built: the target stage is empty (FROM scratch)")
             unused = sorted(k for k in opts.build_args if k not in run.consumed and k != "SOURCE_DATE_EPOCH")
@@ -163,6 +167,7 @@ class _Run:
         self.consumed: set[str] = set(k for k in metas if k in opts.build_args)
         self.futures: dict[int, concurrent.futures.Future[BaseImage]] = {}
         self.cache_sources = [session.image(name) for name in opts.cache_from]
+        self.hits: list[StepKey] = []  # cache entries used (touched once, at the end)
 
     def all(self, target: int) -> BaseImage:
         if len(self.plan) == 1:

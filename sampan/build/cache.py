@@ -68,11 +68,18 @@ class BuildCache:
         db.migrate(COMPONENT, MIGRATIONS)
 
     def lookup(self, key: StepKey) -> str | None:
+        """The image the step made before, if any (``touch`` the hits once the build is done:
+        one write for the whole build, not one fsync per step)."""
         row = self.db.query_one("SELECT image_id FROM build_cache WHERE key = ?", (key.digest,))
-        if row is None:
-            return None
-        self.db.execute("UPDATE build_cache SET last_used = ? WHERE key = ?", (time.time(), key.digest))
-        return str(row["image_id"])
+        return None if row is None else str(row["image_id"])
+
+    def touch(self, keys: list[StepKey]) -> None:
+        """Record that these entries were used now (``last_used``, for ``system df``)."""
+        if not keys:
+            return
+        now = time.time()
+        with self.db.transaction() as tx:
+            tx.executemany("UPDATE build_cache SET last_used = ? WHERE key = ?", [(now, k.digest) for k in keys])
 
     def record(self, key: StepKey, image_id: str) -> None:
         now = time.time()

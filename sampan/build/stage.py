@@ -177,6 +177,7 @@ class StageRun:
                 cache.forget(key)
                 image_id = None
             else:
+                self.r.hits.append(key)
                 self.b.say(" ---> Using cache\n")
                 self.set_image(image)
                 self.b.say(f" ---> {image.id[7:19]}\n")
