@@ -149,8 +149,10 @@ class DnsServer:
     # ------------------------------------------------------------------ per container
 
     def serve(self, key: str, netns: Path, resolver: Resolver) -> None:
-        """Listen on 127.0.0.11:53 (UDP and TCP) inside ``netns`` for container ``key``."""
-        self.stop_serving(key)
+        """Listen on 127.0.0.11:53 (UDP and TCP) inside ``netns`` for container ``key``
+        (already listening: nothing to do, the resolver reads the container's networks per query)."""
+        if key in self._served:
+            return
         with netnsmod.entered(netns):
             udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -189,8 +191,13 @@ class DnsServer:
     def stop_serving(self, key: str) -> None:
         closers = self._served.pop(key, None)
         if closers:
-            for close in closers:
-                self._loop.call_soon_threadsafe(close)
+
+            async def close_all() -> None:
+                for close in closers:
+                    close()
+
+            # wait: a socket still open keeps the container's network namespace alive
+            asyncio.run_coroutine_threadsafe(close_all(), self._loop).result(timeout=5)
 
     def close(self) -> None:
         for key in list(self._served):

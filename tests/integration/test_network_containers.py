@@ -94,9 +94,16 @@ def test_user_network_names_and_isolation(netd: Daemon, names) -> None:  # type:
     assert ok.stdout.count("hello from ") == 2 and "PING-OK" in ok.stdout, ok.stdout + ok.stderr
     a_ip = json.loads(docker(netd, "inspect", "aa").stdout)[0]["NetworkSettings"]["Networks"]["neta"]["IPAddress"]
     other = docker(netd, "run", "--rm", "--network", "netb", "busybox", "sh", "-c",
-                   f"wget -T 2 -qO- http://{a_ip}:8080/ || echo BLOCKED; nslookup aa 127.0.0.11 >/dev/null 2>&1 || echo NONAME",
+                   f"echo GET | nc -w 2 {a_ip} 8080 | grep -q HTTP && echo REACHED || echo BLOCKED; nslookup aa 127.0.0.11 >/dev/null 2>&1 || echo NONAME",
                    check=False)
-    assert "BLOCKED" in other.stdout and "NONAME" in other.stdout, other.stdout + other.stderr
+    assert "BLOCKED" in other.stdout and "REACHED" not in other.stdout and "NONAME" in other.stdout, other.stdout + other.stderr
+    docker(netd, "network", "connect", "--alias", "web-b", "netb", "aa")  # a running container joins netb
+    joined = docker(netd, "run", "--rm", "--network", "netb", "busybox", "wget", "-qO-", "http://web-b:8080/")
+    assert joined.stdout.startswith("hello from ")
+    docker(netd, "network", "disconnect", "netb", "aa")
+    gone = docker(netd, "run", "--rm", "--network", "netb", "busybox", "sh", "-c",
+                  "nslookup web-b 127.0.0.11 >/dev/null 2>&1 || echo GONE", check=False)
+    assert "GONE" in gone.stdout
     docker(netd, "rm", "-f", "aa")
     assert "neta" in docker(netd, "network", "prune", "-f").stdout
     assert not Path(f"/sys/class/net/sp-a{names.tag[:8]}").exists()
