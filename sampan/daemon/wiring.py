@@ -137,7 +137,15 @@ def build_networks(cfg: DaemonConfig, db: Database, events: EventBus, containers
         path = networks.netns_path(c.id)
         return c.id, c.name, path if c.state.running and path.exists() else None
 
+    def refresh(cid: str) -> None:
+        from sampan.engine.container_network import record_endpoints
+
+        c = containers.get(cid)
+        record_endpoints(networks, c)
+        containers.save(c)
+
     networks.containers = lookup
+    networks.changed = refresh  # type: ignore[method-assign]
     containers.networks = networks
     networks.reconcile()
     return networks

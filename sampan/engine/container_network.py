@@ -120,14 +120,19 @@ def network_up(networks: NetworkService, c: Container) -> str:
     except BaseException:
         networks.teardown(c.id)
         raise
-    names = {ep.network_id: networks.get(ep.network_id).name for ep in sandbox.endpoints}
     c.sandbox_key = str(sandbox.netns)
-    c.endpoints = [EndpointState(network=names[ep.network_id], network_id=ep.network_id, endpoint_id=ep.id,
-                                 ip_address=ep.address, prefixlen=ep.prefixlen, gateway=ep.gateway,
-                                 mac_address=ep.mac, aliases=list(ep.aliases)) for ep in sandbox.endpoints]
-    c.ports = [PublishedPort(f"{p.container_port}/{p.proto}", p.host_ip or "0.0.0.0", str(p.host_port))
-               for ep in sandbox.endpoints for p in ep.ports]
+    record_endpoints(networks, c)
     return str(sandbox.netns)
+
+
+def record_endpoints(networks: NetworkService, c: Container) -> None:
+    """Copy the container's endpoints and published ports into its record (``inspect``)."""
+    eps = networks.endpoints_of(c.id)
+    c.endpoints = [EndpointState(network=networks.get(ep.network_id).name, network_id=ep.network_id, endpoint_id=ep.id,
+                                 ip_address=ep.address, prefixlen=ep.prefixlen, gateway=ep.gateway,
+                                 mac_address=ep.mac, aliases=list(ep.aliases)) for ep in eps]
+    c.ports = [PublishedPort(f"{p.container_port}/{p.proto}", p.host_ip or "0.0.0.0", str(p.host_port))
+               for ep in eps for p in ep.ports]
 
 
 def network_down(networks: NetworkService, c: Container) -> None:

@@ -87,6 +87,12 @@ class SandboxMixin:
                        removed: list[EndpointInfo] | None = None) -> None: ...
         def _forget(self, ep: EndpointInfo) -> None: ...
 
+    #: called with a container ID after ``connect``/``disconnect`` (the daemon refreshes inspect)
+    changed: Callable[[str], None] = staticmethod(lambda cid: None)  # type: ignore[assignment]
+
+    def endpoints_of(self, container_id: str) -> list[EndpointInfo]:
+        return self._endpoints(container_id=container_id)
+
     def netns_path(self, container_id: str) -> Path:
         return self.cfg.exec_root / "netns" / container_id
 
@@ -189,6 +195,7 @@ class SandboxMixin:
             self.sync_rules(added=[ep])
         if self.get(ep.network_id).name != "bridge":
             self.dns.serve(cid, path, self.resolver(cid))
+        self.changed(cid)
         return ep
 
     def disconnect(self, network: str, container: str, *, force: bool = False) -> None:
@@ -208,6 +215,7 @@ class SandboxMixin:
                                                     ep.prefixlen, ep.gateway, ep.mac))
                 self._forget(ep)
             self.sync_rules(removed=eps)
+        self.changed(cid)
 
     # ------------------------------------------------------------------ names
 

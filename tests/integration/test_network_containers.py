@@ -99,11 +99,14 @@ def test_user_network_names_and_isolation(netd: Daemon, names) -> None:  # type:
     assert "BLOCKED" in other.stdout and "REACHED" not in other.stdout and "NONAME" in other.stdout, other.stdout + other.stderr
     docker(netd, "network", "connect", "--alias", "web-b", "netb", "aa")  # a running container joins netb
     joined = docker(netd, "run", "--rm", "--network", "netb", "busybox", "wget", "-qO-", "http://web-b:8080/")
+    nets = json.loads(docker(netd, "inspect", "aa").stdout)[0]["NetworkSettings"]["Networks"]
+    assert set(nets) == {"neta", "netb"} and nets["netb"]["Aliases"] == ["web-b"]
     assert joined.stdout.startswith("hello from ")
     docker(netd, "network", "disconnect", "netb", "aa")
     gone = docker(netd, "run", "--rm", "--network", "netb", "busybox", "sh", "-c",
                   "nslookup web-b 127.0.0.11 >/dev/null 2>&1 || echo GONE", check=False)
     assert "GONE" in gone.stdout
+    assert set(json.loads(docker(netd, "inspect", "aa").stdout)[0]["NetworkSettings"]["Networks"]) == {"neta"}
     docker(netd, "rm", "-f", "aa")
     assert "neta" in docker(netd, "network", "prune", "-f").stdout
     assert not Path(f"/sys/class/net/sp-a{names.tag[:8]}").exists()
