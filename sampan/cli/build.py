@@ -68,6 +68,12 @@ def _bytes(text: str, what: str) -> int:
         raise errors.InvalidArgument(f"invalid {what}: {text}") from None
 
 
+def _is_archive(data: bytes) -> bool:
+    """A tar (ustar magic at 257) or a gzip, bzip2, xz or zstd stream."""
+    magics = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
+    return data[257:262] == b"ustar" or data.startswith(magics)
+
+
 def _build_args(values: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in values:
@@ -86,9 +92,19 @@ def _context_tar(path: str, dockerfile: str, stdin: Any) -> tuple[BinaryIO, str]
     from sampan.build.context import keep_build_files, load_excludes, write_context_tar
 
     body: BinaryIO = tempfile.TemporaryFile()  # noqa: SIM115 (returned to the caller)
-    if path == "-":
+    if path == "-":  # a tar (maybe compressed) or, as the docker CLI accepts, a Dockerfile
         data = getattr(stdin, "buffer", stdin).read()
-        body.write(data)
+        if _is_archive(data):
+            body.write(data)
+        else:
+            import io
+            import tarfile
+
+            with tarfile.open(fileobj=body, mode="w") as tar:
+                info = tarfile.TarInfo("Dockerfile")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            dockerfile = "Dockerfile"
         body.seek(0)
         return body, dockerfile or "Dockerfile"
     ctx = Path(path)

@@ -96,6 +96,8 @@ def test_sampan_build_stdin_and_errors(sampand: Daemon, tmp_path: Path) -> None:
         tar.addfile(info, io.BytesIO(data))
     sampan(sampand, "build", "-t", "o:3", "-", stdin=buf.getvalue())
     assert inspect(sampand, "o:3")["Config"]["Labels"] == {"from": "stdin"}
+    sampan(sampand, "build", "-t", "o:4", "-", stdin=b"FROM busybox\nLABEL plain=dockerfile\n")  # no tar
+    assert inspect(sampand, "o:4")["Config"]["Labels"] == {"plain": "dockerfile"}
     r = sampan(sampand, "build", "--progress", "tty", "-f", "-", str(ctx),
                stdin=b"FROM busybox\nRUN echo why-it-failed; exit 7\n", check=False)
     assert r.returncode != 0
