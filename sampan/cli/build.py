@@ -1,5 +1,6 @@
 """``sampan build`` and ``sampan builder prune``: Docker's flags, the legacy builder's output.
 
+``SOURCE_DATE_EPOCH`` in the environment becomes a build arg (reproducible images).
 The context is a directory (sent as a tar honouring ``.dockerignore``, see
 ``build/context.py``) or ``-`` (a tar on stdin).  ``-f`` takes any path (outside the context
 too) or ``-`` (the Dockerfile on stdin): such a Dockerfile travels in the tar under a generated
@@ -75,7 +76,11 @@ def _is_archive(data: bytes) -> bool:
 
 
 def _build_args(values: list[str]) -> dict[str, str]:
+    """``--build-arg`` values; ``SOURCE_DATE_EPOCH`` from the environment is passed as a
+    build arg unless one is given (as ``docker buildx build`` does): reproducible builds."""
     out: dict[str, str] = {}
+    if "SOURCE_DATE_EPOCH" in os.environ:
+        out["SOURCE_DATE_EPOCH"] = os.environ["SOURCE_DATE_EPOCH"]
     for item in values:
         key, sep, value = item.partition("=")
         if sep:

@@ -153,3 +153,37 @@ def test_go_formats_in_history() -> None:
     text = state.apply(step("HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 CMD wget x || exit 1"))
     # as dockerd 20.10 records it (checked against it in tests/e2e/test_build_peers.py)
     assert text == 'HEALTHCHECK &{["CMD-SHELL" "wget x || exit 1"] "30s" "3s" "10s" \'\\x03\'}'
+
+
+def test_cli_context_and_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import tarfile
+
+    from sampan.cli import build as cli
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM x\n")
+    (ctx / "keep").write_text("k")
+    (ctx / "skip.log").write_text("s")
+    (ctx / ".dockerignore").write_text("*.log\nDockerfile\n")
+    outside = tmp_path / "other.Dockerfile"
+    outside.write_text("FROM y\n")
+
+    def names(path: str, dockerfile: str, stdin: bytes = b"") -> tuple[list[str], str]:
+        body, name = cli._context_tar(path, dockerfile, io.BytesIO(stdin))
+        with body, tarfile.open(fileobj=body, mode="r|*") as tar:
+            return sorted(m.name for m in tar), name
+
+    listed, name = names(str(ctx), "")
+    assert listed == [".dockerignore", "Dockerfile", "keep"] and name == "Dockerfile"  # always sent
+    listed, name = names(str(ctx), str(outside))
+    assert name.startswith(".dockerfile.") and name in listed
+    listed, name = names("-", "", b"FROM z\n")  # a plain Dockerfile on stdin
+    assert listed == ["Dockerfile"] and name == "Dockerfile"
+    assert cli._bytes("64m", "memory") == 64 << 20 and cli._bytes("1g", "memory") == 1 << 30
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "5")
+    monkeypatch.setenv("FROMENV", "e")
+    assert cli._build_args(["A=1", "FROMENV", "UNSET_ANYWHERE"]) == {"SOURCE_DATE_EPOCH": "5", "A": "1", "FROMENV": "e"}
+    with pytest.raises(InvalidArgument, match="unable to prepare context"):
+        cli._context_tar(str(tmp_path / "nope"), "", io.BytesIO())
