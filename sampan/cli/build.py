@@ -90,15 +90,16 @@ def _build_args(values: list[str]) -> dict[str, str]:
     return out
 
 
-def _context_tar(path: str, dockerfile: str, stdin: Any) -> tuple[BinaryIO, str]:
-    """The body of POST /build and the Dockerfile name inside it."""
+def _context_tar(path: str, dockerfile: str, stdin: Any) -> tuple[BinaryIO, str, _Producer | None]:
+    """The body of POST /build, the Dockerfile name inside it, and the thread writing the
+    body when it is streamed."""
     from pathlib import Path
 
     from sampan.build.context import keep_build_files, load_excludes, write_context_tar
 
-    body: BinaryIO = tempfile.TemporaryFile()  # noqa: SIM115 (returned to the caller)
     if path == "-":  # a tar (maybe compressed) or, as the docker CLI accepts, a Dockerfile
         data = getattr(stdin, "buffer", stdin).read()
+        body: BinaryIO = tempfile.TemporaryFile()  # noqa: SIM115 (returned to the caller)
         if _is_archive(data):
             body.write(data)
         else:
@@ -111,7 +112,7 @@ def _context_tar(path: str, dockerfile: str, stdin: Any) -> tuple[BinaryIO, str]
                 tar.addfile(info, io.BytesIO(data))
             dockerfile = "Dockerfile"
         body.seek(0)
-        return body, dockerfile or "Dockerfile"
+        return body, dockerfile or "Dockerfile", None
     ctx = Path(path)
     if not ctx.is_dir():
         raise errors.InvalidArgument(f'unable to prepare context: path "{path}" not found')
@@ -136,8 +137,8 @@ def _context_tar(path: str, dockerfile: str, stdin: Any) -> tuple[BinaryIO, str]
         else:
             name = rel
     excludes = keep_build_files(load_excludes(ctx, name), name, from_stdin=bool(extra))
-    body.close()
-    return _streamed(lambda out: write_context_tar(ctx, out, excludes=excludes, extra=extra)), name
+    producer = _Producer(lambda out: write_context_tar(ctx, out, excludes=excludes, extra=extra))
+    return producer.reader, name, producer
 
 
 class _Producer:
@@ -163,22 +164,10 @@ class _Producer:
         self.thread = threading.Thread(target=run, daemon=True)
         self.thread.start()
 
-
-_PRODUCERS: list[_Producer] = []
-
-
-def _streamed(write: Any) -> BinaryIO:
-    producer = _Producer(write)
-    _PRODUCERS.append(producer)
-    return producer.reader
-
-
-def _producer_error() -> BaseException | None:
-    for p in _PRODUCERS:
-        p.thread.join(5)
-        if p.error is not None:
-            return p.error
-    return None
+    def failure(self) -> BaseException | None:
+        """Why writing the tar failed (an unreadable file), if it did."""
+        self.thread.join(5)
+        return self.error
 
 
 def build(ctx: Context, opts: Options, args: list[str]) -> int:
@@ -193,7 +182,11 @@ def build(ctx: Context, opts: Options, args: list[str]) -> int:
     if progress not in ("auto", "plain", "tty"):
         raise errors.InvalidArgument(f"invalid progress mode {progress!r}: use auto, plain or tty")
     tty = progress == "tty" or (progress == "auto" and _isatty(ctx.stdout))
-    body, dockerfile = _context_tar(args[0], str(opts["file"]), ctx.stdin)
+    body, dockerfile, producer = _context_tar(args[0], str(opts["file"]), ctx.stdin)
+
+    def producer_failure() -> BaseException | None:
+        return producer.failure() if producer is not None else None
+
     query: dict[str, Any] = {
         "t": [str(t) for t in opts["tag"]],  # type: ignore[attr-defined]
         "dockerfile": dockerfile, "buildargs": json.dumps(_build_args([str(b) for b in opts["build_arg"]])),  # type: ignore[attr-defined]
@@ -219,7 +212,7 @@ def build(ctx: Context, opts: Options, args: list[str]) -> int:
                 if live:
                     out.write("\n" + "".join(step_output))
                 out.flush()
-                raise _producer_error() or error
+                raise producer_failure() or error
             if isinstance(msg.get("aux"), dict):
                 image_id = str(msg["aux"].get("ID") or image_id)
                 continue
@@ -244,7 +237,7 @@ def build(ctx: Context, opts: Options, args: list[str]) -> int:
     except errors.SampanError:
         raise
     except OSError:
-        failed = _producer_error()
+        failed = producer_failure()
         if failed is not None:
             raise failed from None
         raise

@@ -171,7 +171,7 @@ def test_cli_context_and_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     outside.write_text("FROM y\n")
 
     def names(path: str, dockerfile: str, stdin: bytes = b"") -> tuple[list[str], str]:
-        body, name = cli._context_tar(path, dockerfile, io.BytesIO(stdin))
+        body, name, _ = cli._context_tar(path, dockerfile, io.BytesIO(stdin))
         with body, tarfile.open(fileobj=body, mode="r|*") as tar:
             return sorted(m.name for m in tar), name
 
