@@ -22,6 +22,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,7 +36,7 @@ from sampan.engine.network_model import (
     ports_json,
 )
 from sampan.network import bridge as bridgemod
-from sampan.network import ipam, netlink, netns, resolv
+from sampan.network import ipam, netlink, netns, portmap, resolv
 from sampan.network.dns import DnsServer
 
 if TYPE_CHECKING:
@@ -79,6 +80,10 @@ class SandboxMixin:
     dns: DnsServer
     containers: Callable[[str], tuple[str, str, Path | None]]
     _ensured: set[str]
+    _applied: list[portmap.BridgeRules] | None
+    _published_early: set[str]
+    nft: bool
+    writer: portmap.RuleWriter
 
     if TYPE_CHECKING:
         def get(self, ref: str) -> Network: ...
@@ -140,8 +145,14 @@ class SandboxMixin:
             ep = EndpointInfo(id=secrets.token_hex(32), network_id=n.id, container_id=container_id, container_name=name,
                               address=str(addr), prefixlen=sub.network.prefixlen, gateway=str(sub.gateway), mac=mac,
                               aliases=list(req.aliases), ifname=ifname, netns=str(path), ports=bindings)
-            bridgemod.attach(bridgemod.Endpoint(ep.id, n.bridge, path, ifname, ep.address, ep.prefixlen, ep.gateway,
-                                                mac, opts.mtu, default_route))
+            # the ports' nft run overlaps the two `ip` runs (it needs only the address)
+            pending = self._publish_early(n, ep)
+            try:
+                bridgemod.attach(bridgemod.Endpoint(ep.id, n.bridge, path, ifname, ep.address, ep.prefixlen,
+                                                    ep.gateway, mac, opts.mtu, default_route))
+            finally:
+                if pending is not None:
+                    pending.result()
             self.db.execute(
                 "INSERT INTO endpoints (id, network_id, container_id, container_name, address, prefixlen, gateway,"
                 " mac, aliases, ifname, netns, ports) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -150,8 +161,25 @@ class SandboxMixin:
             )
         except BaseException:
             sub.release(addr)
+            if "ep" in locals() and ep.id in self._published_early:
+                self._published_early.discard(ep.id)
+                maps = [portmap.PortMapping(p.proto, p.host_ip, p.host_port, ep.address, p.container_port, n.bridge)
+                        for p in ep.ports]
+                table = self.cfg.nft_table
+                self.writer.submit(lambda: portmap.apply(portmap.elements(table, maps, add=False)))
             raise
         return ep
+
+    def _publish_early(self, n: Network, ep: EndpointInfo) -> Future[None] | None:
+        """Start adding ``ep``'s port elements when the table already has ``n``'s bridge."""
+        if not ep.ports or not self.nft or not self._applied or n.internal \
+                or not any(r.bridge == n.bridge for r in self._applied):
+            return None
+        maps = [portmap.PortMapping(p.proto, p.host_ip, p.host_port, ep.address, p.container_port, n.bridge)
+                for p in ep.ports]
+        table = self.cfg.nft_table
+        self._published_early.add(ep.id)
+        return self.writer.start(lambda: portmap.apply(portmap.elements(table, maps, add=True)))
 
     def _bindings(self, ports: Sequence[PortBinding], default_ip: str) -> list[PortBinding]:
         taken = {(p.proto, p.host_port) for ep in self._endpoints() for p in ep.ports}

@@ -69,6 +69,7 @@ class NetworkService(SandboxMixin):
         self._applied: builtins.list[portmap.BridgeRules] | None = None  # the bridges last applied
         self.writer = portmap.RuleWriter()
         self.proxy: UserlandProxy | None = None
+        self._published_early: set[str] = set()  # endpoints whose ports setup already added
         self._ensured: set[str] = set()  # bridges known to be up with their address
         self.nft = cfg.nft and portmap.available()
         self.compat = DockerUserChain(enabled=cfg.nft)
@@ -321,7 +322,8 @@ class NetworkService(SandboxMixin):
                 return
             if self._applied == rules and (added is not None or removed is not None):
                 gone = self._mappings(removed or [], by_net)
-                new = self._mappings(added or [], by_net)
+                new = self._mappings([ep for ep in added or [] if ep.id not in self._published_early], by_net)
+                self._published_early.difference_update(ep.id for ep in added or [])
                 if gone:
                     self.writer.submit(lambda: portmap.apply(portmap.elements(table, gone, add=False)))
                 if new:

@@ -291,6 +291,13 @@ class RuleWriter:
         self._queue.put((job, fut))
         fut.result()
 
+    def start(self, job: Callable[[], None]) -> Future[None]:
+        """Queue ``job`` and return its future (the caller overlaps other work, then waits)."""
+        fut: Future[None] = Future()
+        self._start()
+        self._queue.put((job, fut))
+        return fut
+
     def submit(self, job: Callable[[], None]) -> None:
         self._start()
         self._queue.put((job, None))
