@@ -17,7 +17,7 @@ Chains (hooks and priorities as Docker's iptables rules have them, in nft terms)
                                 dnat ip to l4proto . th dport map @publish_any_ip : (same) @publish_any_port
     postrouting nat    srcnat  ip saddr SUBNET oifname != BRIDGE masquerade    (egress)
                                ip saddr 127.0.0.0/8 oifname BRIDGE masquerade  (127.0.0.1:HP)
-                               iifname BRIDGE oifname BRIDGE ct status dnat masquerade (hairpin)
+                               ip saddr SUBNET oifname BRIDGE ct status dnat masquerade (hairpin)
 
 Published ports are *elements of two maps*, so a container's ports are added with one cheap
 ``add element`` document (``elements``) instead of rewriting chains; the chains change only
@@ -189,7 +189,8 @@ def ruleset(table: str, bridges: Iterable[BridgeRules], ports: Iterable[PortMapp
         rule("postrouting", _match(_ip("saddr"), _prefix("127.0.0.0/8")),
              _match(_meta("oifname"), b.bridge), {"masquerade": None})
         # hairpin: a container reaching a published port of its own bridge
-        rule("postrouting", _match(_meta("iifname"), b.bridge), _match(_meta("oifname"), b.bridge),
+        # (no iifname: with br_netfilter a bridged, DNAT'ed frame has no input device here)
+        rule("postrouting", _match(_ip("saddr"), _prefix(b.subnet)), _match(_meta("oifname"), b.bridge),
              _match({"ct": {"key": "status"}}, "dnat", "in"), {"masquerade": None}, comment="hairpin")
     isolated = [b.bridge for b in bridges if b.isolated]
     for b in bridges:
