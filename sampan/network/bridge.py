@@ -148,6 +148,9 @@ class Endpoint:
             .add("link", "add", self.host_veth, "mtu", self.mtu, "type", "veth", "peer", "name", self.ifname,
                  "mtu", self.mtu, "address", self.mac, "netns", str(self.netns))
             .add("link", "set", self.host_veth, "master", self.bridge, "up")
+            # a container reaching its own published port through the host's address: the
+            # DNAT'ed frame leaves by the port it came in (as Docker without userland proxy)
+            .add("link", "set", self.host_veth, "type", "bridge_slave", "hairpin", "on")
         )
 
     def inside_batch(self) -> netlink.Batch:

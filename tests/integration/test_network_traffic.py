@@ -74,10 +74,15 @@ def test_published_ports_from_another_host_and_localhost_only(
         assert tcp_get("127.0.0.1", local_only) == b"local"
         assert tcp_get(host_ip, public, netns_path=ohost) == b"public"  # DNAT from another host
         assert refused_or_dropped(host_ip, local_only, ohost)  # 127.0.0.1 only: not from outside
+        # hairpin: a neighbour on the bridge and the container itself, through the host's address
+        nb = svc.setup("9" * 64, name="neighbour", requests=[AttachRequest("bridge")])
+        assert tcp_get(host_ip, public, netns_path=nb.netns) == b"public"
+        assert tcp_get(host_ip, public, netns_path=sb.netns) == b"public"
     finally:
         stop(srv1)
         stop(srv2)
         svc.teardown("a" * 64)
+        svc.teardown("9" * 64)
 
 
 def test_egress_masquerade_internal_and_gateway(
