@@ -214,7 +214,7 @@ class RuntimeDriver:
                     stdin = len(outs)
             streams = [created.out_fds[fd] for fd in outs if fd in created.out_fds]
             message = {"ok": True, "pid": created.pid, "streams": streams, "stdin": stdin}
-            socket.send_fds(chan, [json.dumps(message).encode()], [listener.fileno(), *outs])
+            socket.send_fds(chan, [json.dumps(message).encode()], [listener.fileno(), *outs])  # type: ignore[arg-type]  # a _socket.socket: send_fds only calls sendmsg
         finally:
             os._exit(0)
 
