@@ -260,7 +260,7 @@ def _lookup(client: Client, kind: str, name: str, size: bool) -> Any:
 
 
 def _inspect(ctx: Context, opts: Options, args: list[str], kinds: tuple[str, ...], *, object_errors: bool) -> int:
-    from sampan.cli.images import _write_inspected
+    from sampan.cli.images import write_inspected
 
     client = ctx.client()
     found: list[Any] = []
@@ -274,14 +274,7 @@ def _inspect(ctx: Context, opts: Options, args: list[str], kinds: tuple[str, ...
                 continue
         else:
             failures.append(f"Error: No such object: {name}" if object_errors else f"Error: No such container: {name}")
-    fmt = str(opts["format"])
-    if found or not fmt:
-        _write_inspected(ctx, fmt, found)
-    if failures:
-        ctx.stdout.flush()
-        ctx.stderr.write("\n".join(failures) + "\n")
-        return 1
-    return 0
+    return write_inspected(ctx, str(opts["format"]), found, failures)
 
 
 def inspect(ctx: Context, opts: Options, args: list[str]) -> int:

@@ -170,17 +170,38 @@ def ls(ctx: Context, opts: Options, args: list[str]) -> int:
 # ---------------------------------------------------------------- inspect
 
 
-def _write_inspected(ctx: Context, fmt: str, found: list[Any]) -> None:
-    from sampan.cli.output import inspect_json
+def write_inspected(ctx: Context, fmt: str, found: list[Any], failures: list[str]) -> int:
+    """Print what ``inspect`` found (a JSON array, or ``fmt`` per object), then the failures
+    on stderr, as the docker CLI does; the exit code (1 when anything was not found)."""
+    if found or not fmt:
+        if not fmt or fmt == "json":
+            from sampan.cli.output import inspect_json
 
-    if not fmt or fmt == "json":
-        ctx.stdout.write(inspect_json(found, indent=None if fmt else 4) + "\n")
-        return
-    from sampan.cli.template import Template
+            ctx.stdout.write(inspect_json(found, indent=None if fmt else 4) + "\n")
+        else:
+            from sampan.cli.template import Template
 
-    template = Template(fmt)
-    for item in found:
-        ctx.stdout.write(template.render(item) + "\n")
+            template = Template(fmt)
+            for item in found:
+                ctx.stdout.write(template.render(item) + "\n")
+    if failures:
+        ctx.stdout.flush()
+        ctx.stderr.write("\n".join(failures) + "\n")
+        return 1
+    return 0
+
+
+def inspect_named(ctx: Context, fmt: str, names: list[str], path: str) -> int:
+    """``inspect`` of objects fetched by ``GET path.format(name)`` (volumes, networks)."""
+    client = ctx.client()
+    found: list[Any] = []
+    failures = []
+    for name in names:
+        try:
+            found.append(client.json("GET", path.format(name)))
+        except errors.NotFound as exc:
+            failures.append(f"Error response from daemon: {exc}")
+    return write_inspected(ctx, fmt, found, failures)
 
 
 def _inspect_images(ctx: Context, fmt: str, names: list[str], *, object_errors: bool) -> int:
@@ -197,13 +218,7 @@ def _inspect_images(ctx: Context, fmt: str, names: list[str], *, object_errors: 
                 failures.append(f"Error: No such object: {name}")
             else:
                 failures.append(f"Error response from daemon: {exc}" if from_daemon(exc) else f"Error: {exc}")
-    if found or not fmt:
-        _write_inspected(ctx, fmt, found)
-    if failures:
-        ctx.stdout.flush()
-        ctx.stderr.write("\n".join(failures) + "\n")
-        return 1
-    return 0
+    return write_inspected(ctx, fmt, found, failures)
 
 
 def image_inspect(ctx: Context, opts: Options, args: list[str]) -> int:

@@ -128,24 +128,9 @@ def ls(ctx: Context, opts: Options, args: list[str]) -> int:
 
 
 def inspect(ctx: Context, opts: Options, args: list[str]) -> int:
-    from sampan.cli.images import _write_inspected
+    from sampan.cli.images import inspect_named
 
-    client = ctx.client()
-    found: list[Any] = []
-    failures = []
-    for name in args:
-        try:
-            found.append(client.json("GET", f"/networks/{name}"))
-        except errors.NotFound as exc:
-            failures.append(f"Error response from daemon: {exc}")
-    fmt = str(opts["format"])
-    if found or not fmt:
-        _write_inspected(ctx, fmt, found)
-    if failures:
-        ctx.stdout.flush()
-        ctx.stderr.write("\n".join(failures) + "\n")
-        return 1
-    return 0
+    return inspect_named(ctx, str(opts["format"]), args, "/networks/{}")
 
 
 def rm(ctx: Context, opts: Options, args: list[str]) -> int:
