@@ -11,35 +11,9 @@ from typing import Any
 from sampan.engine.images import unix_time
 from sampan.engine.model import Container, HealthConfig, HostSpec, MountPoint
 from sampan.engine.volumes import Volume
+from sampan.units import human_duration
 
 JSONDict = dict[str, Any]
-
-
-def human_duration(seconds: float) -> str:
-    """Docker's units.HumanDuration."""
-    if seconds < 1:
-        return "Less than a second"
-    if int(seconds) == 1:
-        return "1 second"
-    if seconds < 60:
-        return f"{int(seconds)} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
 
 
 def _since(rfc3339: str, now: float) -> float:

@@ -7,12 +7,12 @@ checked when the builder expands it (:func:`parse_mount` with an expander), as B
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sampan.build.shellwords import go_quote
 from sampan.errors import InvalidArgument
+from sampan.units import ram_in_bytes
 
 MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
 SHARING_MODES = ("shared", "private", "locked")
@@ -38,15 +38,6 @@ class Mount:
     spec: str = ""
 
 
-_SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$")
-
-
-def _ram_in_bytes(value: str) -> int:
-    match = _SIZE.match(value)
-    if match is None:
-        raise ValueError(value)
-    power = " kmgtp".index((match.group(2) or " ").lower())
-    return int(float(match.group(1)) * 1024**power)
 
 
 def _parse_bool(key: str, value: str) -> bool:
@@ -113,7 +104,7 @@ def parse_mount(spec: str, expand: Callable[[str], str] = lambda s: s) -> Mount:
             if m.type != "tmpfs":
                 raise InvalidArgument(f"unexpected key '{key}' for mount type '{m.type}'")
             try:
-                m.size_limit = _ram_in_bytes(value)
+                m.size_limit = ram_in_bytes(value)
             except ValueError:
                 raise InvalidArgument(f"invalid value for {key}: {value}") from None
         elif key == "id":

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sampan.cli.flags import Flag, UsageError
+from sampan.units import parse_duration, ram_in_bytes
 
 CREATE_FLAGS: tuple[Flag, ...] = (
     Flag("add-host", kind="list", help="Add a custom host-to-IP mapping (host:ip)"),
@@ -86,41 +87,23 @@ def bad(message: str) -> UsageError:
     return UsageError(message, code=125)
 
 
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-
-
 def ram_bytes(text: str, flag: str) -> int:
     """go-units ``RAMInBytes``: ``512``, ``100m``, ``1.5g``, ``2GiB``, ``64kb`` (binary units)."""
-    value = text.strip().lower()
-    for suffix in ("ib", "b"):
-        if value.endswith(suffix) and len(value) > len(suffix) and value[-len(suffix) - 1].isalpha():
-            value = value[: -len(suffix)]
-            break
-    unit = value[-1] if value and value[-1].isalpha() else ""
-    number = value[: -1] if unit else value
     try:
-        amount = float(number)
-    except ValueError:
-        raise bad(f'invalid argument "{text}" for "{flag}" flag: invalid size: \'{text}\'') from None
-    if unit not in _SIZE_UNITS or amount < 0:
-        raise bad(f'invalid argument "{text}" for "{flag}" flag: invalid size: \'{text}\'')
-    return int(amount * _SIZE_UNITS[unit])
-
-
-_DURATION_UNITS = {"ns": 1, "us": 1000, "µs": 1000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+        return ram_in_bytes(text)
+    except ValueError as exc:
+        raise bad(f'invalid argument "{text}" for "{flag}" flag: {exc}') from None
 
 
 def duration_ns(text: str, flag: str) -> int:
     """Go's ``time.ParseDuration`` in nanoseconds (``1m30s``, ``500ms``, ``0``)."""
-    import re
-
     value = text.strip()
-    if value in ("0", ""):
+    if value == "":
         return 0
-    parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        raise bad(f'invalid argument "{text}" for "{flag}" flag: time: invalid duration "{text}"')
-    return int(sum(float(n) * _DURATION_UNITS[u] for n, u in parts))
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise bad(f'invalid argument "{text}" for "{flag}" flag: {exc}') from None
 
 
 def parse_env_file(path: str) -> list[str]:

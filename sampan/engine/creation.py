@@ -24,6 +24,7 @@ from sampan.engine.model import (
     MountSpec,
 )
 from sampan.engine.specgen.process import merge_env
+from sampan.units import ram_in_bytes
 
 if TYPE_CHECKING:
     from sampan.engine.volumes import VolumeService
@@ -234,11 +235,10 @@ def _write(path: str, text: str) -> None:
 
 def parse_size(text: str) -> int:
     """``10m``, ``1g``, ``512k``, ``100`` (bytes) as Docker's units.RAMInBytes."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?\s*", text.lower())
-    if not m:
-        raise errors.InvalidArgument(f"invalid size: '{text}'")
-    mult = 1024 ** " kmgtp".index(m.group(2) or " ")
-    return int(float(m.group(1)) * mult)
+    try:
+        return ram_in_bytes(text)
+    except ValueError as exc:
+        raise errors.InvalidArgument(str(exc)) from None
 
 
 def mount_point(m: MountSpec, volumes: VolumeService, made: list[str]) -> MountPoint:
