@@ -279,7 +279,8 @@ class RuntimeSession:
             if res.cpu_shares:
                 resources["cpu"] = {"shares": res.cpu_shares}
             linux["resources"] = resources
-            linux["cgroupsPath"] = f"sampan-build/{cid}"
+            # flat, not under a shared parent: the step's cgroup goes away whole with the step
+            linux["cgroupsPath"] = f"sampan-build-{cid}"
         if res.shm_size:
             for m in config["mounts"]:
                 if m["destination"] == "/dev/shm":
