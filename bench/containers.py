@@ -14,6 +14,7 @@ memory each running container costs.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -48,6 +49,7 @@ def _ensure_busybox(ctx: Context) -> None:
 
 def _docker_on_sampand(ctx: Context) -> dict[str, str]:
     config = Path(tempfile.mkdtemp(prefix="sampan-bench-docker-config-", dir="/var/tmp"))
+    atexit.register(shutil.rmtree, config, True)
     return {**ctx.sampand.env, "DOCKER_CONFIG": str(config)}
 
 

@@ -57,6 +57,7 @@ class Registry:
     def __init__(self, kind: str = "") -> None:
         self.kind = kind or ("docker-registry" if shutil.which("docker-registry") else "sampan")
         self.dir = Path(tempfile.mkdtemp(prefix="sampan-bench-registry-", dir="/var/tmp"))
+        atexit.register(shutil.rmtree, self.dir, True)  # also when stop() is never reached
         self.port = _free_port()
         if self.kind == "docker-registry":
             config = self.dir / "config.yml"

@@ -143,3 +143,8 @@ SCENARIOS.update(_BUILD_SCENARIOS)
 from bench.runtime import SCENARIOS as _RUNTIME_SCENARIOS  # noqa: E402
 
 SCENARIOS.update(_RUNTIME_SCENARIOS)
+
+# network scenarios (run-rm-bridge, run-rm-publish, tcp-publish) live in their own module
+from bench.network import SCENARIOS as _NETWORK_SCENARIOS  # noqa: E402
+
+SCENARIOS.update(_NETWORK_SCENARIOS)
