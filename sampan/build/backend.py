@@ -46,8 +46,20 @@ from typing import Any, Literal, Protocol
 
 from sampan.image.schema import LayerRecord
 
-NetworkMode = Literal["host", "none"]
+#: "bridge": the engine's default bridge network (NAT to the outside), when the backend was given a
+#: StepNetwork; "host": the host's network namespace; "none": loopback only.
+NetworkMode = Literal["bridge", "host", "none"]
 Output = Callable[[bytes], None]
+
+
+class StepNetwork(Protocol):
+    """Puts a RUN step on the engine's default bridge network (the builder cannot import the
+    engine: the daemon hands the backend this).  ``attach`` returns the path of a network
+    namespace with the step's endpoint; ``detach`` removes the endpoint and the namespace."""
+
+    def attach(self, step_id: str) -> Path: ...
+
+    def detach(self, step_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -101,7 +113,7 @@ class RunSpec:
     env: list[str] = field(default_factory=list)
     user: str = ""
     workdir: str = "/"
-    network: NetworkMode = "host"
+    network: NetworkMode = "bridge"
     resources: Resources = field(default_factory=Resources)
     extra_hosts: tuple[str, ...] = ()
     hostname: str = ""

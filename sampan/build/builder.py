@@ -49,7 +49,7 @@ class BuildOptions:
     no_cache: bool = False
     pull: bool = False
     cache_from: list[str] = field(default_factory=list)
-    network: str = "host"
+    network: str = "bridge"
     resources: Resources = field(default_factory=Resources)
     extra_hosts: list[str] = field(default_factory=list)
     platform: str = ""

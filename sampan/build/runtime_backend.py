@@ -6,11 +6,14 @@
   capabilities, masked paths and seccomp profile) and runs it with ``sampan-runtime run`` in a
   child process (the runtime makes its caller a child subreaper; keeping that out of the
   daemon is why it is a child), its stdout and stderr streamed back to the build log;
-* networking: ``host`` (the default for builds until sampan's networking can give a build
-  container NAT: the step shares the host's network namespace, so ``apt-get`` reaches the
-  configured mirror; ``/etc/resolv.conf`` and ``/etc/hosts`` of the host are bind-mounted
-  read-only over the image's when the image has those files) or ``none`` (a fresh network
-  namespace with only loopback);
+* networking: ``bridge`` (the default, as Docker's: the step's network namespace gets an
+  endpoint on the engine's default bridge through the :class:`~sampan.build.backend.StepNetwork`
+  the daemon gives, so ``apt-get`` reaches the configured mirror through NAT), ``host`` (the
+  step shares the host's network namespace; also the fallback for ``bridge`` when no
+  StepNetwork was given), or ``none`` (a fresh network namespace with only loopback). With
+  ``bridge`` and ``host``, ``/etc/resolv.conf`` and ``/etc/hosts`` of the host are bind-mounted
+  read-only over the image's when the image has those files (the default bridge uses the host's
+  resolvers, as Docker's does);
 * with a :class:`~sampan.build.runserver.RunServer` (the daemon's), ``run`` forks the
   container's runtime from that pre-imported process instead (~40 ms less per RUN step);
 * ``commit`` writes the work's changes with ``storage.archive.write_diff`` (OCI whiteouts,
@@ -34,7 +37,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from sampan.build.backend import BaseImage, Output, RunSpec
+from sampan.build.backend import BaseImage, Output, RunSpec, StepNetwork
 from sampan.build.runserver import RunServer
 from sampan.build.users import resolve_user
 from sampan.errors import InvalidArgument, NotFound, SampanError, from_oserror
@@ -59,15 +62,16 @@ class RuntimeBackend:
     """See the module docstring.  ``state_dir`` holds bundles, mounts and runtime state."""
 
     def __init__(self, store: ImageStore, *, state_dir: Path, puller: Puller | None = None,
-                 runner: RunServer | None = None) -> None:
+                 runner: RunServer | None = None, network: StepNetwork | None = None) -> None:
         self.store = store
         self.state_dir = state_dir
         self.puller = puller
         self.runner = runner
+        self.network = network
 
     @contextmanager
     def session(self) -> Iterator[RuntimeSession]:
-        s = RuntimeSession(self.store, self.state_dir, self.puller, self.runner)
+        s = RuntimeSession(self.store, self.state_dir, self.puller, self.runner, self.network)
         try:
             yield s
         finally:
@@ -143,10 +147,11 @@ class RuntimeSession:
     """One build's works and staging (thread-safe)."""
 
     def __init__(self, store: ImageStore, state_dir: Path, puller: Puller | None = None,
-                 runner: RunServer | None = None) -> None:
+                 runner: RunServer | None = None, network: StepNetwork | None = None) -> None:
         self.store = store
         self.puller = puller
         self.runner = runner
+        self.network = network
         self.state_dir = state_dir
         self.staging: Staging = store.staging()
         self.lock = threading.Lock()
@@ -248,9 +253,8 @@ class RuntimeSession:
 
     # ------------------------------------------------------------ RUN
 
-    def _bundle(self, key: str, spec: RunSpec) -> tuple[Path, str]:
+    def _bundle(self, key: str, spec: RunSpec, cid: str) -> Path:
         root = self._root(key)
-        cid = uuid.uuid4().hex
         config = default_config(spec.args, rootfs=str(root), hostname=spec.hostname or cid[:12])
         ident = resolve_user(root, spec.user, supplementary=True) if spec.user else None
         process = config["process"]
@@ -261,8 +265,16 @@ class RuntimeSession:
             if ident.additional_gids:
                 process["user"]["additionalGids"] = list(ident.additional_gids)
         linux = config["linux"]
-        if spec.network == "host":
+        mode = "host" if spec.network == "bridge" and self.network is None else spec.network
+        if mode == "bridge":
+            assert self.network is not None
+            netns = self.network.attach(cid)
+            for ns in linux["namespaces"]:
+                if ns["type"] == "network":
+                    ns["path"] = str(netns)
+        elif mode == "host":
             linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network"]
+        if mode in ("bridge", "host"):
             for name in ("resolv.conf", "hosts"):
                 inside = root / "etc" / name
                 if inside.is_file() and not inside.is_symlink() and Path("/etc", name).is_file():
@@ -289,7 +301,7 @@ class RuntimeSession:
         bundle.mkdir(exist_ok=True)
         (bundle / "config.json").write_text(json.dumps(config))
         self.mount_points[key] = created
-        return bundle, cid
+        return bundle
 
     def _extra_hosts(self, root: Path, config: dict[str, Any], extra: tuple[str, ...]) -> None:
         """``--add-host name:ip``: an /etc/hosts of the host's lines plus these, bound over
@@ -342,7 +354,14 @@ class RuntimeSession:
         return created
 
     def run(self, key: str, spec: RunSpec, *, output: Output) -> int:
-        bundle, cid = self._bundle(key, spec)
+        cid = uuid.uuid4().hex
+        try:
+            return self._run_bundle(key, self._bundle(key, spec, cid), cid, output)
+        finally:
+            if spec.network == "bridge" and self.network is not None:
+                self.network.detach(cid)  # also when the bundle failed half-way
+
+    def _run_bundle(self, key: str, bundle: Path, cid: str, output: Output) -> int:
         self.runtime_root.mkdir(parents=True, exist_ok=True)
         if self.runner is not None:
             try:

@@ -322,7 +322,7 @@ class StageRun:
             network = step.network if step.network in ("none", "host") else self.r.opts.network
             spec = RunSpec(args=args, env=env, user=self.state.config.get("User") or "",
                            workdir=self.state.config.get("WorkingDir") or "/",
-                           network="none" if network == "none" else "host",
+                           network="none" if network == "none" else "host" if network == "host" else "bridge",
                            resources=self.r.opts.resources, extra_hosts=tuple(self.r.opts.extra_hosts),
                            hostname=cid, mounts=tuple(mounts))
             code = self.s.run(work, spec, output=lambda data: self.b.say(data.decode("utf-8", "replace")))

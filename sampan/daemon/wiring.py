@@ -106,7 +106,7 @@ def build(cfg: DaemonConfig) -> Engine:
                         containers=containers, volumes=volumes, networks=networks)
     system.network_info = networks.info
     wire_container_io(services, containers, events)
-    services.builds = build_service(cfg, store, db, events, distribution)
+    services.builds = build_service(cfg, store, db, events, distribution, networks)
     closers = [networks.close, distribution.close, containers.close]
     if services.builds is not None:
         closers.append(services.builds.close)
@@ -114,12 +114,15 @@ def build(cfg: DaemonConfig) -> Engine:
 
 
 def build_service(cfg: DaemonConfig, store: ImageStore, db: Database, events: EventBus,
-                  distribution: DistributionService) -> Any:
+                  distribution: DistributionService, networks: NetworkService) -> Any:
     """Builds (``POST /build``): bundles and mounts of RUN steps under ``<exec-root>/build``;
-    ``FROM`` of an image that is not local (and ``--pull``) pulls through ``distribution``."""
-    from sampan.engine.builds import BuildService
+    ``FROM`` of an image that is not local (and ``--pull``) pulls through ``distribution``; RUN
+    steps join the default bridge (host networking when the daemon runs with ``--bridge none``)."""
+    from sampan.engine.builds import BridgeSteps, BuildService
 
-    return BuildService(store, db, events, state_dir=cfg.exec_root / "build", distribution=distribution)
+    steps = BridgeSteps(networks) if networks.cfg.bridge_enabled else None
+    return BuildService(store, db, events, state_dir=cfg.exec_root / "build", distribution=distribution,
+                        network=steps)
 
 
 def build_networks(cfg: DaemonConfig, db: Database, events: EventBus, containers: ContainerService) -> NetworkService:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sampan import errors
+from sampan.build.backend import StepNetwork
 from sampan.build.builder import Builder, BuildOptions, BuildResult
 from sampan.build.cache import BuildCache
 from sampan.build.context import locate_dockerfile, read_context_tar, remove_ignored_build_files
@@ -26,6 +27,7 @@ from sampan.build.runserver import RunServer
 from sampan.build.runtime_backend import Puller, RuntimeBackend
 from sampan.distribution.auth import Credentials
 from sampan.engine.events import EventBus
+from sampan.engine.network_sandbox import AttachRequest
 from sampan.image.reference import DEFAULT_DOMAIN
 from sampan.image.reference import parse as parse_reference
 from sampan.image.store import ImageStore
@@ -33,6 +35,7 @@ from sampan.storage.db import Database
 
 if TYPE_CHECKING:
     from sampan.engine.distribution import DistributionService
+    from sampan.engine.networks import NetworkService
 
 Log = Callable[[str], None]
 _log = logging.getLogger("sampan.build")
@@ -58,7 +61,8 @@ class CacheRecord:
 
 class BuildService:
     def __init__(self, store: ImageStore, db: Database, events: EventBus, *, state_dir: Path,
-                 distribution: DistributionService | None = None) -> None:
+                 distribution: DistributionService | None = None, network: StepNetwork | None = None) -> None:
+        self.network = network
         self.store = store
         self.events = events
         self.cache = BuildCache(db)
@@ -106,7 +110,8 @@ class BuildService:
             opts.dockerfile = path.read_bytes()
             remove_ignored_build_files(context, str(path.relative_to(context)))
             backend = RuntimeBackend(self.store, state_dir=self.state_dir,
-                                     puller=self._puller(registry_auths or {}), runner=self.runner)
+                                     puller=self._puller(registry_auths or {}), runner=self.runner,
+                                     network=self.network)
             builder = Builder(backend, self.cache, log=log, debug=debug or _log.debug, on_built=on_built,
                               cancelled=cancelled)
             result = builder.build(context, opts)
@@ -179,3 +184,19 @@ class BuildService:
         self.cache.drop_images(gone)
         after = self.store.disk_usage().layers_size
         return removed, max(0, before - after)
+
+
+class BridgeSteps:
+    """The :class:`~sampan.build.backend.StepNetwork` the daemon gives builds: each RUN step's
+    network namespace gets an endpoint on the default bridge network, as Docker's builder runs
+    steps (NAT to the outside; ``docker build --network host|none`` choose otherwise)."""
+
+    def __init__(self, networks: NetworkService) -> None:
+        self.networks = networks
+
+    def attach(self, step_id: str) -> Path:
+        sandbox = self.networks.setup(step_id, name=f"build-{step_id[:12]}", requests=[AttachRequest("bridge")])
+        return sandbox.netns
+
+    def detach(self, step_id: str) -> None:
+        self.networks.teardown(step_id)

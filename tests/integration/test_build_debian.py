@@ -1,7 +1,8 @@
 """A Debian-based build that installs python3 with apt-get from the machine's configured
-Debian mirror (the one kind of traffic allowed to leave the machine).  RUN steps use the
-host's network namespace until sampan's bridge can NAT build containers (see
-``build/runtime_backend.py``)."""
+Debian mirror (the one kind of traffic allowed to leave the machine), with the builder driven
+in-process: with no daemon to give a bridge endpoint, RUN steps use the host's network
+namespace (``build/runtime_backend.py``); ``test_build_bridge.py`` does the same through the
+daemon's bridge and NAT."""
 
 from __future__ import annotations
 

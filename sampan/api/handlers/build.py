@@ -8,8 +8,9 @@ steps never leave one), ``q``, ``networkmode``, ``memory``, ``cpushares``, ``shm
 when a ``FROM`` image is pulled (not local, or ``pull=1``).  The answer is a JSON stream of ``{"stream": text}`` lines,
 ``{"aux": {"ID": id}}`` once the image exists, and errors in band (``errorDetail``).
 
-Network modes: ``default``, ``bridge`` and ``host`` run RUN steps in the host's network
-namespace (sampan's bridge cannot give build containers NAT yet); ``none`` isolates them.
+Network modes: ``default`` and ``bridge`` put RUN steps on the default bridge network (NAT to
+the outside, the host's resolvers), ``host`` in the host's network namespace, ``none`` on
+loopback only.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from sampan.distribution.auth import Credentials, credentials_from_json
 from sampan.errors import InvalidArgument, NotImplementedFeature, Unavailable
 from sampan.image.config import host_platform_pair, parse_platform
 
-_NETWORKS = {"": "host", "default": "host", "bridge": "host", "host": "host", "none": "none"}
+_NETWORKS = {"": "bridge", "default": "bridge", "bridge": "bridge", "host": "host", "none": "none"}
 
 
 def _json(q: Any, name: str, default: Any) -> Any:
