@@ -175,8 +175,11 @@ def pull_big(ctx: Context) -> Scenario:
     if ctx.peers and docker_available():
         env = docker_env()
 
+        loaded = _big_archive(ctx)[1]  # what the push scenario loaded into dockerd
+
         def docker_rmi() -> None:
-            subprocess.run(["docker", "rmi", "-f", target, "lab/big:latest"], capture_output=True, env=env)
+            # every name of the image: a layer dockerd still has is not downloaded again
+            subprocess.run(["docker", "rmi", "-f", target, loaded], capture_output=True, env=env)
 
         s.variants["docker"] = _timed(["docker", "pull", "-q", target], env, before=docker_rmi)
     if ctx.peers and _skopeo():
