@@ -133,11 +133,10 @@ def test_sampan_archive_loads_into_dockerd_podman_and_skopeo(sampand: Daemon, tm
 
 @pytest.mark.parametrize("name", ["busybox:latest", "lab/big:latest"])
 def test_dockerd_archive_loads_into_sampan_with_the_same_id(sampand: Daemon, tmp_path: Path, name: str) -> None:
-    if name == "lab/big:latest" and (LAB / "big.docker-archive.tar").exists():
-        archive = LAB / "big.docker-archive.tar"
-    else:
-        archive = tmp_path / "from-dockerd.tar"
-        docker(DOCKERD, "save", "-o", str(archive), name)
+    # saved now, not setup.sh's cached big.docker-archive.tar: that file outlives a rebuild of
+    # lab/big (a new ID) when something removed the image from dockerd in between
+    archive = tmp_path / "from-dockerd.tar"
+    docker(DOCKERD, "save", "-o", str(archive), name)
     their_id = docker(DOCKERD, "image", "inspect", "-f", "{{.Id}}", name).strip()
     out = docker(sampand.env(), "load", "-i", str(archive))
     assert name.split(":")[0] in out
