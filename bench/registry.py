@@ -178,8 +178,12 @@ def pull_big(ctx: Context) -> Scenario:
         loaded = _big_archive(ctx)[1]  # what the push scenario loaded into dockerd
 
         def docker_rmi() -> None:
-            # every name of the image: a layer dockerd still has is not downloaded again
-            subprocess.run(["docker", "rmi", "-f", target, loaded], capture_output=True, env=env)
+            # the image under every name it has (by ID): a layer dockerd still has is not
+            # downloaded again
+            ids = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", target, loaded],
+                                 capture_output=True, text=True, env=env).stdout.split()
+            if ids:
+                subprocess.run(["docker", "rmi", "-f", *set(ids)], capture_output=True, env=env)
 
         s.variants["docker"] = _timed(["docker", "pull", "-q", target], env, before=docker_rmi)
     if ctx.peers and _skopeo():
