@@ -4,9 +4,10 @@
   answers ``101 UPGRADED`` (or ``200`` with the raw stream), hands back a :class:`Hijacked`
   connection: the raw socket both ways, with the bytes already read past the headers kept.
   Stdin EOF is a half-close (:meth:`Hijacked.close_write`); output keeps flowing after it.
-* :func:`send_early` sends a request now and reads its answer later: ``docker run`` opens
-  ``POST /containers/{id}/wait`` before ``start``, and the daemon may hold the headers until the
-  container exits.  Transports without sockets (tests) send it when the answer is read.
+* :func:`send_early` sends a request and reads its headers now, its body later: ``docker run``
+  opens ``POST /containers/{id}/wait`` before ``start``; the daemon answers the headers once the
+  waiter is registered and the body when the container exits.  Transports without sockets
+  (tests) send it when the answer is read.
 
 Both need the transport's ``connect()`` (:class:`~sampan.client.transport.SocketTransport`);
 wrappers that keep the real transport in ``inner`` (the CLI's ``-D`` logger) are looked through.
@@ -129,7 +130,12 @@ def hijack(
 
 
 class Early:
-    """A request sent ahead of time; :meth:`response` reads its answer (raising its error)."""
+    """A request sent ahead of time whose response headers are read at once and its body later
+    (:meth:`response` raises its error).
+
+    ``wait`` before ``start`` depends on it: the daemon sends the headers of a wait only once the
+    waiter is registered, so reading them before sending ``start`` means a container that exits
+    at once is still seen exiting (the docker CLI's ContainerWait does the same)."""
 
     def __init__(self, client: Client, method: str, path: str, *, query: Query | None = None) -> None:
         self._client = client
@@ -137,17 +143,19 @@ class Early:
         self._path = path
         self._query = query
         self._sock: _socket.socket | None = None
+        self._response: Response | None = None
         try:
             transport = _socket_transport(client)
         except errors.NotImplementedFeature:
             return  # sent when read
-        self._sock = _send(transport, Request(method, _target(client, path, query), {"Connection": "close"}))
+        sock = _send(transport, Request(method, _target(client, path, query), {"Connection": "close"}))
+        self._sock = sock
+        self._response = parse_response(Source(sock.recv), on_close=sock.close)
 
     def response(self) -> Response:
-        if self._sock is None:
+        if self._response is None:
             return self._client.request(self._method, self._path, query=self._query)
-        sock, self._sock = self._sock, None
-        response = parse_response(Source(sock.recv), on_close=sock.close)
+        response, self._response, self._sock = self._response, None, None
         if response.status >= 400:
             raise error_from_response(response)
         return response

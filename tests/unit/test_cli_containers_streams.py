@@ -38,6 +38,12 @@ def respond(sock: socket.socket, status: int, body: Any = None) -> None:
     sock.sendall(head.encode() + payload)
 
 
+def wait_headers(sock: socket.socket) -> None:
+    """A wait's headers, sent at once as the daemon does once the waiter is registered; the
+    body (the exit status) follows when the container exits, then the connection closes."""
+    sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n")
+
+
 def upgrade(sock: socket.socket, content_type: str = "application/vnd.docker.multiplexed-stream") -> None:
     sock.sendall(f"HTTP/1.1 101 UPGRADED\r\nContent-Type: {content_type}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode())
 
@@ -119,8 +125,10 @@ def test_run_attaches_waits_before_start_and_returns_the_exit_status(sock_path: 
             exited.set()
         elif path == "/containers/c1/wait":
             assert "condition=removed" in target
+            wait_headers(sock)
             exited.wait(5)
-            respond(sock, 200, {"StatusCode": 3})
+            sock.sendall(json.dumps({"StatusCode": 3}).encode())
+            sock.close()
         elif path == "/containers/c1/start":
             assert not exited.is_set()
             started.set()
@@ -203,6 +211,7 @@ def test_start_failures_map_to_docker_exit_codes(sock_path: Path, message: str, 
             sock.recv(10)  # until the client closes
             sock.close()
         elif path == "/containers/c1/wait":
+            wait_headers(sock)
             sock.recv(10)
         elif path == "/containers/c1/start":
             respond(sock, 400, {"message": message})
