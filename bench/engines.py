@@ -39,7 +39,10 @@ class Sampand:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sampan.daemon", "--data-root", str(self.dir / "root"),
              "--exec-root", str(self.dir / "exec"), "-H", f"unix://{self.sock}",
-             "--pidfile", str(self.dir / "sampand.pid")],
+             "--pidfile", str(self.dir / "sampand.pid"),
+             # its own bridge, subnet and nft table: never the default sampan0 / inet sampan of
+             # a sampand the user runs on this host
+             "--bridge", "sampanbench0", "--bip", "10.230.0.1/24", "--nft-table", "sampan_bench"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + 20
