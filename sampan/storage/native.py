@@ -13,24 +13,18 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 from sampan.errors import Internal
 from sampan.mount import Mount
-from sampan.storage.snapshotdirs import Meta, SnapshotDirs, disk_usage
-from sampan.storage.snapshots import Kind, SnapshotInfo, Usage, WhiteoutMode
+from sampan.storage.snapshotdirs import DirSnapshotter, Meta
+from sampan.storage.snapshots import Kind, WhiteoutMode
 
 
-class NativeSnapshotter:
+class NativeSnapshotter(DirSnapshotter):
     """See the module docstring; implements :class:`~sampan.storage.snapshots.Snapshotter`."""
 
     name: str = "native"
     whiteouts: WhiteoutMode = "delete"
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._dirs = SnapshotDirs(root)
 
     def _create(
         self, key: str, parent: str | None, kind: Kind, labels: dict[str, str] | None
@@ -51,40 +45,9 @@ class NativeSnapshotter:
         self._dirs.publish(tmp, meta)
         return self._mounts(meta)
 
-    def prepare(
-        self, key: str, parent: str | None = None, *, labels: dict[str, str] | None = None
-    ) -> list[Mount]:
-        return self._create(key, parent, Kind.ACTIVE, labels)
-
-    def view(
-        self, key: str, parent: str | None = None, *, labels: dict[str, str] | None = None
-    ) -> list[Mount]:
-        return self._create(key, parent, Kind.VIEW, labels)
-
     def _mounts(self, meta: Meta) -> list[Mount]:
         mode = "rw" if meta.kind == Kind.ACTIVE else "ro"
         return [Mount("bind", str(self._dirs.dir(meta.name) / "diff"), options=("rbind", mode))]
 
-    def mounts(self, key: str) -> list[Mount]:
-        return self._mounts(self._dirs.get(key))
-
-    def upper_dir(self, key: str) -> Path:
-        """``key``'s full tree (for a committed snapshot too: the ``lower`` of ``write_diff``)."""
-        self._dirs.get(key)
-        return self._dirs.dir(key) / "diff"
-
     def commit(self, name: str, key: str, *, labels: dict[str, str] | None = None) -> None:
         self._dirs.commit(name, key, labels)
-
-    def remove(self, key: str) -> None:
-        self._dirs.remove(key)
-
-    def stat(self, key: str) -> SnapshotInfo:
-        return self._dirs.get(key).info()
-
-    def walk(self) -> Iterator[SnapshotInfo]:
-        return self._dirs.walk()
-
-    def usage(self, key: str) -> Usage:
-        self._dirs.get(key)
-        return disk_usage(self._dirs.dir(key) / "diff")

@@ -24,27 +24,21 @@ import base64
 import os
 import secrets
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 from sampan.mount import Mount
-from sampan.storage.snapshotdirs import Meta, SnapshotDirs, disk_usage, snapshot_id
-from sampan.storage.snapshots import Kind, SnapshotInfo, Usage, WhiteoutMode
+from sampan.storage.snapshotdirs import DirSnapshotter, Meta, snapshot_id
+from sampan.storage.snapshots import Kind, WhiteoutMode
 
 
 def _link_name() -> str:
     return base64.b32encode(secrets.token_bytes(17)).decode()[:26]
 
 
-class OverlaySnapshotter:
+class OverlaySnapshotter(DirSnapshotter):
     """See the module docstring; implements :class:`~sampan.storage.snapshots.Snapshotter`."""
 
     name: str = "overlay"
     whiteouts: WhiteoutMode = "overlay"
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._dirs = SnapshotDirs(root)
 
     # ------------------------------------------------------------ creating
 
@@ -59,16 +53,6 @@ class OverlaySnapshotter:
         meta = Meta(key, parent, kind, time.time(), dict(labels or {}), "", lowers)
         self._dirs.publish(tmp, meta)
         return self._mounts(meta)
-
-    def prepare(
-        self, key: str, parent: str | None = None, *, labels: dict[str, str] | None = None
-    ) -> list[Mount]:
-        return self._create(key, parent, Kind.ACTIVE, labels)
-
-    def view(
-        self, key: str, parent: str | None = None, *, labels: dict[str, str] | None = None
-    ) -> list[Mount]:
-        return self._create(key, parent, Kind.VIEW, labels)
 
     # ------------------------------------------------------------ using
 
@@ -94,14 +78,6 @@ class OverlaySnapshotter:
             Mount("overlay", "overlay", options=(lowerdir, f"upperdir={diff}", f"workdir={work}"))
         ]
 
-    def mounts(self, key: str) -> list[Mount]:
-        return self._mounts(self._dirs.get(key))
-
-    def upper_dir(self, key: str) -> Path:
-        """The directory that holds ``key``'s own changes (for a committed snapshot: its layer)."""
-        self._dirs.get(key)
-        return self._dirs.dir(key) / "diff"
-
     def commit(self, name: str, key: str, *, labels: dict[str, str] | None = None) -> None:
         link = _link_name()
         os.symlink(f"../{snapshot_id(name)}/diff", self._dirs.links / link)
@@ -110,16 +86,3 @@ class OverlaySnapshotter:
         except BaseException:
             os.unlink(self._dirs.links / link)
             raise
-
-    def remove(self, key: str) -> None:
-        self._dirs.remove(key)
-
-    def stat(self, key: str) -> SnapshotInfo:
-        return self._dirs.get(key).info()
-
-    def walk(self) -> Iterator[SnapshotInfo]:
-        return self._dirs.walk()
-
-    def usage(self, key: str) -> Usage:
-        self._dirs.get(key)
-        return disk_usage(self._dirs.dir(key) / "diff")

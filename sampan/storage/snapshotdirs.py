@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sampan.errors import Conflict, InvalidArgument, NotFound
+from sampan.mount import Mount
 from sampan.storage.snapshots import Kind, SnapshotInfo, Usage
 
 INFO = "info.json"
@@ -277,3 +278,51 @@ class SnapshotDirs:
             for link in os.listdir(self.links):
                 if not (self.links / link).exists():
                     os.unlink(self.links / link)
+
+
+class DirSnapshotter:
+    """What both snapshotters share on this layout: everything but how a snapshot is created,
+    mounted and committed (``_create``, ``_mounts``, ``commit`` in the subclasses)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._dirs = SnapshotDirs(root)
+
+    def _create(self, key: str, parent: str | None, kind: Kind, labels: dict[str, str] | None) -> list[Mount]:
+        raise NotImplementedError
+
+    def _mounts(self, meta: Meta) -> list[Mount]:
+        raise NotImplementedError
+
+    def prepare(
+        self, key: str, parent: str | None = None, *, labels: dict[str, str] | None = None
+    ) -> list[Mount]:
+        return self._create(key, parent, Kind.ACTIVE, labels)
+
+    def view(
+        self, key: str, parent: str | None = None, *, labels: dict[str, str] | None = None
+    ) -> list[Mount]:
+        return self._create(key, parent, Kind.VIEW, labels)
+
+    def mounts(self, key: str) -> list[Mount]:
+        return self._mounts(self._dirs.get(key))
+
+    def upper_dir(self, key: str) -> Path:
+        """``key``'s ``diff`` directory, for a committed snapshot too: overlay's holds the
+        snapshot's own changes (its layer); native's its full tree (the ``lower`` of
+        ``write_diff``)."""
+        self._dirs.get(key)
+        return self._dirs.dir(key) / "diff"
+
+    def remove(self, key: str) -> None:
+        self._dirs.remove(key)
+
+    def stat(self, key: str) -> SnapshotInfo:
+        return self._dirs.get(key).info()
+
+    def walk(self) -> Iterator[SnapshotInfo]:
+        return self._dirs.walk()
+
+    def usage(self, key: str) -> Usage:
+        self._dirs.get(key)
+        return disk_usage(self._dirs.dir(key) / "diff")
