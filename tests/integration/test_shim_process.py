@@ -142,9 +142,12 @@ def _wait_gone(pid: int, timeout: float = 5.0) -> None:
             os.kill(pid, 0)
         except ProcessLookupError:
             return
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return
+        except OSError:  # gone between the kill(0) and the open (ENOENT or ESRCH)
+            return
         time.sleep(0.01)
     os.kill(pid, signal.SIGKILL)
 
