@@ -79,3 +79,16 @@ def procs(path: str) -> list[int]:
         return [int(x) for x in read(path).split()]
     except FileNotFoundError:
         return []
+
+
+def signal_members(pids: list[int], sig: int) -> None:
+    """Send ``sig`` to a cgroup's members, skipping the caller (a process that joined the group,
+    e.g. for exec, is not a target) and members that are already gone."""
+    me = os.getpid()
+    for pid in pids:
+        if pid == me:
+            continue
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass

@@ -154,14 +154,7 @@ class V2CgroupManager:
         if not was_frozen:
             self.freeze()
         try:
-            me = os.getpid()
-            for pid in self.pids():
-                if pid == me:  # a caller that joined the group (exec) is not a target
-                    continue
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
+            cgf.signal_members(self.pids(), sig)
         finally:
             if not was_frozen:
                 self.thaw()
