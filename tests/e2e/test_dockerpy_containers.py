@@ -35,16 +35,6 @@ def leak_check(scoped_leak_check: None) -> None:  # noqa: F811
     """Replaces the machine-wide checker of tests/conftest.py for this module."""
 
 
-@pytest.fixture
-def client(api: Api, leak_check: None) -> Iterator[Any]:  # noqa: F811
-    c = docker.APIClient(base_url=api.d.url, version="auto", timeout=60)
-    try:
-        yield c
-    finally:
-        api.remove_all()
-        c.close()
-
-
 def run(client: Any, *args: Any, **kwargs: Any) -> str:
     cid = client.create_container(*args, **kwargs)["Id"]
     client.start(cid)

@@ -37,19 +37,6 @@ def leak_check(scoped_leak_check: None) -> None:  # noqa: F811
 
 
 @pytest.fixture
-def client(api: Api, leak_check: None) -> Iterator[Any]:  # noqa: F811
-    c = docker.APIClient(base_url=api.d.url, version="auto", timeout=60)
-    try:
-        yield c
-    finally:
-        api.remove_all()
-        for img in c.images():
-            if any(t.startswith("dockerpy-w2b") for t in img.get("RepoTags") or []):
-                c.remove_image(img["Id"], force=True)
-        c.close()
-
-
-@pytest.fixture
 def models(api: Api, client: Any) -> Iterator[Any]:  # noqa: F811
     c = docker.DockerClient(base_url=api.d.url, version="auto", timeout=60)
     try:
