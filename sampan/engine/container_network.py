@@ -1,7 +1,8 @@
 """A container's networking, between the container service and the network service.
 
 * at create, ``check_mode`` normalizes ``--network`` (``default`` and empty mean ``bridge``; a
-  user-defined network must exist) and refuses what sampan lacks (``container:<id>``);
+  user-defined network must exist); ``container:<id>`` joins another container's network
+  namespace (``shared_namespaces``) and needs no sandbox of its own;
 * at start, ``network_up`` creates the sandbox (netns, endpoints, published ports, DNS), writes
   ``/etc/hostname``, ``/etc/hosts`` and ``/etc/resolv.conf`` into the bundle, records
   ``NetworkSettings`` on the container, and returns the netns path the OCI spec joins;
@@ -34,7 +35,8 @@ def check_mode(networks: NetworkService, host: HostSpec) -> list[str]:
         warnings.append("sampan: this daemon has no default bridge (--bridge=none); the container runs with --network none")
         mode = "none"
     if mode.startswith("container:"):
-        raise errors.NotImplementedFeature("network mode container:<name|id> is not supported yet")
+        host.endpoints_config.clear()
+        return warnings
     if mode not in NO_SANDBOX:
         n = networks.get(mode)
         if n.driver != "bridge":
@@ -102,7 +104,7 @@ def _port_key(key: str) -> tuple[list[int], str]:
 def network_up(networks: NetworkService, c: Container) -> str:
     """Attach ``c`` to its networks; return the netns path ("" for none and host)."""
     mode = c.host.network_mode
-    if mode in NO_SANDBOX:
+    if mode in NO_SANDBOX or mode.startswith("container:"):
         return ""
     configs = c.host.endpoints_config
     first = configs.get(mode) or configs.get("") or {}
@@ -136,7 +138,7 @@ def record_endpoints(networks: NetworkService, c: Container) -> None:
 
 
 def network_down(networks: NetworkService, c: Container) -> None:
-    if c.host.network_mode in NO_SANDBOX and not c.sandbox_key:
+    if (c.host.network_mode in NO_SANDBOX or c.host.network_mode.startswith("container:")) and not c.sandbox_key:
         return
     networks.teardown(c.id)
     c.sandbox_key = ""

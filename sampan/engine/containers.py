@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from sampan import errors
-from sampan.engine import container_network, creation, lifecycle, restart
+from sampan.engine import container_network, creation, lifecycle, restart, shared_namespaces
 from sampan.engine.container_query import ListOptions, matches, prune_candidates
 from sampan.engine.events import EventBus
 from sampan.engine.images import ImageService
@@ -217,6 +217,7 @@ class ContainerService(Supervision):
         warnings: builtins.list[str] = []
         image = self.store.get(spec.image)
         host.restart_policy = restart.validate(host.restart_policy)
+        shared_namespaces.validate(spec, host, self.get)
         if host.auto_remove and host.restart_policy.name != "no":
             raise errors.InvalidArgument("can't create 'AutoRemove' container with restart policy")
         if self.networks is not None:
@@ -225,7 +226,7 @@ class ContainerService(Supervision):
             if host.network_mode in ("default", "bridge"):
                 warnings.append("sampan: bridge networking is not available yet; the container runs with --network none")
             host.network_mode = "bridge" if host.network_mode else "none"
-        elif host.network_mode not in creation.NETWORK_MODES_NOW:
+        elif host.network_mode not in creation.NETWORK_MODES_NOW and not shared_namespaces.target(host.network_mode):
             raise errors.NotImplementedFeature(f"network mode {host.network_mode!r} is not supported yet (use none or host)")
         if host.network_mode == "host" and not spec.hostname:
             spec.hostname = os.uname().nodename
@@ -296,6 +297,8 @@ class ContainerService(Supervision):
         gen = self.next_generation(c.id)
         try:
             try:
+                c.joined = shared_namespaces.resolve(c, self.get)
+                shared_namespaces.share_etc_files(c, self.get)
                 netns = container_network.network_up(self.networks, c) if self.networks is not None else ""
                 handle = self.runner.start(c, self.store.snapshotter, self.volumes, self.start_hooks, netns_path=netns)
             except BaseException:

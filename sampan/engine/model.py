@@ -249,6 +249,7 @@ class Container:
     size_rw: int | None = None
     size_root_fs: int | None = None
     sandbox_key: str = ""  # the network namespace while running on bridge networks
+    joined: dict[str, int] = field(default_factory=dict)  # container:<id> modes: ns type -> that container's pid
     endpoints: list[EndpointState] = field(default_factory=list)
     ports: list[PublishedPort] = field(default_factory=list)
 

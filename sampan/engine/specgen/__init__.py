@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sampan.engine import shared_namespaces
 from sampan.engine.model import Container
 
 Spec = dict[str, Any]
@@ -74,14 +75,15 @@ def generate(ctx: SpecContext, opts: list[SpecOpt] | None = None) -> Spec:
 
 
 def with_namespaces(spec: Spec, ctx: SpecContext) -> None:
-    """pid, ipc, uts, mount, cgroup always; network unless ``host`` (or joined by path)."""
+    """mount, uts, cgroup; pid, ipc and network unless ``host``, or joined (``container:<id>``, a netns path)."""
     host = ctx.container.host
     c = ctx.container
     namespaces: list[dict[str, str]] = [{"type": "mount"}]
-    if host.pid_mode != "host":
-        namespaces.append({"type": "pid"})
-    if host.ipc_mode != "host":
-        namespaces.append({"type": "ipc"})
+    for kind, mode in (("pid", host.pid_mode), ("ipc", host.ipc_mode)):
+        if kind in c.joined:  # container:<id>: that container's namespace
+            namespaces.append({"type": kind, "path": shared_namespaces.ns_path(c.joined[kind], kind)})
+        elif mode != "host":
+            namespaces.append({"type": kind})
     if host.uts_mode != "host":
         namespaces.append({"type": "uts"})
         spec["hostname"] = c.spec.hostname or c.id[:12]
@@ -89,7 +91,9 @@ def with_namespaces(spec: Spec, ctx: SpecContext) -> None:
             spec["domainname"] = c.spec.domainname
     if not host.privileged:
         namespaces.append({"type": "cgroup"})
-    if ctx.netns_path:
+    if "network" in c.joined:
+        namespaces.append({"type": "network", "path": shared_namespaces.ns_path(c.joined["network"], "network")})
+    elif ctx.netns_path:
         namespaces.append({"type": "network", "path": ctx.netns_path})
     elif host.network_mode != "host":
         namespaces.append({"type": "network"})

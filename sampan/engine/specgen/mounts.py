@@ -22,7 +22,7 @@ def with_mounts(spec: Spec, ctx: SpecContext) -> None:
     user_targets = {os.path.normpath(m.target) for m in ctx.mounts}
     out: list[dict[str, object]] = []
     for m in defaults.DEFAULT_MOUNTS:
-        if m["destination"] in user_targets:
+        if m["destination"] in user_targets or (m["destination"] == "/dev/shm" and host.ipc_mode == "none"):
             continue
         entry = dict(m, options=list(m["options"]))
         if m["destination"] == "/dev/shm":
