@@ -20,30 +20,9 @@ if os.geteuid() != 0:
     pytest.skip("needs root", allow_module_level=True)
 
 
-@pytest.fixture(autouse=True)
-def leak_check(tmp_path: Path) -> Iterator[None]:
-    """Replaces the machine-wide checker: mounts under this test's directories only (other
-    sessions' daemons are not ours); shims outlive a SIGKILLed daemon, so processes are
-    checked by the test itself (every container's pid is gone at the end)."""
-    from tests.conftest import _mounts
-
-    yield
-    leaks = sorted(m for m in _mounts() if m.startswith((str(tmp_path), "/tmp/sp-")) and _ours(m, tmp_path))
-    if leaks:
-        pytest.fail(f"test left behind: {leaks}", pytrace=False)
-
-
-def _ours(mount: str, tmp_path: Path) -> bool:
-    return mount.startswith(str(tmp_path)) or any(mount.startswith(f"/tmp/{name}/") for name in _DIRS)
-
-
-_DIRS: set[str] = set()
-
-
 @pytest.fixture
 def daemon(tmp_path: Path, busybox_rootfs_tar: Path) -> Iterator[Daemon]:
     d = new_daemon(tmp_path)
-    _DIRS.add(d.dir.name)
     try:
         d.start()
         import_busybox(d, busybox_rootfs_tar)

@@ -21,18 +21,6 @@ if os.geteuid() != 0:
     pytest.skip("needs root", allow_module_level=True)
 
 
-@pytest.fixture(autouse=True)
-def leak_check(tmp_path: Path) -> Iterator[None]:
-    """Mounts under this test's directories only (shims outlive a SIGKILLed daemon: the test
-    checks its containers' processes itself)."""
-    from tests.conftest import _mounts
-
-    yield
-    leaks = sorted(m for m in _mounts() if m.startswith(str(tmp_path)))
-    if leaks:
-        pytest.fail(f"test left behind: {leaks}", pytrace=False)
-
-
 @pytest.fixture
 def daemon(tmp_path: Path, busybox_rootfs_tar: Path) -> Iterator[Daemon]:
     d = new_daemon(tmp_path)
