@@ -54,7 +54,7 @@ def port_requests(host: HostSpec, exposed: list[str]) -> list[PortBinding]:
     """``PortBindings`` (and ``-P``: every exposed port on a random host port) as requests.
 
     Ranges as Docker's: ``80-82/tcp`` bound to ``8000-8002`` maps one to one; one container
-    port bound to a host range takes the range's first port.
+    port bound to a host range takes the range's first free port at start.
     """
     out: list[PortBinding] = []
     bound: set[tuple[int, str]] = set()
@@ -65,9 +65,12 @@ def port_requests(host: HostSpec, exposed: list[str]) -> list[PortBinding]:
             host_ports = _host_range(b.get("HostPort", ""), key)
             if len(ports) > 1 and host_ports and len(host_ports) != len(ports):
                 raise errors.InvalidArgument(f"invalid port range: host {b.get('HostPort')} for {key}")
+            if len(ports) == 1:
+                first, last = (host_ports[0], host_ports[-1]) if host_ports else (0, 0)
+                out.append(PortBinding(ports[0], proto, b.get("HostIp", ""), first, last if last != first else 0))
+                continue
             for i, port in enumerate(ports):
-                hp = host_ports[i] if len(ports) > 1 and host_ports else (host_ports[0] if host_ports else 0)
-                out.append(PortBinding(port, proto, b.get("HostIp", ""), hp))
+                out.append(PortBinding(port, proto, b.get("HostIp", ""), host_ports[i] if host_ports else 0))
     if host.publish_all_ports:
         for key in sorted(exposed):
             ports, proto = _port_key(key)

@@ -81,6 +81,7 @@ class PortBinding:
     proto: str = "tcp"
     host_ip: str = ""
     host_port: int = 0  # 0: a random free port (chosen at setup)
+    host_port_end: int = 0  # a host range host_port..host_port_end: its first free port (chosen at setup)
 
 
 @dataclass

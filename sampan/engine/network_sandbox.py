@@ -72,6 +72,21 @@ def random_port(proto: str, host_ip: str, taken: set[int]) -> int:
     raise errors.Unavailable("no free host port for a random port mapping")
 
 
+def free_port_in(proto: str, host_ip: str, ports: range, taken: set[int]) -> int:
+    """The first port of a host range that no mapping uses and no host socket holds (Docker's order)."""
+    kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+    for port in ports:
+        if port in taken:
+            continue
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind((host_ip if host_ip not in ("", "0.0.0.0") else "0.0.0.0", port))
+            except OSError:
+                continue
+        return port
+    raise errors.Conflict(f"Bind for {host_ip or '0.0.0.0'}:{ports.start}-{ports.stop - 1} failed: all ports are allocated")
+
+
 class SandboxMixin:
     cfg: NetworkConfig
     db: Database
@@ -189,6 +204,9 @@ class SandboxMixin:
             port = p.host_port
             if port == 0:
                 port = random_port(p.proto, host_ip, {hp for proto, hp in taken if proto == p.proto})
+            elif p.host_port_end:
+                port = free_port_in(p.proto, host_ip, range(p.host_port, p.host_port_end + 1),
+                                    {hp for proto, hp in taken if proto == p.proto})
             elif (p.proto, port) in taken:
                 raise errors.Conflict(f"Bind for {host_ip or '0.0.0.0'}:{port} failed: port is already allocated")
             taken.add((p.proto, port))

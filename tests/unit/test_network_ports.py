@@ -20,7 +20,7 @@ def test_bindings_ranges_and_publish_all() -> None:
     assert got == [
         PortBinding(53, "udp", "127.0.0.1", 0),
         PortBinding(80, "tcp", "", 8000), PortBinding(81, "tcp", "", 8001), PortBinding(82, "tcp", "", 8002),
-        PortBinding(90, "tcp", "", 9000),
+        PortBinding(90, "tcp", "", 9000, 9005),
         PortBinding(443, "tcp", "", 0),
     ]
 
@@ -35,3 +35,17 @@ def test_bindings_ranges_and_publish_all() -> None:
 def test_bad_bindings_are_refused(bindings: dict[str, list[dict[str, str]]]) -> None:
     with pytest.raises(errors.InvalidArgument):
         port_requests(HostSpec(port_bindings=bindings), [])
+
+
+def test_a_host_range_takes_its_first_free_port() -> None:
+    import socket
+
+    from sampan.engine.network_sandbox import free_port_in
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        busy = held.getsockname()[1]
+        assert free_port_in("tcp", "127.0.0.1", range(busy, busy + 3), {busy + 1}) == busy + 2
+        with pytest.raises(errors.Conflict, match=f"127.0.0.1:{busy}-{busy + 1} failed: all ports are allocated"):
+            free_port_in("tcp", "127.0.0.1", range(busy, busy + 2), {busy + 1})
