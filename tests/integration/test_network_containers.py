@@ -83,6 +83,20 @@ def test_published_port_reaches_httpd(netd: Daemon, names) -> None:  # type: ign
     assert f"tcp . {port}" not in ruleset
 
 
+def test_host_port_range_and_a_sidecar_on_the_network(netd: Daemon, names) -> None:  # type: ignore[no-untyped-def]
+    port = names.free_port()
+    for name in ("web1", "web2"):  # one container port on a host range: the first free port of it
+        docker(netd, "run", "-d", "-p", f"127.0.0.1:{port}-{port + 1}:8080", "--name", name, "--hostname", name,
+               "busybox", "sh", "-c", HTTPD)
+    assert fetch(f"http://127.0.0.1:{port}/") == "hello from web1\n"
+    assert fetch(f"http://127.0.0.1:{port + 1}/") == "hello from web2\n"
+    third = docker(netd, "run", "-d", "-p", f"127.0.0.1:{port}-{port + 1}:8080", "busybox", "true", check=False)
+    assert third.returncode != 0 and "all ports are allocated" in third.stderr
+    side = docker(netd, "run", "--rm", "--network", "container:web2", "busybox", "sh", "-c",
+                  "for i in 1 2 3 4 5; do wget -qO- http://127.0.0.1:8080/ && break; sleep 0.2; done; hostname")
+    assert side.stdout == "hello from web2\nweb2\n", side.stdout + side.stderr
+
+
 def test_user_network_names_and_isolation(netd: Daemon, names) -> None:  # type: ignore[no-untyped-def]
     q = [str(n) for n in ipaddress.IPv4Network(names.subnet).subnets(new_prefix=26)]
     docker(netd, "network", "create", "--subnet", q[1], "-o", f"com.docker.network.bridge.name=sp-a{names.tag[:8]}", "neta")
