@@ -15,7 +15,7 @@ from sampan.oci.defaults import DEFAULT_CAPABILITIES, default_seccomp, seccomp_p
 from sampan.oci.record import as_dict, field, record
 from sampan.runtime import seccomp, state
 from sampan.runtime.rootfs import secure_join
-from sampan.runtime_main import UsageError, _parse, _signal, dispatch
+from sampan.runtime_cli import UsageError, _parse, _signal, dispatch
 
 
 def test_secure_join_stays_in_root(tmp_path: Path) -> None:
