@@ -131,10 +131,17 @@ def create(
 
         def on_pid(pid: int) -> None:
             oci_state["pid"] = pid
-            if mgr is not None:
-                mgr.create()
-                if spec.linux.resources:
-                    mgr.set(with_default_device_rules(spec.linux.resources, spec.linux.devices))
+
+        def into_cgroup(pid: int) -> list[int]:
+            # after GO: the child sets up its namespaces meanwhile, outside the cgroup until
+            # CGROUP_DONE, so the limits are in place before it joins
+            mgr.create()
+            if spec.linux.resources:
+                mgr.set(with_default_device_rules(spec.linux.resources, spec.linux.devices))
+            fds: list[int] = mgr.open_join_fds()
+            if not fds:
+                mgr.add(pid)
+            return fds
 
         def run_hooks() -> None:
             hooks_mod.run_all(spec.hooks.prestart, oci_state, "prestart")
@@ -149,7 +156,7 @@ def create(
         pidns = spec.linux.namespace("pid")
         try:
             pid = proc_mod.spawn(
-                cfg, on_pid=on_pid, add_to_cgroup=mgr.add if mgr is not None else None,
+                cfg, on_pid=on_pid, add_to_cgroup=into_cgroup if mgr is not None else None,
                 after_go=after_go, run_hooks=run_hooks,
                 pidns_path=pidns.path or None if pidns else None,
                 new_pidns=pidns is not None and not pidns.path,

@@ -7,10 +7,12 @@ The steps of :func:`run_init` and why they come in this order (after runc's
 
  1. signals back to default, mask cleared, stray fds closed: Python ignores SIGPIPE and
     SIGXFSZ and the exec'd program would inherit that; fds of the caller must not leak in;
- 2. stdio from the caller (dup2), then wait for GO.  The parent moves us into the cgroup
-    meanwhile (a slow kernel step); we wait for CGROUP_DONE only where membership matters:
-    before the cgroup namespace (rooted at the cgroup we are in), the cgroup mount, the
-    pid-namespace fork (the init must be born inside) and CREATED;
+ 2. stdio from the caller (dup2), then wait for GO.  The parent makes the cgroup meanwhile;
+    we wait for CGROUP_DONE only where membership matters: before the cgroup namespace
+    (rooted at the cgroup we are in), the cgroup mount, the pid-namespace fork (the init must
+    be born inside) and CREATED.  On v1 we then move ourselves in through the ``tasks`` fds
+    it carries (a thread moving itself skips the kernel's slow global lock); on v2 the parent
+    has moved us;
  3. the user namespace first, alone: the parent writes the id maps, and the other namespaces
     are then owned by it;
  4. join namespaces by path, then unshare the new ones (the pid namespace was made by the
@@ -46,7 +48,7 @@ import resource
 from sampan._sys import caps as capsys
 from sampan._sys import ns, signals
 from sampan._sys import seccomp as sc
-from sampan.errors import InvalidConfig, NotFound, SampanError
+from sampan.errors import Internal, InvalidConfig, NotFound, SampanError
 from sampan.oci import runtime as oci
 from sampan.oci.record import field, record
 from sampan.runtime import rootfs, sync
@@ -236,8 +238,7 @@ def _namespaces(cfg: InitConfig) -> None:
         # handle) owned by the host's root, out of reach in the new user namespace
         capsys.prctl(capsys.PR_SET_DUMPABLE, 1)
     if cfg.pidns_in_child:
-        if cfg.cgroup_wait:
-            sync.await_cgroup(cfg.sync_sock)
+        _enter_cgroup(cfg)  # the init, forked next, is born there
         ns.unshare(ns.CLONE_NEWPID)
         pid = os.fork()
         if pid:
@@ -262,10 +263,27 @@ def _namespaces(cfg: InitConfig) -> None:
                 f.write(f"{clock} {secs} {nsecs}\n")
 
 
+def _enter_cgroup(cfg: InitConfig) -> None:
+    """Wait until the parent has made the cgroup; move in through the ``tasks`` fds it sent
+    (v1: this process is single-threaded, so its one thread is all of it), or find ourselves
+    placed there by the parent (v2)."""
+    if not cfg.cgroup_wait:
+        return
+    fds = sync.await_cgroup(cfg.sync_sock)
+    try:
+        for fd in fds:
+            try:
+                os.write(fd, b"0")
+            except OSError as exc:
+                raise Internal(f"join the container's cgroup: {exc.strerror}") from None
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def _join_cgroup(cfg: InitConfig) -> None:
-    """Wait until the parent has placed us in the cgroup, then make the cgroup namespace."""
-    if cfg.cgroup_wait:
-        sync.await_cgroup(cfg.sync_sock)
+    """Enter the cgroup (:func:`_enter_cgroup`), then make the cgroup namespace."""
+    _enter_cgroup(cfg)
     if cfg.cgroupns_pending:
         ns.unshare(ns.CLONE_NEWCGROUP)
         cfg.cgroupns_pending = False

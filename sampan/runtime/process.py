@@ -116,7 +116,7 @@ def spawn(
     cfg: InitConfig,
     *,
     on_pid: Callable[[int], None] | None = None,
-    add_to_cgroup: Callable[[int], None] | None = None,
+    add_to_cgroup: Callable[[int], list[int]] | None = None,
     after_go: Callable[[], None] | None = None,
     run_hooks: Callable[[], None] | None = None,
     pidns_path: str | None = None,
@@ -124,10 +124,12 @@ def spawn(
 ) -> int:
     """Fork the init described by ``cfg``, drive it to CREATED and return its pid.
 
-    ``on_pid`` runs before GO; ``add_to_cgroup`` after it, while the child sets up (it is
-    followed by CGROUP_DONE); ``after_go`` then too (bookkeeping the child does not wait for);
-    ``run_hooks`` answers HOOKS.  On any
-    failure the child is killed and reaped and the error is raised here.
+    ``on_pid`` runs before GO; ``add_to_cgroup`` after it, while the child sets up: it makes
+    the cgroup and either places the child there or returns fds the child moves itself in
+    with (see ``CgroupManager.open_join_fds``); CGROUP_DONE carries them, and this function
+    closes them.  ``after_go`` runs then too (bookkeeping the child does not wait for);
+    ``run_hooks`` answers HOOKS.  On any failure the child is killed and reaped and the error
+    is raised here.
     """
     from sampan.runtime import init
 
@@ -153,8 +155,12 @@ def spawn(
             on_pid(pid)
         sync.send(parent_sock, sync.GO)
         if add_to_cgroup is not None:
-            add_to_cgroup(pid)
-            sync.send(parent_sock, sync.CGROUP_DONE)
+            join_fds = add_to_cgroup(pid)
+            try:
+                sync.send(parent_sock, sync.CGROUP_DONE, fds=join_fds)
+            finally:
+                for fd in join_fds:
+                    os.close(fd)
         if after_go is not None:
             after_go()
         while True:

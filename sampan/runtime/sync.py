@@ -6,13 +6,16 @@ packet (``{"type": ..., ...}``), so message boundaries need no framing.
     parent (runtime: create / run / exec)          child (container init)
     ─────────────────────────────────────          ──────────────────────
     fork  ────────────────────────────────────────▶ wait for GO
-    cgroup: create, set
     GO  ──────────────────────────────────────────▶ join/unshare the user namespace
-    cgroup: add(child pid) (the first move of a     (runs meanwhile: namespaces, mounts)
+    cgroup: create, set; v1: open its tasks files   (runs meanwhile: namespaces, mounts)
+    (v2: add(child pid): the first move of a
     process costs an RCU grace period, ~10 ms)
-    CGROUP_DONE ··································▶ awaited before the cgroup namespace, the
+    CGROUP_DONE + v1 tasks fds ···················▶ awaited before the cgroup namespace, the
                                                     cgroup mount, the pid-ns fork and CREATED
-                                                    (received early, it is remembered)
+                                                    (received early, it is kept); v1: write
+                                                    "0" to each fd: a thread moving itself
+                                                    skips the kernel's global lock (and its
+                                                    grace period)
                      ◀──────────────────────────── USERNS      (only for a new user ns)
     write uid_map, setgroups, gid_map; idmapped
     mounts: open_tree + MOUNT_ATTR_IDMAP with
@@ -94,26 +97,29 @@ def recv(sock: _socket.socket) -> dict[str, Any] | None:
     return msg
 
 
-_cgroup_done = False
+#: the child's CGROUP_DONE once received: [] before, then the message
+_cgroup_done: list[dict[str, Any]] = []
 
 
 def expect(sock: _socket.socket, kind: str) -> dict[str, Any]:
     """Receive a message of type ``kind`` (the child's side: anything else is fatal, except a
-    CGROUP_DONE that arrives first, which is remembered for :func:`await_cgroup`)."""
-    global _cgroup_done
+    CGROUP_DONE that arrives first, which is kept for :func:`await_cgroup`)."""
     while True:
         msg = recv(sock)
         if msg is not None and msg.get("type") == CGROUP_DONE and kind != CGROUP_DONE:
-            _cgroup_done = True
+            _cgroup_done.append(msg)
             continue
         if msg is None or msg.get("type") != kind:
             raise Internal(f"sync: expected {kind!r} from the runtime, got {msg!r}")
         return msg
 
 
-def await_cgroup(sock: _socket.socket) -> None:
-    """Return once the parent said the cgroup placement is done (at most one wait)."""
-    global _cgroup_done
+def await_cgroup(sock: _socket.socket) -> list[int]:
+    """Wait (once) until the parent has made the cgroup; return the fds CGROUP_DONE carried
+    (the cgroup's ``tasks`` files: the child writes ``0`` to move itself in), the first time
+    only: ``[]`` afterwards, and when the parent placed the child itself."""
     if not _cgroup_done:
-        expect(sock, CGROUP_DONE)
-        _cgroup_done = True
+        _cgroup_done.append(expect(sock, CGROUP_DONE))
+    msg = _cgroup_done[0]
+    fds: list[int] = msg.pop("_fds", [])
+    return fds

@@ -96,6 +96,15 @@ class CgroupManager(Protocol):
     def add(self, pid: int) -> None:
         """Move a process into the cgroup (every hierarchy)."""
 
+    def open_join_fds(self) -> list[int]:
+        """Write-only fds through which a single-threaded process moves itself into the cgroup
+        by writing ``0`` to each (v1 ``tasks``), without the kernel's global
+        ``cgroup_threadgroup_rwsem``: a thread moving only itself skips that lock, whose first
+        writer after a quiet spell waits an RCU grace period (10-15 ms here; see ``warmup``).
+        The permission check uses the opener's credentials, so the fds work in a child that
+        has since entered a user namespace.  Empty where only :meth:`add` works (v2, whose
+        domain cgroups take whole processes)."""
+
     def pids(self) -> list[int]:
         """The processes in the cgroup (not its children)."""
 

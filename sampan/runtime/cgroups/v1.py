@@ -94,6 +94,18 @@ class V1CgroupManager:
         finally:
             warmup.stop()
 
+    def open_join_fds(self) -> list[int]:
+        fds: list[int] = []
+        try:
+            for d in self._unique_dirs():
+                path = os.path.join(d, "tasks")
+                fds.append(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
+        except OSError as exc:
+            for fd in fds:
+                os.close(fd)
+            raise from_oserror(exc, f"open {path}") from exc
+        return fds
+
     def pids(self) -> list[int]:
         d = (
             self.dirs.get("pids")

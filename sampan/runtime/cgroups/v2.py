@@ -100,6 +100,9 @@ class V2CgroupManager:
         finally:
             warmup.stop()
 
+    def open_join_fds(self) -> list[int]:
+        return []  # a domain cgroup takes whole processes only: the parent calls add()
+
     def pids(self) -> list[int]:
         return cgf.procs(self._file("cgroup.procs"))
 

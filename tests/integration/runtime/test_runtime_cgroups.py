@@ -57,6 +57,42 @@ def test_pause_resume_update(bundle, rt_root, cid):
     assert not os.path.exists(f"/sys/fs/cgroup/pids/sampan-rt-test/{cid}")
 
 
+@pytest.mark.parametrize("userns", [False, True])
+def test_init_joins_its_cgroup_in_every_hierarchy(bundle, rt_root, cid, userns):
+    """On v1 the init moves itself in (``tasks`` fds opened by the parent, written by the
+    child, also from inside its user namespace); on v2 the parent moves it: either way it is
+    a member everywhere the manager drives, and so is what it runs."""
+    from sampan.runtime.cgroups.select import V1_CONTROLLERS
+
+    cfg = bundle.config("exec sleep 30")
+    cfg["linux"]["resources"] = _resources()
+    cfg["linux"]["cgroupsPath"] = f"/sampan-rt-test/{cid}"
+    if userns:
+        cfg["linux"]["namespaces"].append({"type": "user"})
+        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+    bundle.write(cfg)
+    with open(os.devnull) as null:
+        pid = container.create(rt_root, cid, bundle.path, stdio=(null.fileno(), null.fileno(), null.fileno()))
+    try:
+        container.start(rt_root, cid)
+        with open(f"/proc/{pid}/cgroup") as f:
+            lines = [line.strip().split(":", 2) for line in f]
+        driven = [(ctrls, path) for _n, ctrls, path in lines if set(ctrls.split(",")) & set(V1_CONTROLLERS)]
+        if not driven:  # v2: the unified line
+            driven = [(ctrls, path) for _n, ctrls, path in lines if ctrls == ""]
+        assert driven
+        for ctrls, path in driven:
+            assert path == f"/sampan-rt-test/{cid}", (ctrls, path)
+        assert container.ps(rt_root, cid) == [pid]
+    finally:
+        container.delete(rt_root, cid, force=True)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+
 @pytest.mark.parametrize("peer", ["runc"])
 def test_limits_visible_and_oom_like_peer(bundle, tmp_path, cid, peer):
     if PEERS.get(peer) is None:
