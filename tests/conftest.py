@@ -5,13 +5,17 @@
   so that tests never collide with each other, with the host or with a peer engine.
 * the leak checker: every test marked ``root`` fails if it leaves behind a mount, a process, a
   cgroup, a network link, a netns or an nftables table that was not there before it ran (and
-  the checker removes what it found, so one leak does not cascade into other tests).
+  the checker removes what it found, so one leak does not cascade into other tests).  While
+  another test session runs on the machine (each holds a lock file in /tmp/sampan-pytest-sessions),
+  the kernel objects that cannot be traced to a test (cgroups, links, netns, nft tables) count
+  only when their names carry the test's ``names`` tag: never delete another session's table.
 * ``base_images``: the busybox (and, when asked, Debian) rootfs tars, built once per test run
   into a cache outside the clone (``$SAMPAN_TEST_CACHE``, default /var/tmp/sampan-test-cache).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import signal
@@ -236,6 +240,49 @@ def _describe(pid: int) -> str:
         return str(pid)
 
 
+SESSIONS = Path("/tmp/sampan-pytest-sessions")
+_session_lock: list[object] = []  # this session's locked file, held open until exit
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not IS_ROOT:
+        return
+    SESSIONS.mkdir(exist_ok=True)
+    f = open(SESSIONS / f"{os.getpid()}-{os.urandom(4).hex()}", "w")  # noqa: SIM115 - held until exit
+    fcntl.flock(f, fcntl.LOCK_EX)
+    _session_lock.append(f)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for f in _session_lock:
+        Path(getattr(f, "name", "")).unlink(missing_ok=True)
+
+
+def _other_sessions_running() -> bool:
+    """Whether another pytest session (any pid namespace) holds its lock file."""
+    own = getattr(_session_lock[0], "name", "") if _session_lock else ""
+    try:
+        entries = list(SESSIONS.iterdir())
+    except FileNotFoundError:
+        return False
+    for path in entries:
+        if str(path) == own:
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        else:
+            path.unlink(missing_ok=True)  # a session that ended without removing it
+        finally:
+            os.close(fd)
+    return False
+
+
 @pytest.fixture(autouse=True)
 def leak_check(request: pytest.FixtureRequest) -> Iterator[None]:
     if "root" not in request.node.keywords or not IS_ROOT:
@@ -267,6 +314,9 @@ def leak_check(request: pytest.FixtureRequest) -> Iterator[None]:
         "nft tables": sorted(after.nft - before.nft),
         "netns": sorted(after.netns - before.netns),
     }
+    if _other_sessions_running():  # only what carries this test's names (see the module docstring)
+        for kind in ("cgroups", "links", "nft tables", "netns"):
+            leaks[kind] = [name for name in leaks[kind] if tag[:8] in name]
     leaks = {k: v for k, v in leaks.items() if v}
     if leaks:
         _cleanup(leaks)
