@@ -99,11 +99,16 @@ def _networks(c: Container) -> JSONDict:
             "GlobalIPv6PrefixLen": 0, "DNSNames": [c.name, c.short_id, *ep.aliases] if ep.network != "bridge" else None,
         } for ep in c.endpoints}
     mode = c.host.network_mode
-    return {mode: {
-        "IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "", "DriverOpts": None,
+    if mode.startswith("container:"):  # it has no network of its own
+        return {}
+    # not running: the networks it will join at start (``--network``, ``network connect``)
+    names = [mode, *(n for n in c.host.endpoints_config if n and n != mode)]
+    return {name: {
+        "IPAMConfig": None, "Links": None, "Aliases": (c.host.endpoints_config.get(name) or {}).get("aliases") or None,
+        "MacAddress": "", "DriverOpts": None,
         "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
         "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None,
-    }}
+    } for name in names}
 
 
 def _network_settings(c: Container) -> JSONDict:

@@ -6,7 +6,9 @@
 * at start, ``network_up`` creates the sandbox (netns, endpoints, published ports, DNS), writes
   ``/etc/hostname``, ``/etc/hosts`` and ``/etc/resolv.conf`` into the bundle, records
   ``NetworkSettings`` on the container, and returns the netns path the OCI spec joins;
-* when the container exits or is removed, ``network_down`` undoes it.
+* when the container exits or is removed, ``network_down`` undoes it;
+* ``connect``/``disconnect`` (``network connect|disconnect``) act at once on a running container
+  and change a stopped one's record, which its next start attaches (Docker's behaviour).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from sampan.engine.network_model import PortBinding
 from sampan.engine.network_sandbox import AttachRequest
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sampan.engine.containers import ContainerService
     from sampan.engine.networks import NetworkService
 
 NO_SANDBOX = ("none", "host")
@@ -147,3 +152,47 @@ def network_down(networks: NetworkService, c: Container) -> None:
     c.sandbox_key = ""
     c.endpoints = []
     c.ports = []
+
+
+def connect(containers: ContainerService, networks: NetworkService, network: str, container: str, *,
+            aliases: Sequence[str] = (), ipv4: str = "") -> None:
+    """``network connect``: a running container is attached at once; a stopped one is attached at its next start."""
+    c = containers.get(container)
+    mode = c.host.network_mode
+    if mode == "host" or mode.startswith("container:"):
+        raise errors.Conflict("container sharing network namespace with another container or host cannot be connected to any other network")
+    if mode == "none":
+        raise errors.Conflict("container cannot be connected to multiple networks with one of the networks in private (none) mode")
+    with containers.operation(c.id):
+        if c.state.running:
+            networks.connect(network, c.id, aliases=aliases, ipv4=ipv4)
+            return
+        n = networks.get(network)
+        if n.driver != "bridge":
+            raise errors.InvalidArgument(f"network {n.name} cannot be connected to")
+        if n.name == mode or n.name in c.host.endpoints_config:
+            raise errors.Conflict(f"endpoint with name {c.name} already exists in network {n.name}")
+        c.host.endpoints_config[n.name] = {"aliases": list(aliases), "ipv4": ipv4}
+        containers.save(c)
+
+
+def disconnect(containers: ContainerService, networks: NetworkService, network: str, container: str, *,
+               force: bool = False) -> None:
+    """``network disconnect``: from a running container at once; a stopped one forgets the network."""
+    try:
+        c = containers.get(container)
+    except errors.NotFound:
+        if not force:
+            raise
+        networks.disconnect(network, container, force=True)  # an endpoint whose container is gone
+        return
+    with containers.operation(c.id):
+        if c.state.running:
+            networks.disconnect(network, c.id, force=force)
+            return
+        n = networks.get(network)
+        if n.name == c.host.network_mode:
+            raise errors.Conflict(f"container {c.name} is stopped: its network mode {n.name} can only change by re-creating it")
+        if c.host.endpoints_config.pop(n.name, None) is None:
+            raise errors.Conflict(f"container {container} is not connected to network {n.name}")
+        containers.save(c)

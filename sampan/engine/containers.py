@@ -194,6 +194,10 @@ class ContainerService(Supervision):
         with lock:
             yield
 
+    def operation(self, cid: str) -> contextlib.AbstractContextManager[None]:
+        """Hold ``cid``'s operation lock (no start, stop or remove meanwhile)."""
+        return self._op(cid)
+
     def save(self, c: Container) -> None:
         """Persist ``c`` after a change made outside this service (health status)."""
         self._save(c)

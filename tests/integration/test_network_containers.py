@@ -97,6 +97,24 @@ def test_host_port_range_and_a_sidecar_on_the_network(netd: Daemon, names) -> No
     assert side.stdout == "hello from web2\nweb2\n", side.stdout + side.stderr
 
 
+def test_network_connect_of_a_stopped_container(netd: Daemon, names) -> None:  # type: ignore[no-untyped-def]
+    q = [str(n) for n in ipaddress.IPv4Network(names.subnet).subnets(new_prefix=26)]
+    docker(netd, "network", "create", "--subnet", q[1], "-o", f"com.docker.network.bridge.name=sp-c{names.tag[:8]}", "netc")
+    docker(netd, "create", "--name", "later", "busybox", "sh", "-c", "ip -o -4 addr show; sleep 0.2")
+    docker(netd, "network", "connect", "--alias", "lat", "netc", "later")
+    nets = json.loads(docker(netd, "inspect", "later").stdout)[0]["NetworkSettings"]["Networks"]
+    assert set(nets) == {"bridge", "netc"} and nets["netc"]["Aliases"] == ["lat"] and not nets["netc"]["IPAddress"]
+    again = docker(netd, "network", "connect", "netc", "later", check=False)
+    assert again.returncode != 0 and "already exists in network netc" in again.stderr
+    docker(netd, "start", "-a", "later")  # attached to both at start
+    out = docker(netd, "logs", "later").stdout
+    assert "eth0" in out and "eth1" in out and q[1].rsplit(".", 1)[0] in out, out
+    docker(netd, "network", "disconnect", "netc", "later")  # stopped again: forgets it
+    assert set(json.loads(docker(netd, "inspect", "later").stdout)[0]["NetworkSettings"]["Networks"]) == {"bridge"}
+    docker(netd, "rm", "later")
+    docker(netd, "network", "rm", "netc")
+
+
 def test_user_network_names_and_isolation(netd: Daemon, names) -> None:  # type: ignore[no-untyped-def]
     q = [str(n) for n in ipaddress.IPv4Network(names.subnet).subnets(new_prefix=26)]
     docker(netd, "network", "create", "--subnet", q[1], "-o", f"com.docker.network.bridge.name=sp-a{names.tag[:8]}", "neta")

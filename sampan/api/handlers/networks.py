@@ -12,6 +12,8 @@ from aiohttp import web
 from sampan import errors
 from sampan.api import types
 from sampan.api.services import services
+from sampan.engine import container_network
+from sampan.engine.containers import ContainerService
 from sampan.engine.networks import EndpointInfo, Network, NetworkService
 
 JSONDict = dict[str, Any]
@@ -22,6 +24,13 @@ def network_service(request: web.Request) -> NetworkService:
     if svc is None:
         raise errors.Unavailable("networks are not available in this daemon")
     assert isinstance(svc, NetworkService)
+    return svc
+
+
+def _containers(request: web.Request) -> ContainerService:
+    svc = services(request).containers
+    if svc is None:
+        raise errors.Unavailable("containers are not available in this daemon")
     return svc
 
 
@@ -111,7 +120,8 @@ async def connect(request: web.Request) -> web.Response:
     ep = body.get("EndpointConfig") or {}
     ipam = (ep.get("IPAMConfig") or {}) if isinstance(ep, dict) else {}
     aliases = [str(a) for a in (ep.get("Aliases") or [])] if isinstance(ep, dict) else []
-    await asyncio.to_thread(network_service(request).connect, request.match_info["id"], container, aliases=aliases,
+    await asyncio.to_thread(container_network.connect, _containers(request), network_service(request),
+                            request.match_info["id"], container, aliases=aliases,
                             ipv4=str(ipam.get("IPv4Address") or "") if isinstance(ipam, dict) else "")
     return web.Response(status=200)
 
@@ -121,8 +131,8 @@ async def disconnect(request: web.Request) -> web.Response:
     container = str(body.get("Container") or "")
     if not container:
         raise errors.InvalidArgument("no container specified")
-    await asyncio.to_thread(network_service(request).disconnect, request.match_info["id"], container,
-                            force=bool(body.get("Force")))
+    await asyncio.to_thread(container_network.disconnect, _containers(request), network_service(request),
+                            request.match_info["id"], container, force=bool(body.get("Force")))
     return web.Response(status=200)
 
 
