@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
+import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from sampan.build.backend import BaseImage, RunMount, RunSpec
 from sampan.build.cache import StepKey
 from sampan.build.configsteps import ConfigState, command_of, nop, nop1, workdir_path
 from sampan.build.dockerfile import Dockerfile, parse_trigger
-from sampan.build.expansion import StageVariables, expand, stage_base
+from sampan.build.expansion import PREDEFINED_ARGS, StageVariables, expand, stage_base
 from sampan.build.users import chown_identity, resolve_user
 from sampan.errors import (
     InvalidArgument,
@@ -294,9 +296,8 @@ class StageRun:
         args = command_of(shell_step, self.state.config)
         run_env = self.vars.run_environment()
         arg_values = {k: v for k, v in self.vars.args.items() if k not in self.vars.env}
-        created_by = " ".join(args)
-        if arg_values:
-            created_by = f"|{len(arg_values)} " + " ".join(f"{k}={v}" for k, v in arg_values.items()) + " " + created_by
+        proxies = any(k in PREDEFINED_ARGS and k not in self.vars.env for k in self.vars.build_args)
+        created_by = run_created_by(args, arg_values, proxies=proxies)
         views: list[str] = []
         with tempfile.TemporaryDirectory(prefix="sampan-run-") as scratch:
             try:
@@ -317,8 +318,10 @@ class StageRun:
         work = uuid.uuid4().hex
         cid = work[:12]
         self.b.say(f" ---> Running in {cid}\n")
-        self.s.prepare(work, self.image)
+        root = self.s.prepare(work, self.image)
+        volumes = tempfile.TemporaryDirectory(prefix="sampan-volumes-")
         try:
+            mounts = [*mounts, *anonymous_volumes(root, self.state.config.get("Volumes") or {}, Path(volumes.name))]
             network = step.network if step.network in ("none", "host") else self.r.opts.network
             spec = RunSpec(args=args, env=env, user=self.state.config.get("User") or "",
                            workdir=self.state.config.get("WorkingDir") or "/",
@@ -331,6 +334,7 @@ class StageRun:
             layer = self.s.commit(work, self.image, source_date_epoch=self.r.sde)
         finally:
             self.s.release(work)
+            volumes.cleanup()
         self.b.say(f"Removing intermediate container {cid}\n")
         return layer
 
@@ -381,7 +385,7 @@ class StageRun:
                     opts = cp.CopyOptions(
                         chown=chown_identity(target, step.chown) if step.chown else None,
                         chmod=chmod, normalize_modes=normalize,
-                        unpack_archives=isinstance(step, ins.Add), excludes=tuple(step.excludes),
+                        unpack_archives=isinstance(step, ins.Add) and step.unpack is not False, excludes=tuple(step.excludes),
                         downloaded=tuple(p for n, p in items if str(p).startswith(downloads)),
                         parents=isinstance(step, ins.Copy) and step.parents)
                     if items:
@@ -422,6 +426,37 @@ class StageRun:
 
 def go_args(args: list[str]) -> str:
     return " ".join(args)
+
+
+def run_created_by(args: list[str], arg_values: dict[str, str], *, proxies: bool = False) -> str:
+    """A RUN step's ``created_by`` as the legacy builder writes it (moby's ``dispatchRun`` and
+    ``prependEnvOnCmd``): the declared build args in effect, *sorted* as ``KEY=value``
+    strings, after ``|N``, then the command.  Proxy build args that no ARG declares are left
+    out but still count as build args in effect (``|0 /bin/sh -c ...``); with no build arg at
+    all the command stands alone."""
+    command = " ".join(args)
+    if not arg_values and not proxies:
+        return command
+    pairs = sorted(f"{k}={v}" for k, v in arg_values.items())
+    return " ".join([f"|{len(pairs)}", *pairs, command])
+
+
+def anonymous_volumes(root: Path, volumes: dict[str, Any], scratch: Path) -> list[RunMount]:
+    """The legacy builder's anonymous volumes for a RUN step: each path of the image's
+    ``Volumes`` gets a fresh volume holding a copy of what the image has there (its mount
+    point made in the rootfs, as dockerd does), so what the step writes below it is not in
+    the step's layer."""
+    mounts: list[RunMount] = []
+    for i, path in enumerate(sorted(volumes)):
+        inside = cp.scoped(root, path)
+        if not inside.is_dir():
+            if os.path.lexists(inside):
+                continue  # not a directory in the image: dockerd fails, nothing to hide here
+            inside.mkdir(mode=0o755, parents=True)
+        volume = scratch / str(i)
+        shutil.copytree(inside, volume, symlinks=True)
+        mounts.append(RunMount("bind", path, str(volume), readonly=False))
+    return mounts
 
 
 def _without_position(step: ins.Instruction) -> ins.Instruction:

@@ -1,0 +1,3 @@
+FROM busybox
+COPY links/ /links/
+COPY links/to-file /followed

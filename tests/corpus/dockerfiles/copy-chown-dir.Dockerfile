@@ -1,0 +1,2 @@
+FROM busybox
+COPY --chown=123:456 tree/ /owned/

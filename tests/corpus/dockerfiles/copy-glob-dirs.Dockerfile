@@ -1,0 +1,3 @@
+FROM busybox
+COPY d* /out/
+COPY *.txt /txt/

@@ -1,0 +1,4 @@
+FROM busybox
+EXPOSE 80/tcp 53/udp
+EXPOSE 9000/sctp 8080
+EXPOSE 7000-7002/udp

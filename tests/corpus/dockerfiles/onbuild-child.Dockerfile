@@ -1,0 +1,2 @@
+FROM corpus-onbuild-parent
+RUN test -f /app/payload.txt && echo "A=$A"
