@@ -1,4 +1,4 @@
 FROM busybox
 RUN mkdir /data && echo before > /data/before
-VOLUME /data
-RUN echo after > /data/after && echo outside > /outside
+VOLUME /data /fresh/vol
+RUN echo after > /data/after && echo outside > /outside && echo new > /fresh/vol/new
