@@ -27,7 +27,6 @@ from sampan.errors import (
     from_oserror,
 )
 from sampan.oci import jsoncodec
-from sampan.oci.defaults import with_default_device_rules
 from sampan.runtime import hooks as hooks_mod
 from sampan.runtime import process as proc_mod
 from sampan.runtime import spec as spec_mod
@@ -63,13 +62,7 @@ def _cgroup_manager(st: State) -> Any:
 
 
 def _wants_cgroups(linux: Any) -> bool:
-    if linux.cgroups_path is None and not linux.resources:
-        return False
-    try:
-        import sampan.runtime.cgroups.select  # noqa: F401  (H4b's implementation present?)
-    except ImportError:
-        return False
-    return True
+    return linux.cgroups_path is not None or bool(linux.resources)
 
 
 def create(
@@ -89,6 +82,28 @@ def create(
 
     Nothing is left behind on failure: no state directory, cgroup, mount or process.
     """
+    _sd, st, _mgr = _create(
+        root, id, bundle, pid_file=pid_file, console_socket=console_socket, stdio=stdio,
+        no_pivot=no_pivot, preserve_fds=preserve_fds, _console_sock=_console_sock, _spec=_spec,
+    )
+    return st.pid
+
+
+def _create(
+    root: StrPath,
+    id: str,
+    bundle: StrPath,
+    *,
+    pid_file: StrPath | None,
+    console_socket: str | None,
+    stdio: tuple[int, int, int] | None,
+    no_pivot: bool,
+    preserve_fds: int,
+    _console_sock: socket.socket | None,
+    _spec: oci.Spec | None,
+) -> tuple[StateDir, State, Any]:
+    """:func:`create`, returning what ``run`` goes on with: the state directory, the state
+    and the cgroup manager (None without cgroups)."""
     from sampan.runtime import seccomp
     from sampan.runtime.init import InitConfig
 
@@ -126,15 +141,18 @@ def create(
         )
         oci_state = {**st.to_oci(), "status": "creating"}
         cfg.state = oci_state
-        if st.use_cgroups:
-            mgr = _cgroup_manager(st)
 
         def on_pid(pid: int) -> None:
             oci_state["pid"] = pid
 
         def into_cgroup(pid: int) -> list[int]:
-            # after GO: the child sets up its namespaces meanwhile, outside the cgroup until
-            # CGROUP_DONE, so the limits are in place before it joins
+            # after GO, while the child sets up its namespaces (outside the cgroup until
+            # CGROUP_DONE, so the limits are in place before it joins); the cgroup modules
+            # are imported here too, off the child's path
+            nonlocal mgr
+            from sampan.oci.defaults import with_default_device_rules
+
+            mgr = _cgroup_manager(st)
             mgr.create()
             if spec.linux.resources:
                 mgr.set(with_default_device_rules(spec.linux.resources, spec.linux.devices))
@@ -156,7 +174,7 @@ def create(
         pidns = spec.linux.namespace("pid")
         try:
             pid = proc_mod.spawn(
-                cfg, on_pid=on_pid, add_to_cgroup=into_cgroup if mgr is not None else None,
+                cfg, on_pid=on_pid, add_to_cgroup=into_cgroup if st.use_cgroups else None,
                 after_go=after_go, run_hooks=run_hooks,
                 pidns_path=pidns.path or None if pidns else None,
                 new_pidns=pidns is not None and not pidns.path,
@@ -171,7 +189,7 @@ def create(
         sd.save(st)
         if pid_file is not None:
             _write_pid(pid_file, pid)
-        return pid
+        return sd, st, mgr
     except BaseException:
         if mgr is not None:
             try:
@@ -204,7 +222,11 @@ def _write_pid(path: StrPath, pid: int) -> None:
 def start(root: StrPath, id: str) -> None:
     """Let a created container's init exec the user's program."""
     sd = StateDir(root, id)
-    st = sd.load()
+    _start(sd, sd.load())
+
+
+def _start(sd: StateDir, st: State) -> None:
+    id = st.id
     if st.status != CREATED:
         if st.status == STOPPED:
             raise ContainerNotRunning(f"cannot start a container that has stopped: {id}")
@@ -306,7 +328,11 @@ def delete(root: StrPath, id: str, force: bool = False) -> None:
         raise
     if st.status in (RUNNING, PAUSED) and not force:
         raise Conflict(f"cannot delete container {id} that is not stopped: {st.status}")
-    mgr = _cgroup_manager(st)
+    _delete(sd, st, _cgroup_manager(st))
+
+
+def _delete(sd: StateDir, st: State, mgr: Any) -> None:
+    """Kill what is left of ``st`` (forcibly), remove its cgroup, state and run poststop."""
     if st.status != STOPPED and st.pid > 0:
         if st.status == PAUSED and mgr is not None:
             mgr.thaw()
@@ -400,17 +426,21 @@ def run(
 
         ours, theirs = console_mod.local_pair()
     try:
-        pid = create(root, id, bundle, pid_file=pid_file, console_socket=console_socket, no_pivot=no_pivot, _console_sock=theirs, _spec=spec)
+        sd, st, mgr = _create(
+            root, id, bundle, pid_file=pid_file, console_socket=console_socket, stdio=None,
+            no_pivot=no_pivot, preserve_fds=0, _console_sock=theirs, _spec=spec,
+        )
     finally:
         if theirs is not None:
             theirs.close()
+    pid = st.pid
     try:
         master = -1
         if ours is not None:
             from sampan.runtime import console as console_mod
 
             master = console_mod.receive_master(ours)
-        start(root, id)
+        _start(sd, st)  # the state as create left it, not read back
         if master >= 0:
             code = proc_mod.exit_code(console_mod.proxy(master, pid))
             os.close(master)
@@ -423,7 +453,8 @@ def run(
         if ours is not None:
             ours.close()
     if not keep:
-        delete(root, id, force=True)
+        st.status = STOPPED  # its init is reaped
+        _delete(sd, st, mgr)
     return code
 
 
