@@ -178,6 +178,7 @@ def host_spec(raw: Any) -> HostSpec:
         console_size=[int(x or 0) for x in console][:2] if isinstance(console, list) else [0, 0],
         group_add=_strs(h, "GroupAdd"),
         extra_hosts=_strs(h, "ExtraHosts"),
+        links=_strs(h, "Links"),
         dns=_strs(h, "Dns"),
         dns_search=_strs(h, "DnsSearch"),
         dns_options=_strs(h, "DnsOptions"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from sampan.engine import links
 from sampan.engine.images import unix_time
 from sampan.engine.model import Container, HealthConfig, HostSpec, MountPoint
 from sampan.engine.volumes import Volume
@@ -188,7 +189,7 @@ def config_json(c: Container) -> JSONDict:
     return out
 
 
-def host_config_json(h: HostSpec) -> JSONDict:
+def host_config_json(h: HostSpec, name: str = "") -> JSONDict:
     return {
         "Binds": list(h.binds) or None,
         "ContainerIDFile": "",
@@ -210,7 +211,7 @@ def host_config_json(h: HostSpec) -> JSONDict:
         "GroupAdd": list(h.group_add) or None,
         "IpcMode": h.ipc_mode,
         "Cgroup": "",
-        "Links": None,
+        "Links": [f"/{n}:/{name}/{a}" for n, a in map(links.parse, h.links)] or None,
         "OomScoreAdj": h.oom_score_adj,
         "PidMode": h.pid_mode,
         "Privileged": h.privileged,
@@ -321,7 +322,7 @@ def container_inspect(c: Container, api_version: str, *, graph_data: dict[str, s
         "ProcessLabel": "",
         "AppArmorProfile": "",
         "ExecIDs": None,
-        "HostConfig": host_config_json(c.host),
+        "HostConfig": host_config_json(c.host, c.name),
         "GraphDriver": {"Data": {"LowerDir": "", "WorkDir": "", **graph_data, "MergedDir": c.bundle_dir + "/rootfs"}
                         if graph_data else None, "Name": c.driver},
         "Mounts": [mount_json(m) for m in c.mount_points],

@@ -17,6 +17,7 @@ from sampan.units import parse_duration, ram_in_bytes
 
 CREATE_FLAGS: tuple[Flag, ...] = (
     Flag("add-host", kind="list", help="Add a custom host-to-IP mapping (host:ip)"),
+    Flag("link", kind="list", help="Add link to another container (name:alias)"),
     Flag("attach", "a", kind="list", help="Attach to STDIN, STDOUT or STDERR"),
     Flag("cap-add", kind="list", help="Add Linux capabilities"),
     Flag("cap-drop", kind="list", help="Drop Linux capabilities"),
@@ -386,7 +387,7 @@ def create_body(
         "CpuShares": int(opts["cpu_shares"]), "CpusetCpus": opts["cpuset_cpus"],
         "Devices": _devices(list(opts["device"])) or None, "Dns": list(opts["dns"]) or None,
         "DnsSearch": list(opts["dns_search"]) or None, "DnsOptions": list(opts["dns_option"]) or None,
-        "ExtraHosts": list(opts["add_host"]) or None, "GroupAdd": list(opts["group_add"]) or None,
+        "ExtraHosts": list(opts["add_host"]) or None, "Links": list(opts["link"]) or None, "GroupAdd": list(opts["group_add"]) or None,
         "IpcMode": opts["ipc"], "PidMode": opts["pid"], "Runtime": opts["runtime"],
         "LogConfig": {"Type": opts["log_driver"], "Config": _labels(list(opts["log_opt"]))},
         "Sysctls": _labels(list(opts["sysctl"])) or None,

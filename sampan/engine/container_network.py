@@ -109,8 +109,11 @@ def _port_key(key: str) -> tuple[list[int], str]:
     return list(range(lo, hi + 1)), proto
 
 
-def network_up(networks: NetworkService, c: Container) -> str:
-    """Attach ``c`` to its networks; return the netns path ("" for none and host)."""
+def network_up(networks: NetworkService, c: Container, link_hosts: Sequence[str] = ()) -> str:
+    """Attach ``c`` to its networks; return the netns path ("" for none and host).
+
+    ``link_hosts`` are /etc/hosts entries (``name:ip``) for its legacy links.
+    """
     mode = c.host.network_mode
     if mode in NO_SANDBOX or mode.startswith("container:"):
         return ""
@@ -126,7 +129,7 @@ def network_up(networks: NetworkService, c: Container) -> str:
     try:
         networks.write_files(c.id, Path(c.bundle_dir), hostname=c.spec.hostname or c.short_id,
                              domainname=c.spec.domainname, dns=c.host.dns, dns_search=c.host.dns_search,
-                             dns_options=c.host.dns_options, extra_hosts=c.host.extra_hosts)
+                             dns_options=c.host.dns_options, extra_hosts=[*c.host.extra_hosts, *link_hosts])
     except BaseException:
         networks.teardown(c.id)
         raise

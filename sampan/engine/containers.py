@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from sampan import errors
-from sampan.engine import container_network, creation, lifecycle, restart, shared_namespaces
+from sampan.engine import container_network, creation, lifecycle, links, restart, shared_namespaces
 from sampan.engine.container_query import ListOptions, matches, prune_candidates
 from sampan.engine.events import EventBus
 from sampan.engine.images import ImageService
@@ -232,6 +232,7 @@ class ContainerService(Supervision):
             host.network_mode = "bridge" if host.network_mode else "none"
         elif host.network_mode not in creation.NETWORK_MODES_NOW and not shared_namespaces.target(host.network_mode):
             raise errors.NotImplementedFeature(f"network mode {host.network_mode!r} is not supported yet (use none or host)")
+        links.validate(host, self.get)
         if host.network_mode == "host" and not spec.hostname:
             spec.hostname = os.uname().nodename
         self.runner.check_runtime(host.runtime)
@@ -303,7 +304,9 @@ class ContainerService(Supervision):
             try:
                 c.joined = shared_namespaces.resolve(c, self.get)
                 shared_namespaces.share_etc_files(c, self.get)
-                netns = container_network.network_up(self.networks, c) if self.networks is not None else ""
+                linked = links.resolve(c, self.get)
+                c.link_env = linked.env
+                netns = container_network.network_up(self.networks, c, linked.hosts) if self.networks is not None else ""
                 handle = self.runner.start(c, self.store.snapshotter, self.volumes, self.start_hooks, netns_path=netns)
             except BaseException:
                 self._network_down(c)

@@ -153,6 +153,7 @@ class HostSpec:
     console_size: list[int] = field(default_factory=lambda: [0, 0])
     group_add: list[str] = field(default_factory=list)
     extra_hosts: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)  # legacy links, "name:alias" (``links.py``)
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
     dns_options: list[str] = field(default_factory=list)
@@ -249,6 +250,7 @@ class Container:
     size_rw: int | None = None
     size_root_fs: int | None = None
     sandbox_key: str = ""  # the network namespace while running on bridge networks
+    link_env: list[str] = field(default_factory=list)  # legacy links' variables, set at each start
     joined: dict[str, int] = field(default_factory=dict)  # container:<id> modes: ns type -> that container's pid
     endpoints: list[EndpointState] = field(default_factory=list)
     ports: list[PublishedPort] = field(default_factory=list)

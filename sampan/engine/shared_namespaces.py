@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sampan import errors
-from sampan.engine import lifecycle
+from sampan.engine import lifecycle, links
 
 if TYPE_CHECKING:
     from sampan.engine.model import Container, ContainerSpec, HostSpec
@@ -71,7 +71,7 @@ def validate(spec: ContainerSpec, host: HostSpec, lookup: Lookup) -> None:
                 raise errors.InvalidArgument(message)
     for mode in _modes(host).values():
         if target(mode):
-            lookup(target(mode))  # NoSuchContainer names it
+            links.existing(lookup, target(mode))
 
 
 def resolve(c: Container, lookup: Lookup) -> dict[str, int]:

@@ -115,6 +115,32 @@ def test_network_connect_of_a_stopped_container(netd: Daemon, names) -> None:  #
     docker(netd, "network", "rm", "netc")
 
 
+def test_legacy_links_on_the_default_bridge(netd: Daemon, names) -> None:  # type: ignore[no-untyped-def]
+    docker(netd, "run", "-d", "--name", "db", "-e", "SECRET_MODE=on", "--expose", "5432", "--expose", "53/udp",
+           "busybox", "sh", "-c", HTTPD)
+    ip = json.loads(docker(netd, "inspect", "db").stdout)[0]["NetworkSettings"]["IPAddress"]
+    out = docker(netd, "run", "--name", "app", "--link", "db:database", "busybox", "sh", "-c",
+                 "env | grep ^DATABASE_ | sort; grep -w database /etc/hosts;"
+                 " for i in 1 2 3 4 5; do wget -qO- http://database:8080/ && break; sleep 0.2; done").stdout
+    assert out.splitlines() == [
+        "DATABASE_ENV_SECRET_MODE=on",
+        "DATABASE_NAME=/app/database",
+        f"DATABASE_PORT=udp://{ip}:53",
+        f"DATABASE_PORT_53_UDP=udp://{ip}:53", f"DATABASE_PORT_53_UDP_ADDR={ip}",
+        "DATABASE_PORT_53_UDP_PORT=53", "DATABASE_PORT_53_UDP_PROTO=udp",
+        f"DATABASE_PORT_5432_TCP=tcp://{ip}:5432", f"DATABASE_PORT_5432_TCP_ADDR={ip}",
+        "DATABASE_PORT_5432_TCP_PORT=5432", "DATABASE_PORT_5432_TCP_PROTO=tcp",
+        f"{ip}\tdatabase",
+        "hello from " + json.loads(docker(netd, "inspect", "db").stdout)[0]["Config"]["Hostname"],
+    ], out
+    assert json.loads(docker(netd, "inspect", "app").stdout)[0]["HostConfig"]["Links"] == ["/db:/app/database"]
+    bad = docker(netd, "run", "--link", "nosuch:x", "busybox", "true", check=False)
+    assert bad.returncode != 0 and "No such container: nosuch" in bad.stderr
+    docker(netd, "stop", "-t", "1", "db")
+    stopped = docker(netd, "start", "app", check=False)
+    assert stopped.returncode != 0 and "Cannot link to a non running container: /db AS /app/database" in stopped.stderr
+
+
 def test_user_network_names_and_isolation(netd: Daemon, names) -> None:  # type: ignore[no-untyped-def]
     q = [str(n) for n in ipaddress.IPv4Network(names.subnet).subnets(new_prefix=26)]
     docker(netd, "network", "create", "--subnet", q[1], "-o", f"com.docker.network.bridge.name=sp-a{names.tag[:8]}", "neta")

@@ -44,7 +44,7 @@ def with_process(spec: Spec, ctx: SpecContext) -> None:
     args = [c.path, *c.args] if c.path else []
     if not args:
         raise errors.InvalidArgument("no command specified")
-    env = [e for e in merge_env(ctx.image_env, c.spec.env) if "=" in e]
+    env = [e for e in merge_env(ctx.image_env, [*c.link_env, *c.spec.env]) if "=" in e]
     names = {e.partition("=")[0] for e in env}
     if "PATH" not in names:
         env.insert(0, DEFAULT_ENV_PATH)
