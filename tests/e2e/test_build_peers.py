@@ -52,7 +52,8 @@ LEGACY = ["copy-simple", "copy-dest-slash-rules", "copy-json", "add-json", "copy
           "copy-dir-contents", "copy-from-image", "context-links", "dockerignore", "add-tar-extract",
           "workdir-chain", "user-uid-gid", "env-same-line", "arg-build-arg", "arg-proxy", "multistage-target",
           "whiteout-rm", "volume-run-discarded", "expose-protocols", "healthcheck-options", "onbuild-child",
-          "shell-forms", "entrypoint-resets-cmd", "label-inherit", "copy-glob-dirs", "copy-chown-dir"]
+          "shell-forms", "entrypoint-resets-cmd", "label-inherit", "copy-glob-dirs", "copy-chown-dir",
+          "copy-into-existing-dir", "arg-from-override", "env-in-copy-dest"]
 FIELDS = ["Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes", "Labels",
           "Healthcheck", "StopSignal", "OnBuild", "Shell"]
 

@@ -409,4 +409,16 @@ CASES.update({
         files={"tree/a": b"a", "tree/sub/b": b"b"},
         tree={"owned": ("d", 0o755, 123, 456), "owned/a": ("f", F644, 123, 456, b"a"),
               "owned/sub": ("d", 0o755, 123, 456), "owned/sub/b": ("f", F644, 123, 456, b"b")}),
+    "copy-into-existing-dir": Case(
+        files={"a": b"A"}, tree={"existing/a": ("f", F644, 0, 0, b"A"), "newname": ("f", F644, 0, 0, b"A")},
+        absent=["existing/existing"]),
+    "arg-from-override": Case(build_args={"BASE": "busybox"}, tree={"base": ("f", F644, 0, 0, b"base=busybox\n")},
+                              history=['|1 BASE=busybox /bin/sh -c echo "base=$BASE" > /base']),
+    "env-in-copy-dest": Case(
+        files={"a": b"A"}, config={"WorkingDir": "/srv/app"},
+        tree={"srv/app/a": ("f", F644, 0, 0, b"A"), "srv/app/conf.txt": ("f", F644, 0, 0, b"A")}),
+    "user-named-run": Case(  # www-data is 33:33 in the base's /etc/passwd; RUN resolves it there
+        config={"User": "www-data"},
+        tree={"out/id": ("f", F644, 33, 33, b"33\n33\n"),
+              "out/mine": ("f", F644, 33, 33, b"")}),
 })

@@ -1,0 +1,4 @@
+FROM busybox
+RUN mkdir /existing
+COPY a /existing
+COPY a /newname
