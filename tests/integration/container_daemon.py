@@ -2,7 +2,8 @@
 
 Start-up work (daemon, import, the first container that starts the fork server and creates
 the /sampan cgroup parent) happens in the fixture, outside the per-test leak checks; every test
-removes the containers it made.
+removes the containers it made; ``restore_daemon`` is a daemon of the test's own for
+live-restore tests.
 """
 
 from __future__ import annotations
@@ -101,6 +102,25 @@ def api(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs_tar: Path) -> I
         a.call("DELETE", f"/containers/{warm}", status=204)
         yield a
     finally:
+        try:
+            Api(d).remove_all()
+        finally:
+            cleanup(d)
+
+
+@pytest.fixture
+def restore_daemon(tmp_path: Path, busybox_rootfs_tar: Path) -> Iterator[Daemon]:
+    """A sampand of the test's own with busybox, for live-restore tests: the test may stop or
+    SIGKILL it (its shims outlive it).  Afterwards a stopped daemon is started again, so that
+    it re-adopts and removes every container, then it is stopped and its directories removed."""
+    d = new_daemon(tmp_path)
+    try:
+        d.start()
+        import_busybox(d, busybox_rootfs_tar)
+        yield d
+    finally:
+        if d.proc is None or d.proc.poll() is not None:
+            d.start()
         try:
             Api(d).remove_all()
         finally:

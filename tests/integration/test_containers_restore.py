@@ -7,33 +7,15 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.daemon_fixture import Daemon, cleanup, new_daemon
-from tests.integration.container_daemon import Api, import_busybox
+from tests.daemon_fixture import Daemon
+from tests.integration.container_daemon import Api, restore_daemon  # noqa: F401
 
 pytestmark = pytest.mark.root
 if os.geteuid() != 0:
     pytest.skip("needs root", allow_module_level=True)
-
-
-@pytest.fixture
-def daemon(tmp_path: Path, busybox_rootfs_tar: Path) -> Iterator[Daemon]:
-    d = new_daemon(tmp_path)
-    try:
-        d.start()
-        import_busybox(d, busybox_rootfs_tar)
-        yield d
-    finally:
-        if d.proc is None or d.proc.poll() is not None:
-            d.start()
-        try:
-            Api(d).remove_all()
-        finally:
-            cleanup(d)
 
 
 def _alive(pid: int) -> bool:
@@ -44,17 +26,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_sigkill_daemon_then_readopt(daemon: Daemon) -> None:
-    api = Api(daemon)
+def test_sigkill_daemon_then_readopt(restore_daemon: Daemon) -> None:  # noqa: F811
+    api = Api(restore_daemon)
     running = [api.run(["sleep", "60"], name=f"r{i}", host={"Init": True}) for i in range(5)]
     quitter = api.run(["sh", "-c", "sleep 0.5; exit 7"], name="quitter")
     always = api.run(["sh", "-c", "sleep 0.5; exit 3"], name="always", host={"RestartPolicy": {"Name": "always"}})
     pids = {cid: api.inspect(cid)["State"]["Pid"] for cid in running}
     assert all(pids.values())
-    daemon.stop(signal.SIGKILL)
+    restore_daemon.stop(signal.SIGKILL)
     time.sleep(1.5)  # quitter and always exit while no daemon watches
     assert all(_alive(pid) for pid in pids.values())
-    daemon.start()
+    restore_daemon.start()
     listed = {c["Id"]: c for c in api.call("GET", "/containers/json?all=1", status=200)}
     assert set(listed) == {*running, quitter, always}
     for cid in running:
@@ -71,11 +53,11 @@ def test_sigkill_daemon_then_readopt(daemon: Daemon) -> None:
     api.call("POST", f"/containers/{always}/stop?t=1", status=204)
 
 
-def test_sigterm_daemon_then_wait_survives(daemon: Daemon) -> None:
-    api = Api(daemon)
+def test_sigterm_daemon_then_wait_survives(restore_daemon: Daemon) -> None:  # noqa: F811
+    api = Api(restore_daemon)
     cid = api.run(["sleep", "60"], host={"Init": True})
-    daemon.stop(signal.SIGTERM)
-    daemon.start()
-    assert api.inspect(cid)["State"]["Running"] is True, (api.output(cid), daemon.log_text())
+    restore_daemon.stop(signal.SIGTERM)
+    restore_daemon.start()
+    assert api.inspect(cid)["State"]["Running"] is True, (api.output(cid), restore_daemon.log_text())
     api.call("POST", f"/containers/{cid}/kill?signal=TERM", status=204)
     assert api.wait(cid)["StatusCode"] == 143
