@@ -8,8 +8,8 @@ daemon``) or :func:`start_daemon` for more control (extra flags, a second daemon
 
 The daemon runs as ``python -m sampan.daemon --data-root D -H unix://S --exec-root E --pidfile
 P --debug``; its log is ``daemon.log`` (shown when start-up fails).  Tests of the daemon itself
-live in ``tests/integration/daemon/``, whose conftest scopes the leak checker to the test's own
-processes and mounts (the global one also sees, and kills, other sessions' sampan processes).
+live in ``tests/integration/daemon/``.  The daemon inherits the test's ``SAMPAN_TEST_ID``, so the
+leak checker of tests/conftest.py finds whatever it leaves behind, even after it died.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.container_daemon import Api, api, scoped_leak_check  # noqa: F401
+from tests.integration.container_daemon import Api, api, leak_check  # noqa: F401
 
 pytestmark = pytest.mark.root
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
@@ -24,12 +24,6 @@ if os.geteuid() != 0:
     pytest.skip("needs root", allow_module_level=True)
 if not os.path.exists(DOCKER):
     pytest.skip("the docker CLI is not installed", allow_module_level=True)
-
-
-@pytest.fixture(autouse=True)
-def leak_check(scoped_leak_check: None, api: Api) -> object:  # noqa: F811
-    yield
-    api.remove_all()
 
 
 def docker(api: Api, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:  # noqa: F811

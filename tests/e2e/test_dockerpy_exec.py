@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.container_daemon import Api, api, scoped_leak_check  # noqa: F401
+from tests.integration.container_daemon import Api, api, leak_check  # noqa: F401
 
 docker = pytest.importorskip("docker")
 from docker.utils.socket import next_frame_header, read_exactly  # noqa: E402
@@ -29,11 +29,6 @@ if os.geteuid() != 0:
     pytest.skip("needs root", allow_module_level=True)
 
 BUSYBOX = "busybox"
-
-
-@pytest.fixture(autouse=True)
-def leak_check(scoped_leak_check: None) -> None:  # noqa: F811
-    """Replaces the machine-wide checker of tests/conftest.py for this module."""
 
 
 @pytest.fixture

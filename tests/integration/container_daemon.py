@@ -1,9 +1,10 @@
 """A module-scoped sampand with busybox imported and the fork server warm, for container tests.
 
 Start-up work (daemon, import, the first container that starts the fork server and creates
-the /sampan cgroup parent) happens in the fixture, outside the per-test leak checks; every test
-removes the containers it made; ``restore_daemon`` is a daemon of the test's own for
-live-restore tests.
+the /sampan cgroup parent) happens in the fixture, outside the per-test leak checks.  A test
+module imports ``api`` and ``leak_check`` (which removes every container and volume after each
+test, then checks for leaks); ``restore_daemon`` is a daemon of the test's own for live-restore
+tests.
 """
 
 from __future__ import annotations
@@ -127,34 +128,42 @@ def restore_daemon(tmp_path: Path, busybox_rootfs_tar: Path) -> Iterator[Daemon]
             cleanup(d)
 
 
-def _shims_and_mounts(root: str) -> tuple[set[int], set[str], set[str]]:
-    from tests.conftest import _descendants, _is_zombie, _mounts
-
-    procs = {p for p in _descendants(os.getpid()) if Path(f"/proc/{p}").exists() and not _is_zombie(p)}
-    mounts = {m for m in _mounts() if m.startswith(root)}
-    cgroups = set()
+def _container_cgroups() -> set[str]:
+    out: set[str] = set()
     for ctrl in ("memory", "pids", "cpu,cpuacct", "freezer", "unified"):
         base = Path("/sys/fs/cgroup") / ctrl / "sampan"
         if base.is_dir():
-            cgroups |= {str(p) for p in base.iterdir() if p.is_dir()}
-    return procs, mounts, cgroups
+            out |= {str(p) for p in base.iterdir() if p.is_dir()}
+    return out
 
 
-@pytest.fixture
-def scoped_leak_check(api: Api) -> Iterator[None]:
-    """The per-test leak check, scoped to this module's daemon: processes that descend from
-    pytest (shims included: the fork server is our descendant), mounts under the daemon's
-    directories and container cgroups under /sampan (other sessions' objects are not ours)."""
-    roots = str(api.d.data_root.parent), str(api.d.dir)
-    before = [_shims_and_mounts(r) for r in roots]
+def _processes() -> set[int]:
+    from tests.conftest import _descendants, _is_zombie
+
+    return {p for p in _descendants(os.getpid()) if Path(f"/proc/{p}").exists() and not _is_zombie(p)}
+
+
+@pytest.fixture(autouse=True)
+def leak_check(api: Api) -> Iterator[None]:
+    """Replaces the shared checker of tests/conftest.py in the modules that import it (with
+    ``api``): every container and volume is removed after the test, then its processes
+    (pytest's descendants: the daemon's fork server and shims are), mounts (under this
+    session's directories) and container cgroups are checked.  Kept, not the shared one,
+    because the shared one's cgroup, link, nft and netns checks are machine-wide: beside
+    other sessions it reports (and removes!) their cgroups and veths, and it does not see a
+    container's cgroup (``/sampan/<id>``) at all; this one checks exactly the cgroups of this
+    daemon's containers.  Teardown waits up to 5 s for the asynchronous end of shims."""
+    from tests.conftest import _mounts
+
+    before = _processes(), _mounts(), _container_cgroups()
     yield
+    api.remove_all()
     deadline = time.monotonic() + 5
     while True:
-        after = [_shims_and_mounts(r) for r in roots]
         leaks = {
-            "processes": sorted(set().union(*(a[0] - b[0] for a, b in zip(after, before, strict=True)))),
-            "mounts": sorted(set().union(*(a[1] - b[1] for a, b in zip(after, before, strict=True)))),
-            "cgroups": sorted(c for c in after[0][2] - before[0][2] if Path(c).name in _our_ids(api)),
+            "processes": sorted(_processes() - before[0]),
+            "mounts": sorted(_mounts() - before[1]),
+            "cgroups": sorted(c for c in _container_cgroups() - before[2] if Path(c).name in _our_ids(api)),
         }
         leaks = {k: v for k, v in leaks.items() if v}
         if not leaks or time.monotonic() > deadline:

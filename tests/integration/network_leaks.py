@@ -1,10 +1,13 @@
 """A leak check for the network tests, scoped to what they make.
 
-The machine-wide checker of ``tests/conftest.py`` sees (and unmounts!) other sessions' mounts
-when helpers run tests in parallel.  Network tests name everything they make after the test
-(``names``): this checker looks at those names only: processes carrying the test's marker,
-mounts under this session's temporary directory, links named after the test's tag plus veths,
-the test's nft table.  Import ``leak_check`` into a test module to use it there.
+Kept beside the shared checker of ``tests/conftest.py`` for what that one cannot do: it
+compares every link and nft table of the machine at once, without waiting, so it fails on
+the veths of namespaces the kernel tears down asynchronously (this one waits up to 10 s) and,
+beside other sessions, reports and deletes their links and tables.  Network tests name
+everything they make after the test (``names``): this checker looks at those names only:
+processes carrying the test's marker, mounts under this session's temporary directory, links
+named after the test's tag plus veths, the test's nft table.  Import ``leak_check`` into a
+test module to use it there.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import tarfile
 import pytest
 
 from sampan.storage.testing import build_tar
-from tests.integration.container_daemon import Api, api, scoped_leak_check  # noqa: F401
+from tests.integration.container_daemon import Api, api, leak_check  # noqa: F401
 from tests.integration.hijack_client import demux_all
 
 pytestmark = pytest.mark.root
@@ -22,7 +22,7 @@ if os.geteuid() != 0:
 
 
 @pytest.fixture(autouse=True)
-def leak_check(scoped_leak_check: None, api: Api) -> object:  # noqa: F811
+def _remove_images(api: Api, leak_check: None) -> object:  # noqa: F811
     yield
     api.remove_all()
     for img in api.call("GET", "/images/json"):

@@ -9,18 +9,12 @@ import time
 
 import pytest
 
-from tests.integration.container_daemon import Api, api, scoped_leak_check  # noqa: F401
+from tests.integration.container_daemon import Api, api, leak_check  # noqa: F401
 from tests.integration.hijack_client import demux_all, hijack
 
 pytestmark = pytest.mark.root
 if os.geteuid() != 0:
     pytest.skip("needs root", allow_module_level=True)
-
-
-@pytest.fixture(autouse=True)
-def leak_check(scoped_leak_check: None, api: Api) -> object:  # noqa: F811
-    yield
-    api.remove_all()
 
 
 def test_attach_before_start_half_close_keeps_output(api: Api) -> None:  # noqa: F811

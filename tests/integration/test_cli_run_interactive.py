@@ -17,24 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.container_daemon import Api, api, scoped_leak_check  # noqa: F401
+from tests.integration.container_daemon import Api, api, leak_check  # noqa: F401
 
 pytestmark = pytest.mark.root
 if os.geteuid() != 0:
     pytest.skip("needs root", allow_module_level=True)
 
 REPO = Path(__file__).resolve().parent.parent.parent
-
-
-@pytest.fixture(autouse=True)
-def leak_check(scoped_leak_check: None) -> None:  # noqa: F811
-    """Replaces the machine-wide checker of tests/conftest.py for this module."""
-
-
-@pytest.fixture(autouse=True)
-def _clean(api: Api, leak_check: None) -> object:  # noqa: F811
-    yield
-    api.remove_all()
 
 
 def env(api: Api) -> dict[str, str]:  # noqa: F811

@@ -9,19 +9,13 @@ import time
 
 import pytest
 
-from tests.integration.container_daemon import Api, api, scoped_leak_check  # noqa: F401
+from tests.integration.container_daemon import Api, api, leak_check  # noqa: F401
 
 pytestmark = pytest.mark.root
 if os.geteuid() != 0:
     pytest.skip("needs root", allow_module_level=True)
 
 MS = 1_000_000
-
-
-@pytest.fixture(autouse=True)
-def leak_check(scoped_leak_check: None, api: Api) -> object:  # noqa: F811
-    yield
-    api.remove_all()
 
 
 def _health(api: Api, cid: str) -> dict[str, object]:  # noqa: F811

@@ -9,17 +9,11 @@ import threading
 
 import pytest
 
-from tests.integration.container_daemon import Api, api, scoped_leak_check  # noqa: F401
+from tests.integration.container_daemon import Api, api, leak_check  # noqa: F401
 
 pytestmark = pytest.mark.root
 if os.geteuid() != 0:
     pytest.skip("needs root", allow_module_level=True)
-
-
-@pytest.fixture(autouse=True)
-def leak_check(scoped_leak_check: None, api: Api) -> object:  # noqa: F811
-    yield
-    api.remove_all()
 
 
 def test_stats_one_sample_docker_shape(api: Api) -> None:  # noqa: F811
