@@ -405,15 +405,65 @@ def write_context_tar(
     return names
 
 
-def read_context_tar(src: BinaryIO, dest: Path) -> None:
-    """Unpack a context tar (plain, gzip or zstd) into the empty directory ``dest``.
+def read_context_tar(src: BinaryIO, dest: Path, *, where: str = "build context") -> None:
+    """Unpack a context tar (plain, gzip, zstd, or — when ``src`` can ``peek`` — bzip2 or
+    xz) into the empty directory ``dest``; errors name ``where``.
 
     Uses the storage layer's safe extractor: nothing is written outside ``dest``; devices
     are skipped.  Names starting with ``.wh.`` are read as whiteouts there, so such files
     do not reach the build (a difference from Docker, which keeps them)."""
     from sampan.storage.archive import apply_layer
 
-    apply_layer(src, dest, whiteouts="delete", where="build context")
+    peek = getattr(src, "peek", None)
+    head = peek(6)[:6] if peek is not None else b""
+    if head.startswith((b"BZh", b"\xfd7zXZ\x00")):
+        import bz2
+        import lzma
+
+        kind = "bzip2" if head.startswith(b"BZh") else "xz"
+        opener: type[bz2.BZ2File] | type[lzma.LZMAFile] = bz2.BZ2File if kind == "bzip2" else lzma.LZMAFile
+        with opener(src) as opened:
+            try:
+                apply_layer(opened, dest, whiteouts="delete", compression="", where=where)  # type: ignore[arg-type]
+            except (OSError, EOFError, lzma.LZMAError) as exc:
+                raise InvalidArgument(f"{where}: corrupt {kind} stream: {exc}") from None
+        return
+    apply_layer(src, dest, whiteouts="delete", where=where)
+
+
+def prune_ignored(context: Path, dockerfile: str = "") -> list[str]:
+    """Delete from an unpacked context what its ignore file excludes, keeping the Dockerfile
+    and the ignore file (what the client's tar would have held); return the removed paths.
+
+    For contexts the daemon fetched itself (``build/remote.py``): a directory context gets
+    this from the client, which never sends excluded files.  A directory that is excluded
+    but holds a re-included path stays, with that path only."""
+    names = [dockerfile] if dockerfile else ["Dockerfile", "dockerfile"]
+    excludes = load_excludes(context, names[0])
+    if not excludes:
+        return []
+    for name in names:
+        excludes = keep_build_files(excludes, name)
+    keep = set(walk_context(context, excludes))
+    removed: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(context, topdown=False):
+        rel_dir = os.path.relpath(dirpath, context)
+        for name in filenames + dirnames:
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            if rel in keep:
+                continue
+            path = os.path.join(dirpath, name)
+            try:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    if os.listdir(path):
+                        continue  # holds a re-included path
+                    os.rmdir(path)
+                else:
+                    os.unlink(path)
+            except OSError as exc:
+                raise from_oserror(exc, f"apply {IGNORE_FILE}: remove {rel}") from None
+            removed.append(rel)
+    return sorted(removed)
 
 
 def locate_dockerfile(context: Path, name: str = "") -> Path:
