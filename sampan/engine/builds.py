@@ -23,6 +23,7 @@ from sampan.build.backend import StepNetwork
 from sampan.build.builder import Builder, BuildOptions, BuildResult
 from sampan.build.cache import BuildCache
 from sampan.build.context import locate_dockerfile, read_context_tar, remove_ignored_build_files
+from sampan.build.remote import fetch_context
 from sampan.build.runserver import RunServer
 from sampan.build.runtime_backend import Puller, RuntimeBackend
 from sampan.distribution.auth import Credentials
@@ -100,12 +101,15 @@ class BuildService:
     def build(self, body: BinaryIO, opts: BuildOptions, *, dockerfile: str = "", log: Log,
               debug: Log | None = None, on_built: Log | None = None,
               registry_auths: dict[str, Credentials] | None = None,
-              cancelled: Callable[[], bool] | None = None) -> BuildResult:
+              cancelled: Callable[[], bool] | None = None, remote: str = "") -> BuildResult:
         tmp = self.store.data_root / "tmp"
         tmp.mkdir(parents=True, exist_ok=True)
         context = Path(tempfile.mkdtemp(prefix="build-", dir=tmp))
         try:
-            read_context_tar(body, context)
+            if remote:  # POST /build?remote=URL: the daemon fetches the context (body unused)
+                dockerfile = fetch_context(remote, context, dockerfile=dockerfile, scratch=tmp, log=log)
+            else:
+                read_context_tar(body, context)
             path = locate_dockerfile(context, dockerfile)
             opts.dockerfile = path.read_bytes()
             remove_ignored_build_files(context, str(path.relative_to(context)))

@@ -137,8 +137,9 @@ def test_post_build_query() -> None:
     assert opts.cache_from == ["c"] and dockerfile == "sub/Dockerfile" and opts.target == "t1"
     with pytest.raises(NotImplementedFeature):
         options(MultiDict([("networkmode", "container:x")]))
-    with pytest.raises(NotImplementedFeature, match="remote build contexts"):
-        options(MultiDict([("remote", "https://github.com/x/y.git")]))
+    assert options(MultiDict([("remote", "https://github.com/x/y.git")]))[0].tags == []  # fetched by the daemon
+    with pytest.raises(InvalidArgument, match="could not be recognized as URL"):
+        options(MultiDict([("remote", "ftp://x/ctx.tar")]))
     with pytest.raises(InvalidArgument, match="invalid buildargs JSON"):
         options(MultiDict([("buildargs", "{")]))
 

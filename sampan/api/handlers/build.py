@@ -1,6 +1,7 @@
 """``POST /build`` (the legacy builder protocol) and ``POST /build/prune``.
 
-The body is the context tar (plain or gzip); the query carries what the docker CLI sends:
+The body is the context tar (plain or gzip), or ``remote`` names a context the daemon fetches
+(an http(s) tar or Dockerfile, or a git repository: ``build/remote.py``); the query carries what the docker CLI sends:
 ``t`` (repeatable), ``dockerfile``, ``buildargs``/``labels``/``cachefrom`` (JSON), ``target``,
 ``nocache``, ``pull``, ``rm``/``forcerm`` (intermediate containers are always removed: RUN
 steps never leave one), ``q``, ``networkmode``, ``memory``, ``cpushares``, ``shmsize``,
@@ -27,6 +28,7 @@ from sampan.api.services import services
 from sampan.api.streams import JSONStream, body_reader
 from sampan.build.backend import Resources
 from sampan.build.builder import BuildOptions
+from sampan.build.remote import classify
 from sampan.distribution.auth import Credentials, credentials_from_json
 from sampan.errors import InvalidArgument, NotImplementedFeature, Unavailable
 from sampan.image.config import host_platform_pair, parse_platform
@@ -54,9 +56,8 @@ def _int(q: Any, name: str) -> int:
 
 def options(q: Any) -> tuple[BuildOptions, str, bool]:
     """(options, dockerfile name, quiet) from the query of ``POST /build``."""
-    if q.get("remote"):
-        raise NotImplementedFeature(
-            f"remote build contexts are not supported: {q['remote']} (send the context as a tar)")
+    if q.get("remote"):  # fetched by the daemon (build/remote.py); a non-URL is a 400 here
+        classify(q["remote"])
     build_args = {k: v for k, v in (_json(q, "buildargs", {}) or {}).items() if v is not None}
     labels = _json(q, "labels", {}) or {}
     cache_from = _json(q, "cachefrom", []) or []
@@ -118,7 +119,8 @@ async def build(request: web.Request) -> web.StreamResponse:
                 return transport is None or transport.is_closing()
 
             return builds.build(body, opts, dockerfile=dockerfile, log=log, on_built=built,
-                                registry_auths=auths, cancelled=gone).image_id
+                                registry_auths=auths, cancelled=gone,
+                                remote=request.query.get("remote", "")).image_id
 
         image_id = await stream.run(work)
         if quiet:
