@@ -10,7 +10,7 @@ shim through it::
       send {config} + fd b  ──SEQPACKET──>   recv; fork ──> the shim: shim.run(config, b)
       read the reply on a                        (SIGCHLD ignored: the kernel reaps shims;
                                                  if the fork server exits they live on)
-                          <── {"ok", "pid", "container_pid"} ── the shim, once created
+                          <── {"ok", "pid", "container_pid"} ── the shim's creator child
 
 The fork server exits when the daemon's end of the control socket closes (the daemon died or
 closed it); shims it started live on.  Without a fork server, ``start_shim`` runs the same
@@ -130,27 +130,24 @@ def _grow_interned_strings(limit: int = 20000) -> None:
 def _child(control: socket.socket, msg: bytes, fd: int) -> None:
     try:
         control.close()
-        reply = socket.socket(fileno=fd)
-        try:
-            config = json.loads(msg)
-        except ValueError as exc:
-            error = errors.InvalidArgument(f"shim config: {exc}")
-            reply.sendall(proto.encode(proto.error_reply(error)))
-            return
         from sampan.runtime.shim import run
 
-        run(config, reply, detach=False)
+        run(msg, fd, detach=False)  # the shim's creator child parses the config
     finally:
         os._exit(1)
 
 
 def _run_one(reply_fd: int) -> None:
     """Entry of a fresh-interpreter shim: the config arrives on the reply socket first."""
-    reply = socket.socket(fileno=reply_fd)
-    config = json.loads(proto.read_line(reply))
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.read(reply_fd, 65536)
+        if not chunk:
+            os._exit(1)
+        line += chunk
     from sampan.runtime.shim import run
 
-    run(config, reply)
+    run(line, reply_fd)
 
 
 class ForkServer:

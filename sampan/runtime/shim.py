@@ -9,21 +9,24 @@ reading state.json and connecting to the socket.
 
 Life of a shim::
 
-    fork server ──fork──> shim.run: setsid (the fork server ignores SIGCHLD)
-    shim: subreaper, stdio to /dev/null + shim.log, bind shim.sock, open the log
-          runtime create (CLI: `<rt> --root R --log F create --bundle B --pid-file P ID`;
-                          "sampan": sampan.runtime.container.create() in a forked helper)
-          reply {"ok": true, "pid": shim pid, "container_pid": N} on the launcher's socket
+    fork server ──fork──> shim.run: setsid (the fork server ignores SIGCHLD), subreaper
+    shim ──fork──> creator (shimtasks.create): config, shim.sock, runtime create, state.json;
+          hands the shim its fds (listener, shim.log, container stdio) and a short record,
+          answers the launcher {"ok": true, "pid": shim pid, "container_pid": N}, exits;
+          pid 1 (orphaned by the runtime) is re-parented to the shim, the subreaper
     loop: poll(listener, clients, container stdout/stderr or PTY master, stdin, SIGCHLD pipe)
-          "start" -> runtime start; output -> log + attached clients; SIGCHLD -> reap
-    pid 1 exits -> drain output, state.json {status: stopped, exit_code, signal, exited_at},
-          answer waiters, end attach streams; keep serving until "delete"
-    "delete" -> runtime delete, answer, remove the socket, exit
+          a request line -> fork a handler (shimtasks.handle): it answers, or its exit code
+          says what changed (start, wait, attach, close stdin, delete) and the loop applies it
+          output -> log + attached clients; SIGCHLD -> reap pid 1 and the children
+    pid 1 exits -> drain output, fork an answerer: state.json {status: stopped, exit_code,
+          signal, exited_at}, answers to the waiters; end attach streams; serve until "delete"
+    "delete" -> stop pid 1, runtime delete (in a child, which answers), remove the socket, exit
 
-Memory is the budget (PSS per shim, measured with smem): the shim is forked from a fork
-server that pre-imported everything (``forkserver.py``), imports only os, select, json, the C
-``_signal``/``_socket`` and sampan's small modules, and keeps Python work in its own process
-small (setup runs in a throwaway helper): every object it touches costs a private page.
+Memory is the budget (PSS per shim, measured with smem).  The shim is forked from a fork server
+that pre-imported everything (``forkserver.py``), so it shares those pages, and every page it
+writes afterwards is its own: CPython writes one for each object it touches.  So the shim
+process runs nothing but this loop (the C ``_signal``/``_socket``, os, select, the log writer)
+and forks a throwaway child (``shimtasks``) for everything else, JSON included.
 """
 
 from __future__ import annotations
@@ -31,33 +34,28 @@ from __future__ import annotations
 import _signal  # type: ignore[import-not-found]  # the C module: signal.py's enum wrapping costs memory
 import _socket
 import errno
-import json
 import os
 import select
-import signal
 import time
 
-from sampan import errors
 from sampan._sys.reaper import set_child_subreaper
 from sampan.runtime import shimproto as proto
+from sampan.runtime import shimtasks as tasks
 from sampan.runtime.forkserver import ForkServer, ShimHandle, start_shim
-from sampan.runtime.jsonlog import JsonLogWriter, rfc3339nano
-from sampan.runtime.shimdriver import RuntimeDriver, ShimConfig, detach_process
+from sampan.runtime.jsonlog import JsonLogWriter
 from sampan.runtime.shimproto import ShimClient, read_state
 
 __all__ = ["ForkServer", "Shim", "ShimClient", "ShimHandle", "read_state", "run", "start_shim"]
 
 TYPE_CHECKING = False  # typing is not imported at run time: the shim's memory is the budget
 if TYPE_CHECKING:
-    import socket
     from typing import Any, NoReturn
 
 MAX_CLIENT_BUFFER = 4 << 20
-TIOCSWINSZ = 0x5414
-
-
-def _now() -> str:
-    return rfc3339nano(time.time_ns())
+# answers the loop sends itself (no JSON encoder in the shim's process)
+_OK = b'{"ok":true}\n'
+_ATTACHED = (b'{"ok":true,"tty":false}\n', b'{"ok":true,"tty":true}\n')
+_CHILD_FAILED = b'{"ok":false,"error":"shim: the request handler failed","kind":"Internal"}\n'
 
 
 class _Client:
@@ -69,6 +67,7 @@ class _Client:
         self.outbuf = bytearray()
         self.closing = False  # close once outbuf is flushed
         self.read_closed = False
+        self.busy = False  # a handler child has the connection
         self.attach = False
         self.waiting = False
         self.takes_stdin = False
@@ -77,22 +76,25 @@ class _Client:
 
 
 class Shim:
-    def __init__(self, config: ShimConfig) -> None:
-        self.cfg = config
-        self.driver = RuntimeDriver(config)
+    def __init__(self, raw_config: bytes) -> None:
+        self.raw_config = raw_config  # parsed only in the children (shimtasks)
         self.shim_pid = os.getpid()
         self.status = "creating"
         self.pid = 0
+        self.tty = False
         self.exit_code: int | None = None
         self.signal: int | None = None
-        self.created_at = _now()
-        self.started_at = ""
-        self.exited_at = ""
+        self.created_at = ""
+        self.started_ns = 0
+        self.exited_ns = 0
+        self.socket_path = ""
         self.out_fds: dict[int, str] = {}  # fd -> "stdout" | "stderr"
         self.stdin_fd = -1
         self.stdin_buf = bytearray()
         self.stdin_close_pending = False
         self.clients: dict[int, _Client] = {}
+        self.children: dict[int, Any] = {}  # pid -> what to do when it exits
+        self.saver = 0  # the child writing state.json, if any
         # plain _socket objects: socket.socket's Python wrappers cost memory in every shim
         self.listener: _socket.socket | None = None
         self.log: JsonLogWriter | None = None
@@ -102,22 +104,53 @@ class Shim:
 
     # ------------------------------------------------------------ setup
 
-    def setup(self) -> None:
-        """Everything up to a created container; raises a sampan error on failure.  The
-        work runs in a throwaway helper (``RuntimeDriver.create_in_helper``)."""
-        set_child_subreaper()  # before the helper forks: pid 1 must end up our child
-
-        def created(pid: int) -> None:  # in the helper, once the runtime answered
-            self.pid, self.status = pid, "created"
-            self.save_state()
-
-        listener_fd, self.pid, self.out_fds, self.stdin_fd = self.driver.create_in_helper(created)
+    def setup(self, reply_fd: int) -> bool:
+        """Create the container in the creator child, which answers the launcher on
+        ``reply_fd``; False if it failed (the creator answered with the error and left
+        nothing behind)."""
+        set_child_subreaper()  # before the creator forks: pid 1 must end up our child
+        ours, theirs = _socket.socketpair(
+            _socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC
+        )
+        creator = os.fork()
+        if creator == 0:  # pragma: no cover - child
+            ours.close()
+            tasks.run_child(tasks.create, self, theirs, reply_fd)
+        theirs.close()
+        os.close(reply_fd)
+        try:
+            msg, ancillary, _flags, _addr = ours.recvmsg(
+                4096, _socket.CMSG_SPACE(8 * 4), _socket.MSG_CMSG_CLOEXEC
+            )
+        finally:
+            ours.close()
+        os.waitpid(creator, 0)
+        fds: list[int] = []
+        for level, kind, data in ancillary:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                fds += memoryview(data[: len(data) - len(data) % 4]).cast("i").tolist()
+        if not msg or len(fds) < 3:
+            for fd in fds:
+                os.close(fd)
+            return False
+        pid, tty, stdin, streams, max_size, max_files, log_path, self.socket_path, created = (
+            msg.decode().split("\0")
+        )
+        self.pid, self.tty, self.created_at = int(pid), tty == "1", created
+        listener_fd, devnull, shim_log = fds[:3]
+        os.dup2(devnull, 0)
+        os.dup2(shim_log, 1)
+        os.dup2(shim_log, 2)
+        os.close(devnull)
+        os.close(shim_log)
+        outs = fds[3:]
+        self.out_fds = dict(zip(outs, streams.split(","), strict=False)) if streams else {}
+        self.stdin_fd = outs[int(stdin)] if int(stdin) >= 0 else -1
+        for fd in outs:
+            os.set_blocking(fd, False)
         self.listener = _socket.socket(fileno=listener_fd)
         self.listener.setblocking(False)
-        cfg = self.cfg
-        self.log = JsonLogWriter(
-            cfg.log_path, max_size=cfg.log_max_size, max_files=cfg.log_max_files
-        )
+        self.log = JsonLogWriter(log_path, max_size=int(max_size), max_files=int(max_files))
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.wake_r = wake_r
         _signal.set_wakeup_fd(wake_w)
@@ -125,25 +158,7 @@ class Shim:
         for sig in (_signal.SIGINT, _signal.SIGHUP, _signal.SIGPIPE):
             _signal.signal(sig, _signal.SIG_IGN)
         self.status = "created"
-
-    # ------------------------------------------------------------ state
-
-    def state(self) -> dict[str, Any]:
-        cfg, status = self.cfg, self.status
-        ids = {"id": cfg.container_id, "status": status, "pid": self.pid, "shim_pid": self.shim_pid}
-        exit = {"exit_code": self.exit_code, "signal": self.signal, "exited_at": self.exited_at}
-        more = {"created_at": self.created_at, "started_at": self.started_at, "tty": cfg.tty}
-        return {**ids, **exit, **more, "log_path": cfg.log_path, "socket": cfg.socket_path}
-
-    def save_state(self) -> None:
-        """Write state.json atomically (write a temporary file, rename it over)."""
-        tmp = f"{self.cfg.state_path}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, json.dumps(self.state()).encode())
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.cfg.state_path)
+        return True
 
     # ------------------------------------------------------------ the loop
 
@@ -160,9 +175,11 @@ class Shim:
             if self.stdin_fd >= 0 and self.stdin_buf and self.stdin_fd not in self.out_fds:
                 poller.register(self.stdin_fd, select.POLLOUT)
             for fd, c in self.clients.items():
+                if c.busy:
+                    continue
                 mask = (0 if c.read_closed else select.POLLIN) | (select.POLLOUT if c.outbuf else 0)
                 poller.register(fd, mask or select.POLLHUP)
-            tty_out = self.cfg.tty and self.stdin_fd in self.out_fds and self.stdin_buf
+            tty_out = self.tty and self.stdin_fd in self.out_fds and self.stdin_buf
             for fd, ev in poller.poll(50 if tty_out else -1):
                 if fd == lfd:
                     self.accept()
@@ -210,7 +227,7 @@ class Shim:
         self.logged(stream, data)
         chunk = (
             data
-            if self.cfg.tty
+            if self.tty
             else proto.frame(proto.STDOUT if stream == "stdout" else proto.STDERR, data)
         )
         for c in list(self.clients.values()):
@@ -259,7 +276,7 @@ class Shim:
         self.stdin_close_pending = False
         if self.stdin_fd < 0:
             return
-        if self.cfg.tty:
+        if self.tty:
             self.stdin_buf += b"\x04"  # EOF for the line discipline; the master stays open
             return
         os.close(self.stdin_fd)
@@ -295,11 +312,14 @@ class Shim:
                     self.stdin_buf += data
                     self.flush_stdin()
                 return
+            if c.waiting:
+                return  # a waiter has nothing more to ask
             c.inbuf += data
             if b"\n" in c.inbuf:
                 line = bytes(c.inbuf[: c.inbuf.index(b"\n")])
                 c.inbuf.clear()
-                self.request(c, line)
+                c.busy = True
+                self.fork(tasks.handle, c, line, then=c)
             elif len(c.inbuf) > 65536:
                 self.drop(c)
 
@@ -320,101 +340,88 @@ class Shim:
         self.clients.pop(c.sock.fileno(), None)
         c.sock.close()
 
-    def reply(self, c: _Client, message: dict[str, Any], *, close: bool = True) -> None:
-        c.outbuf += proto.encode(message)
+    def send(self, c: _Client, line: bytes, *, close: bool = True) -> None:
+        c.outbuf += line
         c.closing = close
         self.flush_client(c)
 
-    # ------------------------------------------------------------ requests
+    # ------------------------------------------------------------ children
 
-    def request(self, c: _Client, line: bytes) -> None:
-        try:
-            req = json.loads(line)
-            op = req.get("op") if isinstance(req, dict) else None
-            handler = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
-            if handler is None:
-                raise errors.InvalidArgument(f"unknown shim request {op!r}")
-            handler(c, req)
-        except errors.SampanError as exc:
-            self.reply(c, proto.error_reply(exc))
-        except Exception as exc:  # a malformed request must not take the shim down
-            self.reply(c, proto.error_reply(errors.Internal(f"shim: {type(exc).__name__}: {exc}")))
+    def fork(self, work: Any, *args: Any, then: Any = None) -> int:
+        """Run ``work(self, *args)`` in a throwaway child; ``then`` (a client) gets the
+        child's exit code applied (``handler_done``) when it has been reaped."""
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            tasks.run_child(work, self, *args)
+        self.children[pid] = then
+        return pid
 
-    def op_status(self, c: _Client, req: dict[str, Any]) -> None:
-        self.reply(c, {"ok": True, **self.state()})
+    def answer(self, clients: list[_Client], *, save: bool) -> None:
+        """state.json (with ``save``) and the state to ``clients``, from a child.  One
+        child writes state.json at a time, in order: the last write is the newest state."""
+        if save and self.saver:
+            try:
+                os.waitpid(self.saver, 0)
+            except ChildProcessError:
+                pass
+            self.children.pop(self.saver, None)
+            self.saver = 0
+        pid = self.fork(tasks.answer, clients, save)
+        if save:
+            self.saver = pid
+        for c in clients:
+            self.drop(c)  # the child has its copy and answers
 
-    def op_wait(self, c: _Client, req: dict[str, Any]) -> None:
-        if self.status == "stopped":
-            self.reply(c, {"ok": True, **self.state()})
-        else:
+    def handler_done(self, c: _Client, code: int) -> None:
+        """Apply what a request handler's exit code says (see ``shimtasks``)."""
+        c.busy = False
+        if c.sock.fileno() < 0:
+            return
+        if code == tasks.DONE:
+            self.drop(c)
+        elif code == tasks.WAIT:
             c.waiting = True
-
-    def op_start(self, c: _Client, req: dict[str, Any]) -> None:
-        if self.status == "running":
-            raise errors.NotModified("container already started")
-        if self.status != "created":
-            raise errors.ContainerNotRunning(f"cannot start a container that is {self.status}")
-        self.driver.call("start", [self.cfg.container_id])
-        if self.status == "created":  # it may already have exited
-            self.status = "running"
-        self.started_at = _now()
-        self.save_state()
-        self.reply(c, {"ok": True, **self.state()})
-
-    def op_signal(self, c: _Client, req: dict[str, Any]) -> None:
-        sig = int(req.get("signal", signal.SIGTERM))
-        if self.status == "stopped":
-            raise errors.ContainerNotRunning(f"container {self.cfg.container_id} is not running")
-        if req.get("all"):
-            self.driver.call("kill", ["--all", self.cfg.container_id, str(sig)], sig=sig, all=True)
-        else:
-            os.kill(self.pid, sig)
-        self.reply(c, {"ok": True})
-
-    def op_resize(self, c: _Client, req: dict[str, Any]) -> None:
-        if not self.cfg.tty or not self.out_fds:
-            raise errors.Conflict("container has no terminal to resize")
-        import fcntl
-        import struct
-
-        size = struct.pack("HHHH", int(req["height"]), int(req["width"]), 0, 0)
-        fcntl.ioctl(next(iter(self.out_fds)), TIOCSWINSZ, size)
-        self.reply(c, {"ok": True})
-
-    def op_close_stdin(self, c: _Client, req: dict[str, Any]) -> None:
-        self.stdin_close_pending = True
-        self.flush_stdin()
-        self.reply(c, {"ok": True})
-
-    def op_attach(self, c: _Client, req: dict[str, Any]) -> None:
-        c.attach = True
-        c.takes_stdin = bool(req.get("stdin")) and self.stdin_fd >= 0
-        c.close_stdin = bool(req.get("close_stdin"))
-        c.streams = tuple(s for s in ("stdout", "stderr") if req.get(s, True))
-        self.reply(c, {"ok": True, "tty": self.cfg.tty}, close=self.status == "stopped")
-
-    def op_delete(self, c: _Client, req: dict[str, Any]) -> None:
-        force = bool(req.get("force"))
-        if self.status in ("running", "created") and not force:
-            raise errors.ContainerRunning(
-                f"cannot delete container {self.cfg.container_id}: it is {self.status}"
+            if self.status == "stopped":  # it exited while the handler looked
+                self.answer([c], save=False)
+        elif code == tasks.STARTED:
+            if self.status == "created":  # it may already have exited
+                self.status = "running"
+            self.started_ns = time.time_ns()
+            self.answer([c], save=True)
+        elif code == tasks.CLOSE_STDIN:
+            self.stdin_close_pending = True
+            self.flush_stdin()
+            self.send(c, _OK)
+        elif code & ~15 == tasks.ATTACH:
+            c.attach = True
+            c.takes_stdin = bool(code & tasks.A_STDIN) and self.stdin_fd >= 0
+            c.close_stdin = bool(code & tasks.A_CLOSE_STDIN)
+            c.streams = ("stdout",) * bool(code & tasks.A_STDOUT) + ("stderr",) * bool(
+                code & tasks.A_STDERR
             )
+            self.send(c, _ATTACHED[self.tty], close=self.status == "stopped")
+        elif code & ~tasks.FORCE == tasks.DELETE:
+            self.delete(c, force=bool(code & tasks.FORCE))
+        else:  # the handler died: it did not answer
+            self.send(c, _CHILD_FAILED)
+
+    def delete(self, c: _Client, *, force: bool) -> None:
         if self.status != "stopped":
             try:
-                os.kill(self.pid, signal.SIGKILL)
+                os.kill(self.pid, _signal.SIGKILL)
             except ProcessLookupError:
                 pass
             while self.status != "stopped":
                 self.reap(block=True)
-        try:
-            cli = ["--force"] if force else []
-            self.driver.call("delete", [*cli, self.cfg.container_id], force=force)
-        except errors.NotFound:
-            pass
-        c.sock.setblocking(True)
-        c.sock.sendall(proto.encode({"ok": True, **self.state()}))
+        while self.children:  # the answerers finish (state.json) before the runtime's delete
+            self.reap(block=True)
+        c.busy = True
+        pid = self.fork(tasks.finish_delete, c, force)
+        self.children.pop(pid)
+        _, status = os.waitpid(pid, 0)
+        c.busy = False
         self.drop(c)
-        self.done = True
+        self.done = os.waitstatus_to_exitcode(status) != tasks.FAILED
 
     # ------------------------------------------------------------ exit
 
@@ -425,36 +432,47 @@ class Shim:
             except ChildProcessError:
                 if block and self.status != "stopped":  # pid 1 is gone but was not our child
                     self.exited(255)
+                self.children.clear()  # ECHILD: no child is left to wait for
+                self.saver = 0
                 return
             if pid == 0:
                 return
             if pid == self.pid and self.status != "stopped":
                 self.exited(status)
-                if block:
-                    return
+            elif pid in self.children:
+                if pid == self.saver:
+                    self.saver = 0
+                then = self.children.pop(pid)
+                if then is not None:
+                    self.handler_done(then, os.waitstatus_to_exitcode(status))
+            else:
+                continue  # an orphan of the runtime's (we are a subreaper)
+            if block:
+                return
 
     def exited(self, status: int) -> None:
         code = os.waitstatus_to_exitcode(status)
         self.signal = -code if code < 0 else None
         self.exit_code = 128 - code if code < 0 else code
-        self.exited_at = _now()
+        self.exited_ns = time.time_ns()
         for fd in list(self.out_fds):
             while fd in self.out_fds and self.read_output(fd):
                 pass
         self.logged(None, b"")
-        if not self.cfg.tty and self.stdin_fd >= 0:
+        if not self.tty and self.stdin_fd >= 0:
             os.close(self.stdin_fd)  # nobody will read it any more
             self.stdin_fd = -1
             self.stdin_buf.clear()
         self.status = "stopped"
-        self.save_state()
+        waiters = []
         for c in list(self.clients.values()):
-            if c.waiting:
-                self.reply(c, {"ok": True, **self.state()})
+            if c.waiting and not c.busy:
+                waiters.append(c)
             elif c.attach:
                 c.closing = True
                 if not c.outbuf:
                     self.drop(c)
+        self.answer(waiters, save=True)
 
     def close(self) -> None:
         for c in list(self.clients.values()):
@@ -463,7 +481,7 @@ class Shim:
             self.listener.close()
             self.listener = None
             try:
-                os.unlink(self.cfg.socket_path)
+                os.unlink(self.socket_path)
             except OSError:
                 pass
         if self.log is not None:
@@ -486,10 +504,19 @@ def _drain(fd: int) -> None:
         pass
 
 
-def run(raw_config: dict[str, Any], reply: socket.socket, *, detach: bool = True) -> NoReturn:
+def _name_process() -> None:
+    try:
+        fd = os.open("/proc/self/comm", os.O_WRONLY)
+        os.write(fd, b"sampan-shim")
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def run(raw_config: bytes, reply_fd: int, *, detach: bool = True) -> NoReturn:
     """Become the shim: a new session (and with ``detach``, a double fork so that the caller
-    need not reap us), create the container, answer on ``reply``, serve until deleted.
-    Never returns; exits the process."""
+    need not reap us), create the container (the creator child answers on ``reply_fd``),
+    serve until deleted.  Never returns; exits the process."""
     _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)  # the fork server ignores it
     os.setsid()
     if detach and os.fork() != 0:
@@ -497,19 +524,11 @@ def run(raw_config: dict[str, Any], reply: socket.socket, *, detach: bool = True
     code = 1
     shim = None
     try:
-        config = ShimConfig(raw_config)
-        detach_process(config.state_dir)
-        shim = Shim(config)
-        try:
-            shim.setup()
-        except BaseException as exc:
-            shim.close()  # before answering: the caller finds nothing left behind
-            reply.sendall(proto.encode(proto.error_reply(exc)))
-            raise
-        ready = {"ok": True, "pid": os.getpid(), "socket": config.socket_path}
-        reply.sendall(proto.encode({**ready, "container_pid": shim.pid}))
-        reply.close()
-        shim.serve()
+        os.chdir("/")
+        _name_process()
+        shim = Shim(raw_config)
+        if shim.setup(reply_fd):
+            shim.serve()
         code = 0
     except BaseException as exc:
         try:

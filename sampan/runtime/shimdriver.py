@@ -2,13 +2,14 @@
 
 Both take the same steps (create with the container's stdio, start, kill --all, delete); the
 in-process calls run ``sampan.runtime.container`` in a forked helper, so that the runtime's
-forks and namespace changes (it unshares the PID namespace in its parent) stay out of the shim.
-The container's pid 1 ends up the shim's child either way: the shim is a child subreaper.
+forks and namespace changes (it unshares the PID namespace in its parent) stay out of the
+caller.  The callers are the shim's throwaway children (``shimtasks``), never the shim's own
+process; the container's pid 1 ends up the shim's child either way: the shim is a child
+subreaper.
 """
 
 from __future__ import annotations
 
-import _socket
 import json
 import os
 import signal
@@ -19,8 +20,7 @@ from sampan.runtime import shimproto as proto
 
 TYPE_CHECKING = False  # typing is not imported at run time: the shim's memory is the budget
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from typing import Any, NoReturn
+    from typing import Any
 
 DEFAULT_RUNTIME_ROOT = "/run/sampan-runtime"
 
@@ -138,86 +138,6 @@ class RuntimeDriver:
             os.set_blocking(fd, False)
         return Created(pid, out_fds, stdin_fd)
 
-    def create_in_helper(
-        self, on_created: Callable[[int], None]
-    ) -> tuple[int, int, dict[int, str], int]:
-        """Bind the shim's socket and create the container in a forked helper; return the
-        listening fd, pid 1, the output fds and the stdin fd it hands back.
-
-        Every page the helper writes is its own and goes away with it, so the long-lived shim
-        stays small (copy-on-write keeps the fork server's pages shared).
-        """
-        # plain _socket calls: the Python wrappers in socket.py would cost the shim memory
-        ours, theirs = _socket.socketpair(
-            _socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC
-        )
-        helper = os.fork()
-        if helper == 0:  # pragma: no cover - child
-            ours.close()
-            self._helper(theirs, on_created)
-        theirs.close()
-        try:
-            msg, ancillary, _flags, _addr = ours.recvmsg(
-                65536, _socket.CMSG_SPACE(8 * 4), _socket.MSG_CMSG_CLOEXEC
-            )
-        finally:
-            ours.close()
-        os.waitpid(helper, 0)
-        fds: list[int] = []
-        for level, kind, data in ancillary:
-            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                fds += memoryview(data[: len(data) - len(data) % 4]).cast("i").tolist()
-        if not msg:
-            raise errors.Internal("shim: the setup helper died (see shim.log)")
-        result = proto.raise_for(json.loads(msg))
-        out_fds = dict(zip(fds[1:], result["streams"], strict=False))
-        stdin_fd = fds[int(result["stdin"])] if result["stdin"] else -1
-        for fd in fds[1:]:
-            os.set_blocking(fd, False)
-        return fds[0], int(result["pid"]), out_fds, stdin_fd
-
-    def _helper(self, chan: _socket.socket, on_created: Callable[[int], None]) -> NoReturn:
-        cfg = self.cfg
-        try:
-            try:
-                make_dir(cfg.state_dir)
-                try:
-                    os.unlink(cfg.socket_path)
-                except FileNotFoundError:
-                    pass
-                listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-                proto.bind_unix(listener, cfg.socket_path)
-                os.chmod(cfg.socket_path, 0o600)
-                listener.listen(64)
-                created = self.create()
-            except BaseException as exc:
-                if self.created_pid:  # created, but cannot be served: remove it again
-                    try:
-                        os.kill(self.created_pid, signal.SIGKILL)
-                        self.call("delete", ["--force", cfg.container_id], force=True)
-                    except (OSError, errors.SampanError):
-                        pass
-                try:
-                    os.unlink(cfg.socket_path)
-                except OSError:
-                    pass
-                chan.sendall(proto.encode(proto.error_reply(exc)))
-                os._exit(0)
-            on_created(created.pid)
-            outs = list(created.out_fds)
-            stdin = 0
-            if created.stdin_fd >= 0:
-                if created.stdin_fd in created.out_fds:  # the PTY master: one fd for both
-                    stdin = 1 + outs.index(created.stdin_fd)
-                else:
-                    outs.append(created.stdin_fd)
-                    stdin = len(outs)
-            streams = [created.out_fds[fd] for fd in outs if fd in created.out_fds]
-            message = {"ok": True, "pid": created.pid, "streams": streams, "stdin": stdin}
-            socket.send_fds(chan, [json.dumps(message).encode()], [listener.fileno(), *outs])  # type: ignore[arg-type]  # a _socket.socket: send_fds only calls sendmsg
-        finally:
-            os._exit(0)
-
     def call(self, call: str, cli: list[str], **kwargs: Any) -> None:
         """One runtime call: in process (``sampan``) or as a CLI with arguments ``cli``."""
         if self.cfg.runtime == "sampan":
@@ -283,26 +203,6 @@ def make_dir(path: str) -> None:
         pass
     except FileNotFoundError:
         os.makedirs(path, mode=0o700, exist_ok=True)
-
-
-def detach_process(state_dir: str) -> None:
-    """The shim's own process setup: a name in ps, cwd /, stdin /dev/null, stdout and stderr
-    to ``<state_dir>/shim.log``."""
-    try:
-        fd = os.open("/proc/self/comm", os.O_WRONLY)
-        os.write(fd, b"sampan-shim")
-        os.close(fd)
-    except OSError:
-        pass
-    os.chdir("/")
-    make_dir(state_dir)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    logfd = os.open(f"{state_dir}/shim.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(devnull, 0)
-    os.dup2(logfd, 1)
-    os.dup2(logfd, 2)
-    os.close(devnull)
-    os.close(logfd)
 
 
 def child_defaults() -> None:
