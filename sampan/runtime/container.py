@@ -105,7 +105,7 @@ def _create(
     """:func:`create`, returning what ``run`` goes on with: the state directory, the state
     and the cgroup manager (None without cgroups)."""
     from sampan.runtime import seccomp
-    from sampan.runtime.init import InitConfig
+    from sampan.runtime.process import InitConfig
 
     sd = StateDir(root, id)
     bundle = os.path.abspath(bundle)
@@ -474,7 +474,7 @@ def exec_process(
     """
     from sampan.oci import runtime as oci
     from sampan.runtime import seccomp
-    from sampan.runtime.init import InitConfig
+    from sampan.runtime.process import InitConfig
 
     sd = StateDir(root, id)
     st = sd.load()

@@ -49,31 +49,14 @@ from sampan._sys import caps as capsys
 from sampan._sys import ns, signals
 from sampan._sys import seccomp as sc
 from sampan.errors import Internal, InvalidConfig, NotFound, SampanError
-from sampan.oci import runtime as oci
-from sampan.oci.record import field, record
 from sampan.runtime import rootfs, sync
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sampan.oci import runtime as oci
+    from sampan.runtime.process import InitConfig
+
 _IGNORED_BY_PYTHON = (signals.SIGPIPE, signals.SIGXFSZ, signals.SIGINT)
-
-
-@record
-class InitConfig:
-    spec: oci.Spec
-    sync_sock: _socket.socket
-    fifo_fd: int = -1  # O_PATH fd of exec.fifo; -1: start at once after CREATED (exec)
-    console_sock: _socket.socket | None = None
-    stdio: tuple[int, int, int] | None = None
-    seccomp_bpf: bytes | None = None
-    seccomp_flags: int = 0
-    no_pivot: bool = False
-    exec_mode: bool = False  # joining a running container: no rootfs steps
-    join: dict[str, int] = field(default_factory=dict)  # exec: OCI ns type -> fd to setns
-    pidns_in_child: bool = False  # new user + pid ns: unshare pid after user, then fork
-    cgroup_wait: bool = False  # the parent sends CGROUP_DONE after GO
-    cgroupns_pending: bool = False  # a new cgroup namespace, made once in the cgroup
-    idmap_fds: dict[int, int] = field(default_factory=dict)  # mount index -> detached mount
-    preserve_fds: int = 0
-    state: dict[str, object] = field(default_factory=dict)
 
 
 def main(cfg: InitConfig) -> None:

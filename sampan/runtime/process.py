@@ -9,20 +9,43 @@ parent unshared the mount namespace, the child's pivot_root would pivot the pare
 
 from __future__ import annotations
 
+import _socket
 import os
 import time
 
 from sampan._sys import ns, signals
 from sampan.errors import InvalidConfig, SampanError
 from sampan.oci import runtime as oci
+from sampan.oci.record import field, record
 from sampan.runtime import sync
-from sampan.runtime.init import InitConfig
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
     from collections.abc import Callable
     from typing import Any
+
+
+@record
+class InitConfig:
+    """What the parent hands the init it forks (see ``init.run_init``)."""
+
+    spec: oci.Spec
+    sync_sock: _socket.socket
+    fifo_fd: int = -1  # O_PATH fd of exec.fifo; -1: start at once after CREATED (exec)
+    console_sock: _socket.socket | None = None
+    stdio: tuple[int, int, int] | None = None
+    seccomp_bpf: bytes | None = None
+    seccomp_flags: int = 0
+    no_pivot: bool = False
+    exec_mode: bool = False  # joining a running container: no rootfs steps
+    join: dict[str, int] = field(default_factory=dict)  # exec: OCI ns type -> fd to setns
+    pidns_in_child: bool = False  # new user + pid ns: unshare pid after user, then fork
+    cgroup_wait: bool = False  # the parent sends CGROUP_DONE after GO
+    cgroupns_pending: bool = False  # a new cgroup namespace, made once in the cgroup
+    idmap_fds: dict[int, int] = field(default_factory=dict)  # mount index -> detached mount
+    preserve_fds: int = 0
+    state: dict[str, object] = field(default_factory=dict)
 
 
 class ChildFailed(SampanError):
@@ -130,14 +153,17 @@ def spawn(
     closes them.  ``after_go`` runs then too (bookkeeping the child does not wait for);
     ``run_hooks`` answers HOOKS.  On any failure the child is killed and reaped and the error
     is raised here.
-    """
-    from sampan.runtime import init
 
+    The child imports the init's modules itself (rootfs, mounts, capabilities, seccomp: about
+    1 ms), while the parent makes the cgroup: the parent has no use for them.
+    """
     parent_sock, child_sock = sync.pair()
     cfg.sync_sock = child_sock
 
     def child() -> None:
         parent_sock.close()
+        from sampan.runtime import init
+
         init.main(cfg)
 
     user = cfg.spec.linux.namespace("user")
