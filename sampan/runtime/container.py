@@ -511,9 +511,16 @@ def exec_process(
             seccomp_flags=seccomp.flags(container.linux.seccomp or {}), exec_mode=True, join=join,
         )
         mgr = _cgroup_manager(st)
+
+        def into_cgroup(pid: int) -> list[int]:
+            fds: list[int] = mgr.open_join_fds()  # v1: the child moves itself (no global lock)
+            if not fds:
+                mgr.add(pid)
+            return fds
+
         pid = proc_mod.spawn(
             cfg,
-            on_pid=(lambda p: mgr.add(p)) if mgr is not None else None,
+            add_to_cgroup=into_cgroup if mgr is not None else None,
             pidns_path=f"/proc/{st.pid}/ns/pid" if container.linux.namespace("pid") else None,
         )
     finally:

@@ -128,6 +128,7 @@ def run_init(cfg: InitConfig) -> None:
         from sampan.runtime import hooks
     # 3-4. namespaces
     if cfg.exec_mode:
+        _enter_cgroup(cfg)  # first: the container's cgroup, then its namespaces
         _join_for_exec(cfg)
     else:
         _namespaces(cfg)

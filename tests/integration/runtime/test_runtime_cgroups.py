@@ -61,7 +61,7 @@ def test_pause_resume_update(bundle, rt_root, cid):
 def test_init_joins_its_cgroup_in_every_hierarchy(bundle, rt_root, cid, userns):
     """On v1 the init moves itself in (``tasks`` fds opened by the parent, written by the
     child, also from inside its user namespace); on v2 the parent moves it: either way it is
-    a member everywhere the manager drives, and so is what it runs."""
+    a member everywhere the manager drives, and so is a process exec'd into it."""
     from sampan.runtime.cgroups.select import V1_CONTROLLERS
 
     cfg = bundle.config("exec sleep 30")
@@ -85,6 +85,17 @@ def test_init_joins_its_cgroup_in_every_hierarchy(bundle, rt_root, cid, userns):
         for ctrls, path in driven:
             assert path == f"/sampan-rt-test/{cid}", (ctrls, path)
         assert container.ps(rt_root, cid) == [pid]
+        with open(os.devnull) as null:
+            epid = container.exec_process(rt_root, cid, {"args": ["sleep", "30"], "cwd": "/", "env": ["PATH=/bin"]},
+                                          stdio=(null.fileno(), null.fileno(), null.fileno()))
+        try:
+            with open(f"/proc/{epid}/cgroup") as f:
+                exec_lines = [line.strip().split(":", 2) for line in f]
+            assert {(c, p) for _n, c, p in exec_lines if (c, p) in driven} == set(driven)
+            assert sorted(container.ps(rt_root, cid)) == sorted([pid, epid])
+        finally:
+            os.kill(epid, 9)
+            container.wait_exec(epid)
     finally:
         container.delete(rt_root, cid, force=True)
         try:
