@@ -289,7 +289,8 @@ def _smem(pids: list[int]) -> list[tuple[int, int, int]]:
 
 @pytest.mark.skipif(shutil.which("smem") is None, reason="smem is not installed")
 def test_ten_shims_memory(env: Env) -> None:
-    """Ten running stand-in containers: per-shim PSS stays small (measured ~1.9 MB here)."""
+    """Ten running stand-in containers: per-shim PSS stays small (measured ~1.55 MB here; the
+    issue's target is 1.6 MB, the margin is for other processes sharing libpython)."""
     handles = []
     for i in range(10):
         h, client = env.start(["sleep", "60"], name=f"m{i}")
@@ -300,7 +301,7 @@ def test_ten_shims_memory(env: Env) -> None:
     assert len(sizes) == 10
     uss, pss, rss = (sum(s[k] for s in sizes) / len(sizes) for k in range(3))
     print(f"shim memory, 10 containers: USS {uss:.0f} KiB, PSS {pss:.0f} KiB, RSS {rss:.0f} KiB")
-    assert pss < 2600, f"PSS per shim {pss:.0f} KiB"
+    assert pss < 2000, f"PSS per shim {pss:.0f} KiB"
 
 
 def test_bad_requests_get_errors_and_the_shim_lives_on(env: Env) -> None:
@@ -315,3 +316,58 @@ def test_bad_requests_get_errors_and_the_shim_lives_on(env: Env) -> None:
     with pytest.raises(errors.InvalidArgument, match="unknown shim request"):
         client.call("frobnicate")
     assert client.status()["status"] == "created"
+
+
+DAEMON = """
+import json, sys, time
+from sampan.runtime.forkserver import ForkServer, start_shim
+fs = ForkServer.start()
+h = start_shim(forkserver=fs, **json.loads(sys.argv[1]))
+print(json.dumps({"forkserver": fs.pid, "shim": h.pid, "socket": h.socket_path}), flush=True)
+time.sleep(600)
+"""
+
+
+def test_forkserver_exits_with_a_killed_daemon_and_its_shims_live_on(env: Env) -> None:
+    bundle = env.tmp / "bundle-d1"
+    bundle.mkdir()
+    (bundle / "config.json").write_text(json.dumps({"process": {"args": ["sleep", "30"]}}))
+    shim = {
+        "container_id": "sampan-d1",
+        "bundle": str(bundle),
+        "runtime": str(env.runtime),
+        "runtime_root": str(env.tmp / "rt"),
+        "state_dir": str(env.tmp / "state-d1"),
+        "log_path": str(env.tmp / "d1-json.log"),
+    }
+    root = str(Path(__file__).resolve().parents[2])
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", DAEMON, json.dumps(shim)],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": root},
+    )
+    try:
+        assert daemon.stdout is not None
+        started = json.loads(daemon.stdout.readline())
+        env.handles.append(ShimHandle(started["shim"], started["socket"], 0))
+        client = ShimClient(started["socket"])
+        client.start()
+    finally:
+        daemon.kill()  # SIGKILL: the control socket closes with the process
+        daemon.wait()
+    deadline = time.monotonic() + 5
+    while _alive(started["forkserver"]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _alive(started["forkserver"]), "the fork server outlived its daemon"
+    assert _alive(started["shim"])
+    assert client.status()["status"] == "running"
+    client.signal(signal.SIGKILL)
+    assert client.wait(timeout=10)["exit_code"] == 137
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
