@@ -190,7 +190,7 @@ def config_json(c: Container) -> JSONDict:
 
 
 def host_config_json(h: HostSpec, name: str = "") -> JSONDict:
-    return {
+    out: JSONDict = {
         "Binds": list(h.binds) or None,
         "ContainerIDFile": "",
         "LogConfig": {"Type": h.log_config.type, "Config": dict(h.log_config.config)},
@@ -218,11 +218,9 @@ def host_config_json(h: HostSpec, name: str = "") -> JSONDict:
         "PublishAllPorts": h.publish_all_ports,
         "ReadonlyRootfs": h.readonly_rootfs,
         "SecurityOpt": list(h.security_opt) or None,
-        "Tmpfs": dict(h.tmpfs) or None,
         "UTSMode": h.uts_mode,
         "UsernsMode": "",
         "ShmSize": h.shm_size or 64 << 20,
-        "Sysctls": dict(h.sysctls) or None,
         "Runtime": h.runtime,
         "Isolation": h.isolation,
         "CpuShares": h.cpu_shares,
@@ -255,11 +253,19 @@ def host_config_json(h: HostSpec, name: str = "") -> JSONDict:
         "CpuPercent": 0,
         "IOMaximumIOps": 0,
         "IOMaximumBandwidth": 0,
-        "Mounts": [_mount_spec_json(m) for m in h.mounts] or None,
-        "Init": h.init or None,
         "MaskedPaths": None if h.privileged else _masked(),
         "ReadonlyPaths": None if h.privileged else _readonly(),
     }
+    # `omitempty` in moby's HostConfig: absent when unset (swagger.yaml has no null for them)
+    if h.tmpfs:
+        out["Tmpfs"] = dict(h.tmpfs)
+    if h.sysctls:
+        out["Sysctls"] = dict(h.sysctls)
+    if h.mounts:
+        out["Mounts"] = [_mount_spec_json(m) for m in h.mounts]
+    if h.init:
+        out["Init"] = True
+    return out
 
 
 def _masked() -> list[str]:

@@ -26,7 +26,7 @@ def test_run_and_exit_code(api: Api) -> None:  # noqa: F811
     assert info["State"]["Status"] == "created" and info["Name"] == "/exit3"
     assert info["Path"] == "sh" and info["Args"] == ["-c", "echo out; echo err >&2; exit 3"]
     api.call("POST", f"/containers/{cid}/start", status=204)
-    assert api.wait(cid) == {"StatusCode": 3, "Error": None}
+    assert api.wait(cid) == {"StatusCode": 3}
     info = api.inspect(cid)
     s = info["State"]
     assert (s["Status"], s["Running"], s["ExitCode"], s["Pid"], s["OOMKilled"]) == ("exited", False, 3, 0, False)

@@ -176,7 +176,8 @@ async def wait(request: web.Request) -> web.StreamResponse:
         svc.cancel_wait(fut)
         raise
     body: dict[str, Any] = {"StatusCode": result.exit_code}
-    body["Error"] = {"Message": result.error} if result.error else None
+    if result.error:  # dockerd's WaitResponse.Error is `omitempty`: absent, not null, without one
+        body["Error"] = {"Message": result.error}
     await response.write(json.dumps(body).encode() + b"\n")
     await response.write_eof()
     return response
