@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS="busybox-static nftables iproute2 debootstrap tar zstd pigz procps psmisc curl jq socat
       smem hyperfine libseccomp2 runc crun skopeo umoci podman uidmap docker.io docker-registry tini
-      iptables chromium"
+      iptables chromium git"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

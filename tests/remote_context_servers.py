@@ -32,6 +32,7 @@ class Files:
         self.routes: dict[str, bytes | int] = {}
         self.directory: Path | None = None  # served for paths not in routes (dumb git http)
         self.requests: list[str] = []
+        self.agents: list[str] = []  # the User-Agent of each request
 
 
 @contextmanager
@@ -47,6 +48,7 @@ def http_server(files: Files) -> Iterator[str]:
 
         def _route(self, body: bool) -> None:
             files.requests.append(self.path)
+            files.agents.append(self.headers.get("User-Agent", ""))
             path = self.path.split("?", 1)[0]
             data = files.routes.get(path)
             if data is None:
@@ -117,7 +119,7 @@ def make_repo(base: Path, name: str, commits: list[dict[str, str]], *, branch: s
     work = base / (name + ".work")
     work.mkdir(parents=True)
     git(work, "init", "-q", "-b", branch)
-    shas = []
+    shas: list[str] = []
     for files in commits:
         for old in list(work.iterdir()):
             if old.name != ".git":

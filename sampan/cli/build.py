@@ -2,7 +2,12 @@
 
 ``SOURCE_DATE_EPOCH`` in the environment becomes a build arg (reproducible images).
 The context is a directory (sent as a tar honouring ``.dockerignore``, see
-``build/context.py``) or ``-`` (a tar on stdin).  ``-f`` takes any path (outside the context
+``build/context.py``), ``-`` (a tar on stdin), or a URL (``build/remote.py``): a git URL
+(``https://host/repo.git#ref:subdir``, ``git://...``, ``git@host:repo``, ``github.com/...``)
+is cloned here with the user's own git configuration and credentials, as the docker CLI
+does, and sent as a directory (``-f`` is then relative to the clone's context, and ``.git`` is
+not sent); any other http(s) URL is sent as ``remote=URL`` for the daemon to download (a
+tar, or a Dockerfile alone).  ``-f`` takes any path (outside the context
 too) or ``-`` (the Dockerfile on stdin): such a Dockerfile travels in the tar under a generated
 name.  ``--progress tty`` (the default on a terminal) keeps the build compact: each step's
 line is rewritten in place and a RUN step's output shows only while it runs; ``plain`` prints
@@ -90,9 +95,29 @@ def _build_args(values: list[str]) -> dict[str, str]:
     return out
 
 
-def _context_tar(path: str, dockerfile: str, stdin: Any) -> tuple[BinaryIO, str, _Producer | None]:
+def _remote_kind(path: str) -> str:
+    """``git``, ``url`` or ``""`` (a path) for a context argument that is not a directory."""
+    if path == "-" or os.path.isdir(path) or not path.startswith(("http://", "https://", "git://", "github.com/", "git@")):
+        return ""
+    from sampan.build.remote import classify
+
+    return classify(path)
+
+
+def _clone(url: str) -> tuple[str, str]:
+    """Clone a git context into a temp directory: (its root, the context directory)."""
+    from pathlib import Path
+
+    from sampan.build.remote import clone, parse_git_url
+
+    root, context = clone(parse_git_url(url), Path(tempfile.gettempdir()), isolated=False)
+    return str(root), str(context)
+
+
+def _context_tar(path: str, dockerfile: str, stdin: Any, *, in_context: bool = False) -> tuple[BinaryIO, str, _Producer | None]:
     """The body of POST /build, the Dockerfile name inside it, and the thread writing the
-    body when it is streamed."""
+    body when it is streamed.  ``in_context``: a relative ``-f`` is relative to the context
+    (a git clone), not to the working directory."""
     from pathlib import Path
 
     from sampan.build.context import keep_build_files, load_excludes, write_context_tar
@@ -123,7 +148,7 @@ def _context_tar(path: str, dockerfile: str, stdin: Any) -> tuple[BinaryIO, str,
         extra[name] = getattr(stdin, "buffer", stdin).read()
     elif dockerfile:
         df = Path(dockerfile)
-        full = df if df.is_absolute() else Path.cwd() / df
+        full = df if df.is_absolute() else (ctx if in_context else Path.cwd()) / df
         try:
             rel = os.path.relpath(os.path.realpath(full), os.path.realpath(ctx))
         except ValueError:
@@ -182,7 +207,25 @@ def build(ctx: Context, opts: Options, args: list[str]) -> int:
     if progress not in ("auto", "plain", "tty"):
         raise errors.InvalidArgument(f"invalid progress mode {progress!r}: use auto, plain or tty")
     tty = progress == "tty" or (progress == "auto" and _isatty(ctx.stdout))
-    body, dockerfile, producer = _context_tar(args[0], str(opts["file"]), ctx.stdin)
+    kind = _remote_kind(args[0])
+    clone_root = ""
+    body: BinaryIO | None = None
+    producer: _Producer | None = None
+    dockerfile = str(opts["file"])
+    if kind == "url":  # the daemon downloads it
+        if dockerfile == "-" or os.path.isabs(dockerfile):
+            raise errors.InvalidArgument(f"-f {dockerfile}: a remote context takes a Dockerfile path inside it")
+    elif kind == "git":
+        clone_root, context_dir = _clone(args[0])
+        try:
+            body, dockerfile, producer = _context_tar(context_dir, dockerfile, ctx.stdin, in_context=True)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(clone_root, ignore_errors=True)
+            raise
+    else:
+        body, dockerfile, producer = _context_tar(args[0], dockerfile, ctx.stdin)
 
     def producer_failure() -> BaseException | None:
         return producer.failure() if producer is not None else None
@@ -198,6 +241,7 @@ def build(ctx: Context, opts: Options, args: list[str]) -> int:
         "shmsize": _bytes(str(opts["shm_size"]), "shm-size") or None,
         "extrahosts": ",".join(str(h) for h in opts["add_host"]) or None,  # type: ignore[attr-defined]
         "platform": str(opts["platform"]) or None, "rm": "1",
+        "remote": args[0] if kind == "url" else None,
     }
     image_id = ""
     out = ctx.stdout
@@ -242,7 +286,14 @@ def build(ctx: Context, opts: Options, args: list[str]) -> int:
             raise failed from None
         raise
     finally:
-        body.close()
+        if body is not None:
+            body.close()
+        if producer is not None and clone_root:
+            producer.failure()  # the tar is written (or abandoned) before the clone goes
+        if clone_root:
+            import shutil
+
+            shutil.rmtree(clone_root, ignore_errors=True)
     if quiet:
         out.write(image_id + "\n")
     if opts["iidfile"]:
