@@ -354,7 +354,9 @@ def fetch_context(remote: str, dest: Path, *, dockerfile: str = "", scratch: Pat
         root, context = clone(source, scratch, isolated=True)
         try:
             try:
+                mode = os.stat(dest).st_mode & 0o7777
                 os.rename(context, dest)  # onto the empty directory: a rename, no copy
+                os.chmod(dest, mode)  # the root as a tar context's (cache keys see its mode)
             except OSError as exc:
                 raise from_oserror(exc, f"move the clone of {remote} into {dest}") from None
         finally:

@@ -188,7 +188,7 @@ def test_sampan_build_url(sampand: Daemon, web: tuple[Files, str], repos: str) -
 
 
 @pytest.mark.skipif(DOCKER is None, reason="the docker CLI is not installed")
-def test_docker_cli_and_docker_py(sampand: Daemon, web: tuple[Files, str]) -> None:
+def test_docker_cli_and_docker_py(sampand: Daemon, web: tuple[Files, str], repos: str) -> None:
     files, url = web
     env = {**sampand.env(), "DOCKER_BUILDKIT": "0"}
     r = subprocess.run([DOCKER or "docker", "build", "-t", "docker:remote", f"{url}/ctx.tar"], env=env,
@@ -200,6 +200,13 @@ def test_docker_cli_and_docker_py(sampand: Daemon, web: tuple[Files, str]) -> No
     assert files.requests == ["/ctx.tar"] and files.agents[0] != "sampan", files.agents
     got = files_of(sampand, "docker:remote")
     assert got["copied"] == b"main\n" and "src/secret.key" in got
+    # a git URL: the docker CLI clones it itself (Docker's default ref is master: name main)
+    r = subprocess.run([DOCKER or "docker", "build", "-q", "-t", "docker:git", f"{repos}/app.git#main:sub"], env=env,
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert files_of(sampand, "docker:git")["sub/s.txt"] == b"s\n"
+    _, lines = post_build(sampand, f"{repos}/app.git#main:sub", t="daemon:git")  # cloned by sampand
+    assert built(lines) == r.stdout.strip()
     docker = pytest.importorskip("docker")
     client = docker.APIClient(base_url=sampand.url, version="auto", timeout=120)
     try:

@@ -269,3 +269,32 @@ def test_clone_over_dumb_http_is_not_shallow(tmp_path: Path, scratch: Path) -> N
         fetch_context(f"{url}/r.git#main", dest, scratch=scratch)
     assert _tree(dest) == {"Dockerfile": b"FROM busybox\n", "b": b"2\n"}
     assert any(r.startswith("/r.git/info/refs") for r in files.requests)
+
+
+@needs_git
+def test_clone_submodules_and_no_file_transport(tmp_path: Path, scratch: Path) -> None:
+    from tests.remote_context_servers import git
+
+    base = tmp_path / "repos"
+    base.mkdir()
+    make_repo(base, "lib.git", [{"lib.txt": "from the submodule\n"}])
+    with git_daemon(base) as url:
+        for name, sub_url in (("super.git", f"{url}/lib.git"), ("sneaky.git", f"file://{base}/lib.git")):
+            work = tmp_path / (name + ".work")
+            work.mkdir()
+            git(work, "init", "-q", "-b", "main")
+            (work / "Dockerfile").write_text("FROM busybox\n")
+            git(work, "-c", "protocol.file.allow=always", "submodule", "add", "-q", sub_url, "vendor/lib")
+            git(work, "add", "-A")
+            git(work, "commit", "-q", "-m", "with a submodule")
+            git(base, "clone", "-q", "--bare", str(work), str(base / name))
+        dest = tmp_path / "ctx"
+        dest.mkdir()
+        fetch_context(f"{url}/super.git", dest, scratch=scratch)
+        assert _tree(dest) == {"Dockerfile": b"FROM busybox\n", "vendor/lib/lib.txt": b"from the submodule\n",
+                               ".gitmodules": (tmp_path / "super.git.work" / ".gitmodules").read_bytes()}
+        other = tmp_path / "ctx2"
+        other.mkdir()
+        with pytest.raises(InvalidArgument, match=f"error initializing submodules of {url}/sneaky.git: .*transport 'file' not allowed"):
+            fetch_context(f"{url}/sneaky.git", other, scratch=scratch)
+    assert os.listdir(scratch) == []
