@@ -149,6 +149,10 @@ def parse_git_url(url: str) -> GitSource:
     return GitSource(remote, ref, subdir)
 
 
+_GIT_OPTIONS = ("-c", "protocol.file.allow=never",  # no local repository as a submodule (moby)
+                "-c", "http.lowSpeedLimit=1", "-c", f"http.lowSpeedTime={int(SOCKET_TIMEOUT)}")
+
+
 def _git_env(isolated: bool) -> dict[str, str]:
     env = dict(os.environ)
     env.update(GIT_PROTOCOL_FROM_USER="0", GIT_TERMINAL_PROMPT="0", LC_ALL="C")
@@ -163,7 +167,7 @@ def _git(args: list[str], cwd: Path, env: dict[str, str], deadline: float, what:
     """Run git; its combined output, or an error naming ``what`` and git's message."""
     timeout = max(1.0, deadline - time.monotonic())
     try:
-        proc = subprocess.run(["git", "-c", "protocol.file.allow=never", *args], cwd=cwd, env=env,
+        proc = subprocess.run(["git", *_GIT_OPTIONS, *args], cwd=cwd, env=env,
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               timeout=timeout, check=False)
     except FileNotFoundError:
