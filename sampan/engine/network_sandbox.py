@@ -290,11 +290,10 @@ class SandboxMixin:
         embedded = any(self.get(ep.network_id).name != "bridge" for ep in eps)
         host = resolv.ResolvConf.read(self.cfg.resolv_conf)
         conf = resolv.container_resolv(host, embedded=embedded, dns=dns, dns_search=dns_search, dns_options=dns_options)
-        gateway = self._default_gateway()
         extra = []
-        for item in extra_hosts:
+        for item in extra_hosts:  # the default bridge's gateway only when asked for (--bridge none)
             hname, ip = resolv.parse_add_host(item)
-            extra.append((hname, gateway if ip == "host-gateway" else ip))
+            extra.append((hname, self._default_gateway() if ip == "host-gateway" else ip))
         aliases = [a for ep in eps for a in ep.aliases] if embedded else []
         hosts = resolv.render_hosts(hostname, [ep.address for ep in eps[:1]], aliases=aliases, extra=extra,
                                     domainname=domainname)

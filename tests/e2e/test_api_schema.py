@@ -185,6 +185,13 @@ def test_container_options(check: Checker, api: Api) -> None:  # noqa: F811
                            "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2}, "PidsLimit": 50,
                            "MemorySwappiness": 10, "DeviceCgroupRules": ["c 1:3 mr"]})
     check.call("GET", f"/containers/{cid}/json", "/containers/{id}/json", 200)
+    healthy = api.run(["sleep", "30"], Healthcheck={"Test": ["CMD", "true"], "Interval": 200_000_000})
+    assert api.until(lambda: (api.inspect(healthy)["State"].get("Health") or {}).get("Log"))
+    check.call("GET", f"/containers/{healthy}/json", "/containers/{id}/json", 200)
+    check.call("GET", "/containers/json", "/containers/json", 200)
+    api.call("POST", f"/containers/{healthy}/pause", status=204)
+    check.call("GET", f"/containers/{healthy}/json", "/containers/{id}/json", 200)
+    api.call("POST", f"/containers/{healthy}/unpause", status=204)
     priv = api.create(["true"], host={"Privileged": True})
     check.call("GET", f"/containers/{priv}/json", "/containers/{id}/json", 200)
     check.call("GET", "/containers/json?all=1", "/containers/json", 200)
@@ -210,9 +217,15 @@ def test_networks(check: Checker, api: Api, names: Any) -> None:  # noqa: F811
         "IPAM": {"Config": [{"Subnet": names.subnet}]},
         "Options": {"com.docker.network.bridge.name": names.bridge}})
     try:
+        cid = api.create(["sleep", "30"], host={"NetworkMode": f"schema-{names.tag}"},
+                         NetworkingConfig={"EndpointsConfig": {f"schema-{names.tag}": {"Aliases": ["web"]}}})
+        api.call("POST", f"/containers/{cid}/start", status=204)
+        check.call("GET", f"/containers/{cid}/json", "/containers/{id}/json", 200)
+        check.call("GET", "/containers/json", "/containers/json", 200)
         check.call("GET", f"/networks/{created['Id']}", "/networks/{id}", 200)
         check.call("GET", f"/networks/{created['Id']}?verbose=true", "/networks/{id}", 200)
         check.call("GET", "/networks", "/networks", 200)
+        api.call("DELETE", f"/containers/{cid}?force=1", status=204)
     finally:
         check.call("POST", "/networks/prune", "/networks/prune", 200)
     assert api.status("GET", f"/networks/{created['Id']}")[0] == 404
