@@ -109,6 +109,24 @@ def check(api: Api, spec: Spec) -> Checker:  # noqa: F811
     return Checker(api, spec)
 
 
+def test_oracle_is_strict(spec: Spec) -> None:
+    """The converted schema rejects what Docker's does (wrong types, missing required fields,
+    null without x-nullable), allows fields it does not list, and allows null where it says so."""
+    assert not spec.errors("/containers/{id}/wait", "post", 200, {"StatusCode": 0, "Extra": 1})
+    assert spec.errors("/containers/{id}/wait", "post", 200, {"StatusCode": "0"})
+    assert spec.errors("/containers/{id}/wait", "post", 200, {"Error": {"Message": "x"}})
+    assert spec.errors("/containers/{id}/wait", "post", 200, {"StatusCode": 0, "Error": None})
+    assert spec.errors("/containers/{id}/wait", "post", 200, {"StatusCode": 1.0})
+    assert spec.errors("/containers/{id}/json", "get", 404, {})
+    assert not spec.definition_errors("ImageConfig", {"OnBuild": None})  # x-nullable: true
+    assert spec.definition_errors("ImageConfig", {"OnBuild": "x"})
+    assert not spec.definition_errors("Resources", {"Ulimits": None})  # a departure
+    raw = Spec.load()
+    assert raw.definition_errors("Resources", {"Ulimits": None})  # ... not in swagger.yaml
+    assert raw.definition_errors("HostConfig", {"CapAdd": None})  # through allOf
+    assert raw.definition_errors("EventMessage", {"Type": "nonsense"})  # enum
+
+
 def test_system(check: Checker, api: Api) -> None:  # noqa: F811
     check.call("GET", "/_ping", "/_ping", 200)
     check.call("GET", "/version", "/version", 200)
