@@ -5,10 +5,12 @@
 # interpreter start, imports, and the rest (runtime work: fork, namespaces, mounts,
 # pivot_root, exec, wait, state files).  Three bundles: runc's default spec (with the device
 # cgroup), the same without linux.resources (no cgroup work at all), and Docker's defaults
-# (seccomp profile, default capabilities, masked/read-only paths, cgroup namespace).
+# (seccomp profile, default capabilities, masked/read-only paths, cgroup namespace) with
+# memory/pids/cpu limits (the bundle of `python -m bench runtime-run`).
 set -euo pipefail
 runs=${1:-40}
 repo=$(cd "$(dirname "$0")/../../.." && pwd)
+export PYTHONPATH=$repo  # the entry-point variant imports this checkout (the -I launchers ignore it)
 work=$(mktemp -d /tmp/bench-rt.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 tarball=${SAMPAN_TEST_CACHE:-/var/tmp/sampan-test-cache}/busybox-rootfs.tar
@@ -40,6 +42,9 @@ if variant == "docker":  # Docker's defaults: seccomp profile, 14 capabilities, 
     from sampan.oci.defaults import default_config
     c = default_config(["/bin/true"])
     c["ociVersion"] = "1.0.2"
+    # with cgroup limits, as bench/runtime.py's runtime-run bundle
+    c["linux"]["resources"] = {"devices": [{"allow": False, "access": "rwm"}], "memory": {"limit": 256 << 20},
+                               "pids": {"limit": 1024}, "cpu": {"shares": 1024}}
 json.dump(c, open(path, "w"), indent=1)
 PY
   cmds=(-n runc "runc --root $work/r-runc run -b $b bench-$variant-runc")
@@ -56,10 +61,15 @@ PY
   cat "$work/$variant.md"
 done
 echo "== breakdown (debian python -I -S)"
+# the modules a real `run` imports (parent and child), from -X importtime
+mods=$("$deb_py" -I -S -X importtime "$main" --root "$work/r-imp" run -b "$work/docker" bench-imp 2>&1 >/dev/null \
+  | awk -F'|' '/^import time:/ {gsub(/ /, "", $3); if ($3 ~ /^sampan/) print $3}' | sort -u | paste -sd, -)
 cat >"$work/imports.py" <<PY
 import sys
 sys.path[0] = "$repo"
-import sampan.runtime_main, sampan.runtime.container, sampan.runtime.init, sampan.runtime.seccomp
+import $mods
+import os
+os._exit(0)  # as the launcher leaves: no interpreter teardown
 PY
 hyperfine -N -w 5 -r "$runs" --export-markdown "$work/bd.md" \
   -n "interpreter start" "$deb_py -I -S -c pass" \
