@@ -12,7 +12,14 @@ imported the runtime takes ~35 ms.  The builder's RUN steps go through this serv
 
 The server ignores SIGCHLD (the kernel reaps its children); a child restores it, because
 ``container.run`` waits for the container's init as a child subreaper.  The server exits when
-the daemon's end of the control socket closes.  Why a separate process and not a fork of the
+the daemon's end of the control socket closes.
+
+Cancelling a running step (the build's client went away): the daemon's side of ``run`` polls
+``cancelled`` while it relays the output; once it is true, :func:`kill_step` SIGKILLs every
+process of the step's container through the runtime's state (again at each poll until the
+output ends: the container may still be being created), the child's ``container.run`` sees
+its init die and deletes the container (state, cgroup) as after any exit, and ``run``
+returns the exit code (137).  Why a separate process and not a fork of the
 daemon: the daemon is multi-threaded (asyncio, worker threads), and ``run`` makes its caller a
 subreaper; neither mixes well with forking the daemon itself.
 """
@@ -21,12 +28,19 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
+
+from sampan.errors import SampanError
+
+#: How often a running step looks whether its build was cancelled (seconds).
+POLL_INTERVAL = 0.1
 
 _PKG_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _BOOT = ("import sys; sys.path.insert(0, {parent!r}); "
@@ -83,6 +97,41 @@ def _child(control: socket.socket, msg: bytes, reply_fd: int, out_fd: int) -> No
             os._exit(0)
 
 
+def relay(fd: int, output: Callable[[bytes], None], *, cancelled: Callable[[], bool] | None,
+          stop: Callable[[], None]) -> bool:
+    """Pass what ``fd`` yields to ``output`` until its end.  With ``cancelled``, look every
+    POLL_INTERVAL whether it is true; from then on call ``stop`` at each look (until the end
+    comes).  Return whether the step was stopped."""
+    stopped = False
+    next_look = 0.0
+    while True:
+        if cancelled is not None:
+            now = time.monotonic()
+            if now >= next_look:
+                next_look = now + POLL_INTERVAL
+                if stopped or cancelled():
+                    stopped = True
+                    stop()
+            ready, _, _ = select.select([fd], [], [], POLL_INTERVAL)
+            if not ready:
+                continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return stopped
+        output(chunk)
+
+
+def kill_step(root: str, id: str) -> None:
+    """SIGKILL every process of a RUN step's container (through its runtime state); nothing
+    when it is not there (not created yet, or gone already)."""
+    from sampan.runtime import container
+
+    try:
+        container.kill(root, id, signal.SIGKILL, all=True)
+    except (SampanError, OSError):
+        pass
+
+
 class RunServer:
     """The daemon's handle on a run server (started lazily, restarted if it died)."""
 
@@ -104,8 +153,10 @@ class RunServer:
                 self._control = ours
             return self._control
 
-    def run(self, root: str, id: str, bundle: str, output: Callable[[bytes], None]) -> int:
-        """Run the bundle's container; ``output(bytes)`` gets its stdout and stderr."""
+    def run(self, root: str, id: str, bundle: str, output: Callable[[bytes], None],
+            cancelled: Callable[[], bool] | None = None) -> int:
+        """Run the bundle's container; ``output(bytes)`` gets its stdout and stderr.  When
+        ``cancelled()`` becomes true the container is killed (see the module docstring)."""
         out_r, out_w = os.pipe()
         ours, theirs = socket.socketpair()
         try:
@@ -115,8 +166,7 @@ class RunServer:
             theirs.close()
             os.close(out_w)
         try:
-            while chunk := os.read(out_r, 65536):
-                output(chunk)
+            relay(out_r, output, cancelled=cancelled, stop=lambda: kill_step(root, id))
             reply = ours.recv(64)
         finally:
             os.close(out_r)

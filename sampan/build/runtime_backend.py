@@ -16,6 +16,10 @@
   resolvers, as Docker's does);
 * with a :class:`~sampan.build.runserver.RunServer` (the daemon's), ``run`` forks the
   container's runtime from that pre-imported process instead (~40 ms less per RUN step);
+* ``cancelled`` (the build's client went away): a running RUN step looks at it every 0.1 s;
+  once it is true the step's container is SIGKILLed (every process), the runtime deletes it
+  (state, cgroup), and ``run`` raises Unavailable: the step commits nothing, and the builder
+  releases its work (unmount, snapshot) as after any failed step;
 * ``commit`` writes the work's changes with ``storage.archive.write_diff`` (OCI whiteouts,
   sorted, normalized headers, mtimes clamped to SOURCE_DATE_EPOCH) into a content-store blob
   and unpacks it through the store's ``Staging`` as the committed layer of its chain, so the
@@ -38,9 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from sampan.build.backend import BaseImage, Output, RunSpec, StepNetwork
-from sampan.build.runserver import RunServer
+from sampan.build.runserver import RunServer, kill_step, relay
 from sampan.build.users import resolve_user
-from sampan.errors import InvalidArgument, NotFound, SampanError, from_oserror
+from sampan.errors import InvalidArgument, NotFound, SampanError, Unavailable, from_oserror
 from sampan.image import config as cfg
 from sampan.image.schema import LayerRecord
 from sampan.image.store import ImageStore
@@ -54,6 +58,8 @@ EMPTY_LAYER = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ac
 WORK_PREFIX = "build-"
 #: Pulls an image into the store (the engine's registry client), reporting text lines.
 Puller = Callable[[str, Callable[[str], None]], None]
+#: True once the build should stop (its client went away).
+Cancelled = Callable[[], bool]
 
 _RUNTIME_MAIN = str(Path(__file__).resolve().parent.parent / "runtime_main.py")
 
@@ -62,16 +68,19 @@ class RuntimeBackend:
     """See the module docstring.  ``state_dir`` holds bundles, mounts and runtime state."""
 
     def __init__(self, store: ImageStore, *, state_dir: Path, puller: Puller | None = None,
-                 runner: RunServer | None = None, network: StepNetwork | None = None) -> None:
+                 runner: RunServer | None = None, network: StepNetwork | None = None,
+                 cancelled: Cancelled | None = None) -> None:
         self.store = store
         self.state_dir = state_dir
         self.puller = puller
         self.runner = runner
         self.network = network
+        self.cancelled = cancelled
 
     @contextmanager
     def session(self) -> Iterator[RuntimeSession]:
-        s = RuntimeSession(self.store, self.state_dir, self.puller, self.runner, self.network)
+        s = RuntimeSession(self.store, self.state_dir, self.puller, self.runner, self.network,
+                           cancelled=self.cancelled)
         try:
             yield s
         finally:
@@ -147,8 +156,10 @@ class RuntimeSession:
     """One build's works and staging (thread-safe)."""
 
     def __init__(self, store: ImageStore, state_dir: Path, puller: Puller | None = None,
-                 runner: RunServer | None = None, network: StepNetwork | None = None) -> None:
+                 runner: RunServer | None = None, network: StepNetwork | None = None, *,
+                 cancelled: Cancelled | None = None) -> None:
         self.store = store
+        self.cancelled = cancelled
         self.puller = puller
         self.runner = runner
         self.network = network
@@ -356,16 +367,19 @@ class RuntimeSession:
     def run(self, key: str, spec: RunSpec, *, output: Output) -> int:
         cid = uuid.uuid4().hex
         try:
-            return self._run_bundle(key, self._bundle(key, spec, cid), cid, output)
+            code = self._run_bundle(key, self._bundle(key, spec, cid), cid, output)
         finally:
             if spec.network == "bridge" and self.network is not None:
                 self.network.detach(cid)  # also when the bundle failed half-way
+        if self.cancelled is not None and self.cancelled():
+            raise Unavailable("the build was cancelled: the client went away")
+        return code
 
     def _run_bundle(self, key: str, bundle: Path, cid: str, output: Output) -> int:
         self.runtime_root.mkdir(parents=True, exist_ok=True)
         if self.runner is not None:
             try:
-                return self.runner.run(str(self.runtime_root), cid, str(bundle), output)
+                return self.runner.run(str(self.runtime_root), cid, str(bundle), output, self.cancelled)
             finally:
                 self._remove_mount_points(key)
         cmd = [sys.executable, "-I", "-S", _RUNTIME_MAIN, "--root", str(self.runtime_root),
@@ -377,9 +391,9 @@ class RuntimeSession:
             raise from_oserror(exc, "start the OCI runtime for a RUN step") from exc
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
+        root = str(self.runtime_root)
         try:
-            while chunk := os.read(fd, 65536):
-                output(chunk)
+            relay(fd, output, cancelled=self.cancelled, stop=lambda: kill_step(root, cid))
         finally:
             proc.stdout.close()
             code = proc.wait()

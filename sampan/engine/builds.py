@@ -102,6 +102,9 @@ class BuildService:
               debug: Log | None = None, on_built: Log | None = None,
               registry_auths: dict[str, Credentials] | None = None,
               cancelled: Callable[[], bool] | None = None, remote: str = "") -> BuildResult:
+        """Build the context tar ``body``.  ``cancelled`` (the client went away) is looked at
+        before each step and every 0.1 s while a RUN step runs: the step is killed and the
+        build fails with Unavailable, having committed and cached nothing of that step."""
         tmp = self.store.data_root / "tmp"
         tmp.mkdir(parents=True, exist_ok=True)
         context = Path(tempfile.mkdtemp(prefix="build-", dir=tmp))
@@ -115,7 +118,7 @@ class BuildService:
             remove_ignored_build_files(context, str(path.relative_to(context)))
             backend = RuntimeBackend(self.store, state_dir=self.state_dir,
                                      puller=self._puller(registry_auths or {}), runner=self.runner,
-                                     network=self.network)
+                                     network=self.network, cancelled=cancelled)
             builder = Builder(backend, self.cache, log=log, debug=debug or _log.debug, on_built=on_built,
                               cancelled=cancelled)
             result = builder.build(context, opts)

@@ -9,6 +9,10 @@ steps never leave one), ``q``, ``networkmode``, ``memory``, ``cpushares``, ``shm
 when a ``FROM`` image is pulled (not local, or ``pull=1``).  The answer is a JSON stream of ``{"stream": text}`` lines,
 ``{"aux": {"ID": id}}`` once the image exists, and errors in band (``errorDetail``).
 
+A client that hangs up (Ctrl-C of ``docker build`` or ``sampan build``) cancels the build: no
+further step starts, and a RUN step that is running is killed within ~0.1 s (its container,
+mounts and cgroup removed, nothing committed or cached).
+
 Network modes: ``default`` and ``bridge`` put RUN steps on the default bridge network (NAT to
 the outside, the host's resolvers), ``host`` in the host's network namespace, ``none`` on
 loopback only.
@@ -114,7 +118,7 @@ async def build(request: web.Request) -> web.StreamResponse:
             def built(image_id: str) -> None:
                 on_progress({"aux": {"ID": image_id}})
 
-            def gone() -> bool:  # the client hung up: no further step starts
+            def gone() -> bool:  # the client hung up (polled by the build's threads)
                 transport = request.transport
                 return transport is None or transport.is_closing()
 
