@@ -82,7 +82,7 @@ def create(
 
     Nothing is left behind on failure: no state directory, cgroup, mount or process.
     """
-    _sd, st, _mgr = _create(
+    _sd, st, _mgr, _fd = _create(
         root, id, bundle, pid_file=pid_file, console_socket=console_socket, stdio=stdio,
         no_pivot=no_pivot, preserve_fds=preserve_fds, _console_sock=_console_sock, _spec=_spec,
     )
@@ -101,9 +101,12 @@ def _create(
     preserve_fds: int,
     _console_sock: socket.socket | None,
     _spec: oci.Spec | None,
-) -> tuple[StateDir, State, Any]:
-    """:func:`create`, returning what ``run`` goes on with: the state directory, the state
-    and the cgroup manager (None without cgroups)."""
+    open_start: bool = False,
+) -> tuple[StateDir, State, Any, int]:
+    """:func:`create`, returning what ``run`` goes on with: the state directory, the state,
+    the cgroup manager (None without cgroups) and, with ``open_start``, the read end of
+    exec.fifo opened before the fork (else -1): the init then finds a reader at once after
+    CREATED and runs on to exec while ``run`` records the state, instead of waiting for it."""
     from sampan.runtime import seccomp
     from sampan.runtime.process import InitConfig
 
@@ -112,6 +115,7 @@ def _create(
     spec = _spec if _spec is not None else spec_mod.load(bundle)
     sd.create()
     mgr: Any = None
+    start_fd = -1
     try:
         bpf = None
         if spec.linux.seccomp is not None:
@@ -122,6 +126,8 @@ def _create(
         if (root_uid, root_gid) != (0, 0):
             os.chown(sd.fifo, root_uid, root_gid)  # the init opens it as its (mapped) root
         fifo_fd = os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)
+        if open_start:
+            start_fd = os.open(sd.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         st = State(
             id=id, bundle=bundle, created=now_rfc3339(), annotations=spec.annotations,
             oci_version=spec.oci_version, cgroups_path=spec.linux.cgroups_path,
@@ -189,8 +195,10 @@ def _create(
         sd.save(st)
         if pid_file is not None:
             _write_pid(pid_file, pid)
-        return sd, st, mgr
+        return sd, st, mgr, start_fd
     except BaseException:
+        if start_fd >= 0:
+            os.close(start_fd)
         if mgr is not None:
             try:
                 mgr.destroy()
@@ -225,16 +233,20 @@ def start(root: StrPath, id: str) -> None:
     _start(sd, sd.load())
 
 
-def _start(sd: StateDir, st: State) -> None:
+def _start(sd: StateDir, st: State, fd: int = -1) -> None:
+    """Read the init's byte from exec.fifo (``fd``: its read end, already open; closed here)."""
     id = st.id
     if st.status != CREATED:
+        if fd >= 0:
+            os.close(fd)
         if st.status == STOPPED:
             raise ContainerNotRunning(f"cannot start a container that has stopped: {id}")
         raise Conflict(f"cannot start an already running container: {id}")
-    try:
-        fd = os.open(sd.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise Conflict(f"cannot start an already running container: {id}") from None
+    if fd < 0:
+        try:
+            fd = os.open(sd.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise Conflict(f"cannot start an already running container: {id}") from None
     try:
         while True:
             ready, _, _ = select.select([fd], [], [], 0.1)
@@ -426,9 +438,9 @@ def run(
 
         ours, theirs = console_mod.local_pair()
     try:
-        sd, st, mgr = _create(
+        sd, st, mgr, start_fd = _create(
             root, id, bundle, pid_file=pid_file, console_socket=console_socket, stdio=None,
-            no_pivot=no_pivot, preserve_fds=0, _console_sock=theirs, _spec=spec,
+            no_pivot=no_pivot, preserve_fds=0, _console_sock=theirs, _spec=spec, open_start=True,
         )
     finally:
         if theirs is not None:
@@ -440,13 +452,16 @@ def run(
             from sampan.runtime import console as console_mod
 
             master = console_mod.receive_master(ours)
-        _start(sd, st)  # the state as create left it, not read back
+        _start(sd, st, start_fd)  # the state as create left it, not read back
+        start_fd = -1
         if master >= 0:
             code = proc_mod.exit_code(console_mod.proxy(master, pid))
             os.close(master)
         else:
             code = proc_mod.wait_forwarding(pid)
     except BaseException:
+        if start_fd >= 0:
+            os.close(start_fd)
         delete(root, id, force=True)
         raise
     finally:
