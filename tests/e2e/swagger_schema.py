@@ -54,7 +54,8 @@ _KEEP = (
 class Departure:
     """One departure of dockerd from swagger.yaml: in ``where`` (a definition name, or a
     response as ``"GET /exec/{id}/json 200"``), ``prop`` (a dotted path through inline
-    ``properties``) may be null (``nullable``) or absent (``optional``)."""
+    ``properties``, ``[]`` for an array's items) may be null (``nullable``) or absent
+    (``optional``)."""
 
     where: str
     prop: str
@@ -104,7 +105,7 @@ def _apply(raw: dict[str, Any], departures: Iterable[Departure]) -> None:
         node = _target(raw, dep.where)
         *parents, name = dep.prop.split(".")
         for part in parents:
-            node = _holder(node, part, dep)["properties"][part]
+            node = node["items"] if part == "[]" else _holder(node, part, dep)["properties"][part]
         holder = _holder(node, name, dep)
         if dep.kind == "nullable":
             holder["properties"][name]["x-nullable"] = True

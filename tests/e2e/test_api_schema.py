@@ -47,6 +47,9 @@ DEPARTURES: list[Departure] = [
     *[Departure("ImageConfig", p, "nullable", "api/server/router/image/inspect_response.go "
                 "legacyConfigFields[\"current\"] sends them as null when unset (moby#50134)")
       for p in ("Entrypoint", "Env", "Labels", "Volumes")],
+    # image history: a layer of no image of the store is "<missing>" with nil Tags
+    # (daemon/containerd/image_history.go and daemon/images/image_history.go)
+    *_nil("GET /images/{name}/history 200", "[].Tags", "slice", "image.HistoryResponseItem"),
     # networks: a container's endpoint on the default/none network has no aliases, links or DNS names
     *_nil("EndpointSettings", "Links Aliases DNSNames", "slice", "network.EndpointSettings"),
     *_nil("IPAM", "Options", "map", "network.IPAM", "an object"),
@@ -259,6 +262,9 @@ def test_prunes(check: Checker, api: Api) -> None:  # noqa: F811
     # an image of its own, labelled, so that pruning unused images leaves busybox alone
     api.call("POST", "/commit?container=" + api.create(["true"]) + "&repo=schema-prune&tag=x",
              {"Labels": {"schema": "prune"}}, status=201)
+    check.call("GET", "/images/schema-prune:x/json", "/images/{name}/json", 200)
+    check.call("GET", "/images/schema-prune:x/history", "/images/{name}/history", 200)
+    check.call("GET", "/images/json?all=1", "/images/json", 200)
     api.remove_all()
     check.call("POST", "/images/prune", "/images/prune", 200)
     unused = json.dumps({"dangling": ["false"], "label": ["schema=prune"]})
@@ -286,6 +292,14 @@ def test_errors(check: Checker, api: Api) -> None:  # noqa: F811
     check.call("GET", "/images/no-such:tag/json", "/images/{name}/json", 404)
     check.call("GET", "/volumes/no-such", "/volumes/{name}", 404)
     check.call("GET", "/networks/no-such", "/networks/{id}", 404)
+    check.call("GET", "/exec/no-such/json", "/exec/{id}/json", 404)
+    check.call("POST", "/containers/create", "/containers/create", 404, {"Image": "no-such:tag"})
+    check.call("POST", "/containers/create", "/containers/create", 400,
+               {"Image": "busybox", "HostConfig": {"RestartPolicy": {"Name": "bogus"}}})
     api.create(["true"], name="schema-taken")
     check.call("POST", "/containers/create?name=schema-taken", "/containers/create", 409, {"Image": "busybox"})
+    cid = api.run(["sleep", "30"], host={"Binds": ["schema-busy:/v"]})
+    check.call("DELETE", f"/containers/{cid}", "/containers/{id}", 409)
+    check.call("DELETE", "/volumes/schema-busy", "/volumes/{name}", 409)
+    check.call("DELETE", "/images/busybox", "/images/{name}", 409)
     check.done()
