@@ -35,7 +35,8 @@ def _nil(where: str, props: str, go: str, gotype: str, kind: str = "an array") -
 #: dockerd's departures from swagger.yaml (v28.5.2), each read in moby's Go types at v28.5.2
 #: (api/types/...): where dockerd sends ``null``, sampan does too, and only there.
 DEPARTURES: list[Departure] = [
-    # container inspect: HostConfig is stored as the client sent it (docker run sends nil slices)
+    # container inspect: HostConfig is stored as the client sent it (unset lists stay nil), and
+    # a privileged container gets no default MaskedPaths/ReadonlyPaths (daemon/create_unix.go)
     *_nil("HostConfig", "Binds VolumesFrom CapAdd CapDrop ExtraHosts GroupAdd Links SecurityOpt "
           "MaskedPaths ReadonlyPaths", "slice", "container.HostConfig"),
     *_nil("Resources", "DeviceCgroupRules DeviceRequests Ulimits", "slice", "container.Resources"),
