@@ -75,7 +75,7 @@ def serve(control_fd: int) -> None:
     sampan._sys.reaper.is_child_subreaper()  # a first ctypes call here, not in every shim
 
     control = socket.socket(fileno=control_fd)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _ignore_signals()  # inherited by every shim (it sets no handler of its own)
     gc.collect()
     gc.freeze()  # objects stay in shared pages: the shims' garbage collector never touches them
     # Every page this loop writes after a fork is left behind, unshared, in the shim just
@@ -97,6 +97,13 @@ def serve(control_fd: int) -> None:
         if pid == 0:
             _child(control, msg, fd)
         os.close(fd)
+
+
+def _ignore_signals() -> None:
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def _rss_kib() -> int:
@@ -147,6 +154,7 @@ def _run_one(reply_fd: int) -> None:
         line += chunk
     from sampan.runtime.shim import run
 
+    _ignore_signals()
     run(line, reply_fd)
 
 

@@ -94,12 +94,12 @@ class Shim:
         self.stdin_close_pending = False
         self.clients: dict[int, _Client] = {}
         self.children: dict[int, Any] = {}  # pid -> what to do when it exits
+        self.pidfds: dict[int, int] = {}  # a pidfd (readable once its process exits) -> pid
         self.saver = 0  # the child writing state.json, if any
         # plain _socket objects: socket.socket's Python wrappers cost memory in every shim
         self.listener: _socket.socket | None = None
         self.log: JsonLogWriter | None = None
         self.log_errors = 0
-        self.wake_r = -1
         self.done = False
 
     # ------------------------------------------------------------ setup
@@ -151,12 +151,7 @@ class Shim:
         self.listener = _socket.socket(fileno=listener_fd)
         self.listener.setblocking(False)
         self.log = JsonLogWriter(log_path, max_size=int(max_size), max_files=int(max_files))
-        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.wake_r = wake_r
-        _signal.set_wakeup_fd(wake_w)
-        _signal.signal(_signal.SIGCHLD, _on_sigchld)
-        for sig in (_signal.SIGINT, _signal.SIGHUP, _signal.SIGPIPE):
-            _signal.signal(sig, _signal.SIG_IGN)
+        self.watch(self.pid)
         self.status = "created"
         return True
 
@@ -169,7 +164,8 @@ class Shim:
         while not self.done:
             poller = select.poll()
             poller.register(lfd, select.POLLIN)
-            poller.register(self.wake_r, select.POLLIN)
+            for fd in self.pidfds:
+                poller.register(fd, select.POLLIN)
             for fd in self.out_fds:
                 poller.register(fd, select.POLLIN)
             if self.stdin_fd >= 0 and self.stdin_buf and self.stdin_fd not in self.out_fds:
@@ -183,9 +179,11 @@ class Shim:
             for fd, ev in poller.poll(50 if tty_out else -1):
                 if fd == lfd:
                     self.accept()
-                elif fd == self.wake_r:
-                    _drain(self.wake_r)
+                elif fd in self.pidfds:
                     self.reap()
+                    if self.pidfds.get(fd) == self.pid:  # exited, but not as our child
+                        self.forget(self.pid)
+                        self.exited(255)
                 elif fd in self.out_fds:
                     self.read_output(fd)
                 elif fd in self.clients:
@@ -354,7 +352,26 @@ class Shim:
         if pid == 0:  # pragma: no cover - child
             tasks.run_child(work, self, *args)
         self.children[pid] = then
+        self.watch(pid)
         return pid
+
+    def watch(self, pid: int) -> None:
+        """Wake the loop when ``pid`` exits: no SIGCHLD handler (a signal handler's Python
+        frame costs memory in every shim), a pidfd polled with the rest."""
+        try:
+            self.pidfds[os.pidfd_open(pid)] = pid
+        except ProcessLookupError:  # already reaped
+            pass
+
+    def forget(self, pid: int) -> Any:
+        """``pid`` was reaped: close its pidfd; returns what was to be done (or None)."""
+        for fd, watched in list(self.pidfds.items()):
+            if watched == pid:
+                del self.pidfds[fd]
+                os.close(fd)
+        if pid == self.saver:
+            self.saver = 0
+        return self.children.pop(pid, None)
 
     def answer(self, clients: list[_Client], *, save: bool) -> None:
         """state.json (with ``save``) and the state to ``clients``, from a child.  One
@@ -364,8 +381,7 @@ class Shim:
                 os.waitpid(self.saver, 0)
             except ChildProcessError:
                 pass
-            self.children.pop(self.saver, None)
-            self.saver = 0
+            self.forget(self.saver)
         pid = self.fork(tasks.answer, clients, save)
         if save:
             self.saver = pid
@@ -417,8 +433,8 @@ class Shim:
             self.reap(block=True)
         c.busy = True
         pid = self.fork(tasks.finish_delete, c, force)
-        self.children.pop(pid)
         _, status = os.waitpid(pid, 0)
+        self.forget(pid)
         c.busy = False
         self.drop(c)
         self.done = os.waitstatus_to_exitcode(status) != tasks.FAILED
@@ -432,17 +448,16 @@ class Shim:
             except ChildProcessError:
                 if block and self.status != "stopped":  # pid 1 is gone but was not our child
                     self.exited(255)
-                self.children.clear()  # ECHILD: no child is left to wait for
-                self.saver = 0
+                for pid in list(self.children):
+                    self.forget(pid)  # ECHILD: no child is left to wait for
                 return
             if pid == 0:
                 return
             if pid == self.pid and self.status != "stopped":
+                self.forget(pid)
                 self.exited(status)
             elif pid in self.children:
-                if pid == self.saver:
-                    self.saver = 0
-                then = self.children.pop(pid)
+                then = self.forget(pid)
                 if then is not None:
                     self.handler_done(then, os.waitstatus_to_exitcode(status))
             else:
@@ -492,18 +507,6 @@ class Shim:
 # ---------------------------------------------------------------- process plumbing
 
 
-def _on_sigchld(signum: int, frame: object) -> None:
-    """Nothing: the wakeup fd tells the loop to reap."""
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
-        pass
-
-
 def _name_process() -> None:
     try:
         fd = os.open("/proc/self/comm", os.O_WRONLY)
@@ -518,6 +521,7 @@ def run(raw_config: bytes, reply_fd: int, *, detach: bool = True) -> NoReturn:
     need not reap us), create the container (the creator child answers on ``reply_fd``),
     serve until deleted.  Never returns; exits the process."""
     _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)  # the fork server ignores it
+    # SIGINT, SIGHUP and SIGPIPE come ignored from the fork server (or ``_run_one``)
     os.setsid()
     if detach and os.fork() != 0:
         os._exit(0)
