@@ -14,7 +14,7 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $missing >/dev/null
 fi
 PY=${PYTHON:-python3}
-if ! "$PY" -I -c 'import sampan, aiohttp, isal, zstandard, bcrypt, pytest, pytest_timeout, docker, mypy, importlinter' 2>/dev/null \
+if ! "$PY" -I -c 'import sampan, aiohttp, isal, zstandard, bcrypt, pytest, pytest_timeout, docker, mypy, importlinter, dockerfile, jsonschema, yaml' 2>/dev/null \
    || [ "$("$PY" -I -c 'import sampan,os;print(os.path.dirname(os.path.dirname(sampan.__file__)))' 2>/dev/null)" != "$PWD" ]; then
   echo "deps: installing sampan and its Python dependencies with $PY -m pip"
   # compat mode: a plain path in a .pth file; the default finder costs the CLI ~13 ms of imports
