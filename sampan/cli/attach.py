@@ -329,7 +329,7 @@ def resizer(ctx: Context, path: str) -> Callable[[int, int], None]:
 
 
 def attach(ctx: Context, opts: Options, args: list[str]) -> int:
-    from sampan.client.hijack import hijack
+    from sampan.client.hijack import hijack, send_early
 
     client = ctx.client()
     info = client.json("GET", f"/containers/{args[0]}/json")
@@ -348,7 +348,14 @@ def attach(ctx: Context, opts: Options, args: list[str]) -> int:
     if detach_keys:
         detach_sequence(detach_keys)
     query = {"stream": True, "stdin": with_stdin, "stdout": True, "stderr": True, "detachKeys": detach_keys or None}
-    stream = hijack(client, "POST", f"/containers/{cid}/attach", query=query)
+    # the exit status comes from a wait registered before the stream (as the docker CLI does): the
+    # stream can end before the daemon has recorded the exit, so inspecting afterwards may race
+    waiter = send_early(client, "POST", f"/containers/{cid}/wait", query={"condition": "not-running"})
+    try:
+        stream = hijack(client, "POST", f"/containers/{cid}/attach", query=query)
+    except BaseException:
+        waiter.close()
+        raise
     resize = resizer(ctx, f"/containers/{cid}")
     if tty and isatty(ctx.stdout):
         initial_resize(resize, terminal_size(ctx.stdout))
@@ -360,6 +367,7 @@ def attach(ctx: Context, opts: Options, args: list[str]) -> int:
 
     detached = run_session(ctx, stream, tty=tty, with_stdin=with_stdin, detach_keys=detach_keys, resize=resize, kill=kill)
     if detached:
+        waiter.close()
         return 0
-    after = client.json("GET", f"/containers/{cid}/json").get("State") or {}
-    return 0 if after.get("Running") else int(after.get("ExitCode") or 0)
+    result = waiter.json() or {}
+    return int(result.get("StatusCode") or 0)
