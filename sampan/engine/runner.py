@@ -150,22 +150,7 @@ class Runner:
     ) -> ShimHandle:
         """Create and start the container; nothing is left running if it fails."""
         self.write_bundle(c, snapshotter, volumes, netns_path)
-        from sampan._sys.mount import is_mountpoint
-
-        # The root filesystem can be unmounted under us (an administrator's or a parallel test
-        # session's lazy umount) before the runtime took it: the runtime then fails, or builds
-        # the container on the bare directory.  Mount it again and retry, once.
-        try:
-            handle = self._spawn(c)
-        except errors.SampanError:
-            if is_mountpoint(self.rootfs(c)):
-                raise
-            handle = None
-        if handle is None or not is_mountpoint(self.rootfs(c)):
-            if handle is not None:
-                self.delete(c.id, force=True)
-            self.mount_rootfs(c, snapshotter)
-            handle = self._spawn(c)
+        handle = self._spawn(c)
         client = ShimClient(handle.socket_path)
         try:
             for hook in hooks:
