@@ -3,8 +3,8 @@
 Start-up work (daemon, import, the first container that starts the fork server and creates
 the /sampan cgroup parent) happens in the fixture, outside the per-test leak checks.  A test
 module imports ``api`` and ``leak_check`` (which removes every container and volume after each
-test, then checks for leaks); ``restore_daemon`` is a daemon of the test's own for live-restore
-tests.
+test, then checks for leaks); ``busybox_daemon`` is a daemon of the test's own, which the test
+may stop or kill (live restore).
 """
 
 from __future__ import annotations
@@ -110,9 +110,9 @@ def api(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs_tar: Path) -> I
 
 
 @pytest.fixture
-def restore_daemon(tmp_path: Path, busybox_rootfs_tar: Path) -> Iterator[Daemon]:
-    """A sampand of the test's own with busybox, for live-restore tests: the test may stop or
-    SIGKILL it (its shims outlive it).  Afterwards a stopped daemon is started again, so that
+def busybox_daemon(tmp_path: Path, busybox_rootfs_tar: Path) -> Iterator[Daemon]:
+    """A sampand of the test's own with busybox (live-restore tests, build tests): the test may
+    stop or SIGKILL it (its shims outlive it).  Afterwards a stopped daemon is started again, so that
     it re-adopts and removes every container, then it is stopped and its directories removed."""
     d = new_daemon(tmp_path)
     try:

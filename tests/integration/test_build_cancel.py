@@ -5,16 +5,13 @@ is closed, and through ``sampan build`` and ``docker build`` interrupted with SI
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,10 +20,11 @@ from sampan.build.builder import Builder, BuildOptions
 from sampan.build.runserver import RunServer
 from sampan.build.runtime_backend import RuntimeBackend
 from sampan.errors import Unavailable
+from sampan.storage.testing import build_tar
 from tests.conftest import _descendants, _is_zombie, _mounts
-from tests.daemon_fixture import Daemon, cleanup, new_daemon
+from tests.daemon_fixture import Daemon
 from tests.integration.build_support import open_lab
-from tests.integration.container_daemon import import_busybox
+from tests.integration.container_daemon import busybox_daemon  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent.parent
 pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
@@ -37,25 +35,8 @@ LONG_STEP = "FROM busybox\nRUN echo started-$((6*7)); sleep 60; echo never > /ne
 WITHIN = 3.0
 
 
-@pytest.fixture
-def sampand(tmp_path: Path, busybox_rootfs_tar: Path) -> Iterator[Daemon]:
-    d = new_daemon(tmp_path)
-    try:
-        d.start()
-        import_busybox(d, busybox_rootfs_tar)
-        yield d
-    finally:
-        cleanup(d)
-
-
 def context_tar(dockerfile: str) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        data = dockerfile.encode()
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return build_tar({"Dockerfile": dockerfile.encode()})
 
 
 def post_build(d: Daemon, dockerfile: str, query: str) -> socket.socket:
@@ -140,24 +121,24 @@ def assert_builds_again(d: Daemon) -> None:
     assert d.request("GET", "/_ping").status == 200
 
 
-def test_client_gone_during_run_stops_the_step(sampand: Daemon) -> None:
-    before = images(sampand)
+def test_client_gone_during_run_stops_the_step(busybox_daemon: Daemon) -> None:  # noqa: F811
+    before = images(busybox_daemon)
     # memory: the step gets a cgroup of its own, which must go too
-    s = post_build(sampand, LONG_STEP, "t=cancelled:1&memory=67108864")
+    s = post_build(busybox_daemon, LONG_STEP, "t=cancelled:1&memory=67108864")
     try:
         read_until(s, b"started-42")
-        step = running_step(sampand)
-        assert leftovers(sampand, step)  # the step runs: the check can see it
+        step = running_step(busybox_daemon)
+        assert leftovers(busybox_daemon, step)  # the step runs: the check can see it
     finally:
         s.close()
-    elapsed = wait_clean(sampand, step, time.monotonic())
+    elapsed = wait_clean(busybox_daemon, step, time.monotonic())
     print(f"RUN step gone {elapsed:.2f} s after the client closed its connection")
     assert elapsed < WITHIN
-    assert sampand.proc is not None and sampand.proc.poll() is None
-    assert images(sampand) == before  # nothing committed, nothing cached, no tag
-    assert sampand.request("GET", "/images/cancelled:1/json").status == 404
-    assert_builds_again(sampand)
-    log = sampand.log_text()
+    assert busybox_daemon.proc is not None and busybox_daemon.proc.poll() is None
+    assert images(busybox_daemon) == before  # nothing committed, nothing cached, no tag
+    assert busybox_daemon.request("GET", "/images/cancelled:1/json").status == 404
+    assert_builds_again(busybox_daemon)
+    log = busybox_daemon.log_text()
     assert "Traceback" not in log, log
 
 
@@ -171,14 +152,14 @@ def cli_build(cli: str, ctx: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("cli", ["sampan", "docker"])
-def test_cli_build_sigint_stops_the_step(sampand: Daemon, tmp_path: Path, cli: str) -> None:
+def test_cli_build_sigint_stops_the_step(busybox_daemon: Daemon, tmp_path: Path, cli: str) -> None:  # noqa: F811
     """Ctrl-C of ``sampan build`` (exit 130) or ``docker build`` (legacy builder): the CLI
     closes its connection, the daemon stops the step."""
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(LONG_STEP)
-    before = images(sampand)
-    env = {**sampand.env(), "SAMPAN_HOST": sampand.url, "PYTHONPATH": str(REPO), "DOCKER_BUILDKIT": "0"}
+    before = images(busybox_daemon)
+    env = {**busybox_daemon.env(), "SAMPAN_HOST": busybox_daemon.url, "PYTHONPATH": str(REPO), "DOCKER_BUILDKIT": "0"}
     proc = subprocess.Popen(cli_build(cli, ctx), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert proc.stdout is not None and proc.stderr is not None
@@ -187,7 +168,7 @@ def test_cli_build_sigint_stops_the_step(sampand: Daemon, tmp_path: Path, cli: s
             line = proc.stdout.readline()
             assert line, f"{cli} build ended before the step started: {seen!r} {proc.stderr.read()!r}"
             seen += line
-        step = running_step(sampand)
+        step = running_step(busybox_daemon)
         proc.send_signal(signal.SIGINT)
         since = time.monotonic()
         code = proc.wait(10)
@@ -197,11 +178,11 @@ def test_cli_build_sigint_stops_the_step(sampand: Daemon, tmp_path: Path, cli: s
             proc.wait()
     if cli == "sampan":
         assert code == 130
-    elapsed = wait_clean(sampand, step, since)
+    elapsed = wait_clean(busybox_daemon, step, since)
     print(f"RUN step gone {elapsed:.2f} s after SIGINT to {cli} build (exit {code})")
     assert elapsed < WITHIN
-    assert images(sampand) == before
-    assert_builds_again(sampand)
+    assert images(busybox_daemon) == before
+    assert_builds_again(busybox_daemon)
 
 
 @pytest.mark.parametrize("runner", ["run server", "runtime process"])

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.daemon_fixture import Daemon
-from tests.integration.container_daemon import Api, restore_daemon  # noqa: F401
+from tests.integration.container_daemon import Api, busybox_daemon  # noqa: F401
 
 pytestmark = pytest.mark.root
 if os.geteuid() != 0:
@@ -26,17 +26,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_sigkill_daemon_then_readopt(restore_daemon: Daemon) -> None:  # noqa: F811
-    api = Api(restore_daemon)
+def test_sigkill_daemon_then_readopt(busybox_daemon: Daemon) -> None:  # noqa: F811
+    api = Api(busybox_daemon)
     running = [api.run(["sleep", "60"], name=f"r{i}", host={"Init": True}) for i in range(5)]
     quitter = api.run(["sh", "-c", "sleep 0.5; exit 7"], name="quitter")
     always = api.run(["sh", "-c", "sleep 0.5; exit 3"], name="always", host={"RestartPolicy": {"Name": "always"}})
     pids = {cid: api.inspect(cid)["State"]["Pid"] for cid in running}
     assert all(pids.values())
-    restore_daemon.stop(signal.SIGKILL)
+    busybox_daemon.stop(signal.SIGKILL)
     time.sleep(1.5)  # quitter and always exit while no daemon watches
     assert all(_alive(pid) for pid in pids.values())
-    restore_daemon.start()
+    busybox_daemon.start()
     listed = {c["Id"]: c for c in api.call("GET", "/containers/json?all=1", status=200)}
     assert set(listed) == {*running, quitter, always}
     for cid in running:
@@ -53,11 +53,11 @@ def test_sigkill_daemon_then_readopt(restore_daemon: Daemon) -> None:  # noqa: F
     api.call("POST", f"/containers/{always}/stop?t=1", status=204)
 
 
-def test_sigterm_daemon_then_wait_survives(restore_daemon: Daemon) -> None:  # noqa: F811
-    api = Api(restore_daemon)
+def test_sigterm_daemon_then_wait_survives(busybox_daemon: Daemon) -> None:  # noqa: F811
+    api = Api(busybox_daemon)
     cid = api.run(["sleep", "60"], host={"Init": True})
-    restore_daemon.stop(signal.SIGTERM)
-    restore_daemon.start()
-    assert api.inspect(cid)["State"]["Running"] is True, (api.output(cid), restore_daemon.log_text())
+    busybox_daemon.stop(signal.SIGTERM)
+    busybox_daemon.start()
+    assert api.inspect(cid)["State"]["Running"] is True, (api.output(cid), busybox_daemon.log_text())
     api.call("POST", f"/containers/{cid}/kill?signal=TERM", status=204)
     assert api.wait(cid)["StatusCode"] == 143
