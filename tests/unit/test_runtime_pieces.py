@@ -146,6 +146,20 @@ def test_cli_parser() -> None:
         dispatch(["--root", "/tmp/x", "fly"])
 
 
+def test_fast_launcher_flushes_and_exits_with_the_code(tmp_path: Path) -> None:
+    """The launcher script (run by path, -I -S) leaves through os._exit: its output must be
+    flushed first, and the exit code is the command's."""
+    import subprocess
+    import sys
+
+    launcher = Path(__file__).resolve().parents[2] / "sampan" / "runtime_main.py"
+    r = subprocess.run([sys.executable, "-I", "-S", str(launcher), "features"], capture_output=True, text=True)
+    assert r.returncode == 0 and json.loads(r.stdout)["ociVersionMax"] == "1.2.0"
+    r = subprocess.run([sys.executable, "-I", "-S", str(launcher), "--root", str(tmp_path), "state", "nope"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "nope" in r.stderr and r.stdout == ""
+
+
 def test_features_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert dispatch(["features"]) == 0
     feats = json.loads(capsys.readouterr().out)
