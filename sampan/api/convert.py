@@ -158,6 +158,7 @@ def host_spec(raw: Any) -> HostSpec:
         memory=_get(h, "Memory", int, 0),
         memory_reservation=_get(h, "MemoryReservation", int, 0),
         memory_swap=_get(h, "MemorySwap", int, 0),
+        memory_swappiness=_swappiness(_get(h, "MemorySwappiness", int, -1)),
         cpu_shares=_get(h, "CpuShares", int, 0),
         nano_cpus=_get(h, "NanoCpus", int, 0),
         cpu_quota=_get(h, "CpuQuota", int, 0),
@@ -224,6 +225,14 @@ def endpoints_config(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
         for ep in out.values():
             ep["mac"] = ep["mac"] or mac
     return out
+
+
+def _swappiness(value: int) -> int | None:
+    if value == -1:
+        return None
+    if not 0 <= value <= 100:
+        raise errors.InvalidArgument(f"Invalid value: {value}, valid memory swappiness range is 0-100")
+    return value
 
 
 def runtime_name(name: str) -> str:

@@ -245,7 +245,7 @@ def host_config_json(h: HostSpec, name: str = "") -> JSONDict:
         "DeviceRequests": None,
         "MemoryReservation": h.memory_reservation,
         "MemorySwap": h.memory_swap if h.memory_swap else (h.memory * 2 if h.memory else 0),
-        "MemorySwappiness": None,
+        "MemorySwappiness": h.memory_swappiness,
         "OomKillDisable": h.oom_kill_disable,
         "PidsLimit": h.pids_limit or None,
         "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in h.ulimits] or None,

@@ -50,6 +50,8 @@ CREATE_FLAGS: tuple[Flag, ...] = (
     Flag("mac-address", kind="string", help="Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
     Flag("memory", "m", kind="string", metavar="bytes", help="Memory limit"),
     Flag("memory-reservation", kind="string", metavar="bytes", help="Memory soft limit"),
+    Flag("memory-swappiness", kind="int", metavar="int", default=-1,
+         help="Tune container memory swappiness (0 to 100) (default -1)"),
     Flag("memory-swap", kind="string", metavar="bytes", help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap"),
     Flag("mount", kind="list", metavar="mount", help="Attach a filesystem mount to the container"),
     Flag("name", kind="string", help="Assign a name to the container"),
@@ -404,6 +406,8 @@ def create_body(
         host["MemorySwap"] = -1 if swap == "-1" else ram_bytes(swap, "--memory-swap")
     if opts["pids_limit"]:
         host["PidsLimit"] = int(opts["pids_limit"])
+    if opts["memory_swappiness"] != -1:
+        host["MemorySwappiness"] = opts["memory_swappiness"]
     if opts["cpus"]:
         try:
             host["NanoCpus"] = round(float(str(opts["cpus"])) * 1e9)

@@ -44,6 +44,7 @@ from sampan.engine.images import ImageService
 from sampan.engine.lifecycle import parse_signal
 from sampan.engine.model import ZERO_TIME, Container, ContainerSpec, HostSpec
 from sampan.engine.runner import Runner, start_error
+from sampan.engine.specgen.resources import discard_unsupported, resources_for
 from sampan.engine.supervision import WAIT_CONDITIONS, Supervision, WaitResult, _Waiter, now_rfc3339
 from sampan.engine.volumes import VolumeService
 from sampan.runtime.shimproto import ShimClient
@@ -233,6 +234,8 @@ class ContainerService(Supervision):
         elif host.network_mode not in creation.NETWORK_MODES_NOW and not shared_namespaces.target(host.network_mode):
             raise errors.NotImplementedFeature(f"network mode {host.network_mode!r} is not supported yet (use none or host)")
         links.validate(host, self.get)
+        warnings += discard_unsupported(host)
+        resources_for(host)  # Docker refuses bad limits at create, not at start
         if host.network_mode == "host" and not spec.hostname:
             spec.hostname = os.uname().nodename
         self.runner.check_runtime(host.runtime)

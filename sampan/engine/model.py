@@ -134,6 +134,7 @@ class HostSpec:
     network_mode: str = "none"
     memory: int = 0
     memory_reservation: int = 0
+    memory_swappiness: int | None = None  # 0..100; None: the kernel's (Docker's -1)
     memory_swap: int = 0
     cpu_shares: int = 0
     nano_cpus: int = 0

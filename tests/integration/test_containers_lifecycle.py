@@ -248,3 +248,18 @@ def test_resources_reach_the_cgroup(api: Api) -> None:  # noqa: F811
     assert pids is not None and pids.read_text().strip() == "42"
     mem = _cgroup_file("memory", cid, "memory.limit_in_bytes") or _cgroup_file("memory", cid, "memory.max")
     assert mem is not None and int(mem.read_text()) == 100 << 20
+    swappiness = _cgroup_file("memory", cid, "memory.swappiness")
+    if swappiness is not None:  # cgroup v1 only (v2 discards it at create with Docker's warning)
+        other = api.run(["sleep", "60"], host={"Memory": 100 << 20, "MemorySwappiness": 7})
+        assert api.inspect(other)["HostConfig"]["MemorySwappiness"] == 7
+        path = _cgroup_file("memory", other, "memory.swappiness")
+        assert path is not None and int(path.read_text()) == 7
+
+
+def test_bad_limits_are_refused_at_create(api: Api) -> None:  # noqa: F811
+    for host, message in (({"Memory": 1 << 20}, "Minimum memory limit allowed is 6MB"),
+                          ({"MemorySwappiness": 101}, "valid memory swappiness range is 0-100"),
+                          ({"BlkioWeight": 5}, "Range of blkio weight is from 10 to 1000")):
+        code, body = api.status("POST", "/containers/create", {"Image": "busybox", "Cmd": ["true"], "HostConfig": host})
+        assert code == 400 and message in body["message"], body
+    assert api.call("GET", "/containers/json?all=1", status=200) == []

@@ -171,3 +171,23 @@ def test_backoff_doubles_and_resets() -> None:
     for _ in range(20):
         b.next(0)
     assert b.delay == restart.MAX_DELAY
+
+
+def test_swappiness_and_what_cgroup_v2_cannot_do() -> None:
+    from sampan.engine.specgen.resources import discard_unsupported
+
+    host = HostSpec(memory=64 << 20, memory_swappiness=10, oom_kill_disable=True)
+    assert discard_unsupported(host, cgroup_v2=False) == []
+    assert resources_for(host)["memory"] == {"limit": 64 << 20, "swap": 128 << 20, "swappiness": 10,
+                                             "disableOOMKiller": True}
+    warnings = discard_unsupported(host, cgroup_v2=True)
+    assert len(warnings) == 2 and "Memory swappiness discarded" in warnings[0] and "OomKillDisable discarded" in warnings[1]
+    assert resources_for(host)["memory"] == {"limit": 64 << 20, "swap": 128 << 20}
+
+
+def test_swappiness_from_the_api() -> None:
+    from sampan.api.convert import _swappiness
+
+    assert _swappiness(-1) is None and _swappiness(0) == 0 and _swappiness(100) == 100
+    with pytest.raises(errors.InvalidArgument, match="Invalid value: 101, valid memory swappiness range is 0-100"):
+        _swappiness(101)

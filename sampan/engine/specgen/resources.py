@@ -15,6 +15,23 @@ DEFAULT_CPU_PERIOD = 100_000
 MIN_MEMORY = 6 << 20
 
 
+def discard_unsupported(host: HostSpec, cgroup_v2: bool | None = None) -> list[str]:
+    """Drop what a cgroup v2 host cannot do, with Docker's create warnings."""
+    import os
+
+    if cgroup_v2 is None:
+        cgroup_v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    warnings = []
+    if cgroup_v2 and host.memory_swappiness is not None:
+        host.memory_swappiness = None
+        warnings.append("Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. "
+                        "Memory swappiness discarded.")
+    if cgroup_v2 and host.oom_kill_disable:
+        host.oom_kill_disable = False
+        warnings.append("Your kernel does not support OomKillDisable. OomKillDisable discarded.")
+    return warnings
+
+
 def resources_for(host: HostSpec) -> dict[str, Any]:
     """``linux.resources`` for the limits in ``host`` (only what is set)."""
     out: dict[str, Any] = {}
@@ -37,6 +54,8 @@ def resources_for(host: HostSpec) -> dict[str, Any]:
         memory["swap"] = host.memory_swap
     elif host.memory:
         memory["swap"] = host.memory * 2  # Docker: swap defaults to twice the memory limit
+    if host.memory_swappiness is not None:
+        memory["swappiness"] = host.memory_swappiness
     if host.oom_kill_disable:
         memory["disableOOMKiller"] = True
     if memory:
