@@ -48,3 +48,25 @@ def test_stats_record_defaults_are_fresh() -> None:
 )
 def test_cpu_list_syntax(value: str, ok: bool) -> None:
     assert is_cpu_list(value) is ok
+
+
+def test_warmup_check_imports_only_the_light_modules(tmp_path: Path) -> None:
+    """The warm-up check runs before the fork on every start: it reads /proc/self/cgroup with
+    ``membership`` and loads neither the managers nor the stats record (nor ``select``, unless
+    the host needs the warm-up thread, which looks its own cgroup up with it)."""
+    import ast
+
+    from sampan.runtime.cgroups import warmup
+
+    (tmp_path / "config.json").write_text('{"linux": {"resources": {"pids": {"limit": 10}}}}')
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r}); "
+        "from sampan.runtime.cgroups import warmup; warmup.start_for_bundle(sys.argv[1]); warmup.stop(); "
+        "print(sorted(m for m in sys.modules if m.startswith('sampan.runtime.cgroups')))"
+    )
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    loaded = set(ast.literal_eval(out.stdout.strip()))
+    expected = {"sampan.runtime.cgroups", "sampan.runtime.cgroups.membership", "sampan.runtime.cgroups.warmup"}
+    if warmup.needed():
+        expected.add("sampan.runtime.cgroups.select")
+    assert loaded == expected

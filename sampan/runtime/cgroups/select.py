@@ -14,16 +14,16 @@ import os
 
 from sampan.errors import InvalidConfig, Unavailable
 from sampan.oci.record import field, record
+from sampan.runtime.cgroups.membership import V1_CONTROLLERS, parse_proc_cgroup
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sampan.runtime.cgroups import CgroupManager
 
+__all__ = ["V1_CONTROLLERS", "Hierarchy", "Layout", "detect", "detect_host", "manager_for_host", "manager_for_layout", "parse_mountinfo", "parse_proc_cgroup"]
+
 DEFAULT_PARENT = "/sampan"
 
-#: The controllers sampan drives on v1 (``v1.CONTROLLERS`` is this tuple; kept here so that
-#: detection does not import either manager: only the one the host needs is imported).
-V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "devices", "freezer")
 
 
 @record(frozen=True)
@@ -74,21 +74,6 @@ def parse_mountinfo(text: str) -> list[Hierarchy]:
                 or o in ("hugetlb", "net_cls", "net_prio", "perf_event", "rdma", "misc")
             )
             out.append(Hierarchy(_unescape(fields[4]), fields[3], ctrls, 1))
-    return out
-
-
-def parse_proc_cgroup(text: str) -> dict[str, str]:
-    """``4:memory:/a/b`` lines -> {"memory": "/a/b"}; the v2 line ``0::/x`` -> {"": "/x"}."""
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        if parts[1] == "":
-            out[""] = parts[2]
-        for ctrl in parts[1].split(","):
-            if ctrl:
-                out[ctrl] = parts[2]
     return out
 
 

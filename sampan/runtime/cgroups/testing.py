@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sampan.runtime.cgroups import CgroupManager, CgroupStats
+from sampan.runtime.cgroups.manager import CgroupManager, CgroupStats
 
 Check = Callable[[CgroupManager], None]
 

@@ -7,10 +7,11 @@ import os
 import time
 
 from sampan.errors import Internal, InvalidConfig, from_oserror
-from sampan.runtime.cgroups import CgroupStats, warmup
 from sampan.runtime.cgroups import files as cgf
+from sampan.runtime.cgroups import warmup
+from sampan.runtime.cgroups.manager import CgroupStats
+from sampan.runtime.cgroups.membership import V1_CONTROLLERS
 from sampan.runtime.cgroups.resources import PREFIX, parse_resources
-from sampan.runtime.cgroups.select import V1_CONTROLLERS
 
 _SIGKILL = 9  # signal.SIGKILL without importing signal (it imports enum: 4 ms of a start)
 

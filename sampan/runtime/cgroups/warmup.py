@@ -43,7 +43,7 @@ def needed() -> bool:
     (``CgroupManager.open_join_fds``) and a warm-up would only hold ``cgroup_mutex`` through a
     grace period that the container's ``mkdir`` and move then wait out.  Told by
     /proc/self/cgroup alone: a controller sampan drives is listed there with its v1 hierarchy."""
-    from sampan.runtime.cgroups.select import V1_CONTROLLERS, parse_proc_cgroup
+    from sampan.runtime.cgroups.membership import V1_CONTROLLERS, parse_proc_cgroup
 
     try:
         with open("/proc/self/cgroup") as f:
@@ -77,6 +77,8 @@ def start_for_bundle(bundle: str) -> bool:
     """:func:`start` if the bundle's config.json mentions cgroup resources or a cgroup path.
     A byte search, not a parse (the runtime parses the spec later, once): a false positive
     only costs an idle thread."""
+    if not needed():
+        return False
     try:
         with open(os.path.join(bundle, "config.json"), "rb") as f:
             data = f.read()
@@ -84,7 +86,7 @@ def start_for_bundle(bundle: str) -> bool:
         return False
     if b'"resources"' not in data and b'"cgroupsPath"' not in data:
         return False
-    return start()
+    return begin()
 
 
 def stop() -> None:
