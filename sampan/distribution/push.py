@@ -118,6 +118,8 @@ class PushSource:
     def images(self) -> list[SourceImage]:
         for layer in self.image.layers:
             self._send("Preparing", dg.short(layer.diff_id))
+        for layer in self.image.layers[max(1, self.parallel):]:  # queued behind the parallel ones
+            self._send("Waiting", dg.short(layer.diff_id))
         with ThreadPoolExecutor(max_workers=max(1, self.parallel), thread_name_prefix="compress") as pool:
             layers = list(pool.map(self._layer, self.image.layers))
         config_type = mt.DOCKER_CONFIG if self.docker_types else mt.OCI_CONFIG
