@@ -76,6 +76,9 @@ def serve(control_fd: int) -> None:
 
     control = socket.socket(fileno=control_fd)
     _ignore_signals()  # inherited by every shim (it sets no handler of its own)
+    from sampan.runtime.shimrehearsal import rehearse
+
+    rehearse()  # the first run of the shim's code, here: its writes are then shared
     gc.collect()
     gc.freeze()  # objects stay in shared pages: the shims' garbage collector never touches them
     # Every page this loop writes after a fork is left behind, unshared, in the shim just
