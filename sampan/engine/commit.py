@@ -58,6 +58,14 @@ def container_config(c: Container) -> dict[str, Any]:
     return out
 
 
+def image_env(env: Any) -> list[str]:
+    """The ``NAME=value`` entries of a container's Env, for an image config: image-spec allows
+    only those (its validator's ``^[^=]+=.*$``).  A bare ``NAME`` left in a container's Env
+    unsets nothing there (the image's own NAME was already removed when the container was
+    made) and no process sees it, so dropping it changes nothing."""
+    return [e for e in env or [] if isinstance(e, str) and e.partition("=")[0] and "=" in e]
+
+
 def commit(containers: ContainerService, name: str, opts: CommitOptions) -> str:
     """Commit the container; returns the new image's ID."""
     c = containers.get(name)
@@ -90,6 +98,7 @@ def commit(containers: ContainerService, name: str, opts: CommitOptions) -> str:
                 merged = container_config(c)
                 merged.update({k: v for k, v in (opts.config or {}).items() if v is not None})
                 merged = cfg.apply_changes(merged, opts.changes)
+                merged["Env"] = image_env(merged.get("Env"))
                 created = cfg.now_rfc3339()
                 history = list(base.get("history") or [])
                 entry: dict[str, Any] = {"created": created, "created_by": " ".join([c.path, *c.args]).strip()}

@@ -50,12 +50,17 @@ class SpecContext:
 
 SpecOpt = Callable[[Spec, SpecContext], None]
 
+#: runtime-spec version of the generated config.json (nothing here is newer than 1.1).
+OCI_VERSION = "1.1.0"
+
 
 def generate(ctx: SpecContext, opts: list[SpecOpt] | None = None) -> Spec:
     from sampan.engine.specgen import init, mounts, process, resources, security
 
     spec: Spec = {
-        "ociVersion": "1.2.0",
+        # The oldest version whose fields the document uses: crun 1.8 (Debian 12's) refuses
+        # a config of 1.2.x ("unknown version specified"); runc and sampan-runtime take either.
+        "ociVersion": OCI_VERSION,
         "process": {},
         "root": {"path": ctx.rootfs, "readonly": False},
         "hostname": "",
