@@ -149,7 +149,9 @@ class ExecService:
         base["args"] = list(config.cmd)
         base["terminal"] = config.tty
         base.pop("consoleSize", None)
-        env = merge_env(list(base.get("env") or []), config.env)
+        # a bare NAME unsets NAME (merge_env) and is not itself passed on: environ entries are
+        # NAME=value (runc refuses the exec otherwise: 'invalid environment variable')
+        env = [v for v in merge_env(list(base.get("env") or []), config.env) if "=" in v]
         if config.tty and not any(v.startswith("TERM=") for v in env):
             env.append("TERM=xterm")
         base["env"] = env
