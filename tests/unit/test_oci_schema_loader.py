@@ -204,6 +204,7 @@ def test_layout_walk() -> None:
     manifest = json.dumps(_manifest(config={"mediaType": CONFIG, "digest": config_digest, "size": len(config)})).encode()
     manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
     files = {
+        f"blobs/sha256/{D2[7:]}": b"abc",  # the layer: right size, wrong digest
         "oci-layout": b'{"imageLayoutVersion":"1.0.0"}',
         "index.json": json.dumps({"schemaVersion": 2, "manifests": [
             {"mediaType": MANIFEST, "digest": manifest_digest, "size": len(manifest) + 1}]}).encode(),
@@ -212,6 +213,7 @@ def test_layout_walk() -> None:
     }
     counts: Counter[str] = Counter()
     errors = layout_errors(lambda path: files[path], counts)
-    assert counts == {"oci-layout": 1, "index.json": 1, MANIFEST: 1, CONFIG: 1}
-    assert len(errors) == 2, errors
+    assert counts == {"oci-layout": 1, "index.json": 1, MANIFEST: 1, CONFIG: 1, "layer": 1}
+    assert len(errors) == 3, errors
     assert "descriptor says" in errors[0] and "unexpected env 'NOEQ'" in errors[1]
+    assert errors[2] == f"blob {D2}: content has another digest"
