@@ -213,11 +213,7 @@ def endpoints_config(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
         raise errors.InvalidArgument("NetworkingConfig.EndpointsConfig must be an object")
     out: dict[str, dict[str, Any]] = {}
     for name, ep in raw.items():
-        ep = ep if isinstance(ep, dict) else {}
-        ipam = ep.get("IPAMConfig") or {}
-        out[str(name)] = {"aliases": [str(a) for a in ep.get("Aliases") or []],
-                          "ipv4": str(ipam.get("IPv4Address") or "") if isinstance(ipam, dict) else "",
-                          "mac": str(ep.get("MacAddress") or "")}
+        out[str(name)] = endpoint_settings(ep)
     mac = str(body.get("MacAddress") or "")  # API < 1.44: for the container's first network
     if mac and not out:
         out[""] = {"aliases": [], "ipv4": "", "mac": mac}
@@ -225,6 +221,18 @@ def endpoints_config(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
         for ep in out.values():
             ep["mac"] = ep["mac"] or mac
     return out
+
+
+def endpoint_settings(ep: Any) -> dict[str, Any]:
+    """One ``EndpointSettings`` (create's ``EndpointsConfig`` entry, connect's ``EndpointConfig``)."""
+    ep = ep if isinstance(ep, dict) else {}
+    ipam = ep.get("IPAMConfig") or {}
+    opts = ep.get("DriverOpts") or {}
+    return {"aliases": [str(a) for a in ep.get("Aliases") or []],
+            "ipv4": str(ipam.get("IPv4Address") or "") if isinstance(ipam, dict) else "",
+            "mac": str(ep.get("MacAddress") or ""),
+            "links": [str(link) for link in ep.get("Links") or []],
+            "driver_opts": {str(k): str(v) for k, v in opts.items()} if isinstance(opts, dict) else {}}
 
 
 def _swappiness(value: int) -> int | None:

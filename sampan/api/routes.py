@@ -58,6 +58,7 @@ ROUTES: list[tuple[str, str, object]] = [
     ("POST", "/containers/{id}/update", containers.update),
     ("POST", "/containers/{id}/wait", containers.wait),
     ("DELETE", "/containers/{id}", containers.remove),
+    ("DELETE", "/containers/{id}/{alias}", containers.remove),  # ?link=1: a legacy link's name
     ("POST", "/containers/{id}/attach", container_io.attach),
     ("GET", "/containers/{id}/attach/ws", container_io.attach_ws),
     ("POST", "/containers/{id}/resize", container_io.resize),

@@ -91,11 +91,19 @@ def container_summary(c: Container, api_version: str) -> JSONDict:
     return out
 
 
+def _configured(c: Container, network: str) -> JSONDict:
+    """The endpoint settings the container was created or connected with (Docker keeps them)."""
+    cfg = c.host.endpoints_config.get(network) or (c.host.endpoints_config.get("") if network == c.host.network_mode else None) or {}
+    ipv4 = str(cfg.get("ipv4") or "")
+    return {"IPAMConfig": {"IPv4Address": ipv4} if ipv4 else None, "Links": list(cfg.get("links") or []) or None,
+            "DriverOpts": dict(cfg.get("driver_opts") or {}) or None, "MacAddress": str(cfg.get("mac") or "")}
+
+
 def _networks(c: Container) -> JSONDict:
     if c.endpoints:
         return {ep.network: {
-            "IPAMConfig": None, "Links": None, "Aliases": ep.aliases or None, "MacAddress": ep.mac_address,
-            "DriverOpts": None, "NetworkID": ep.network_id, "EndpointID": ep.endpoint_id, "Gateway": ep.gateway,
+            **_configured(c, ep.network), "Aliases": ep.aliases or None, "MacAddress": ep.mac_address,
+            "NetworkID": ep.network_id, "EndpointID": ep.endpoint_id, "Gateway": ep.gateway,
             "IPAddress": ep.ip_address, "IPPrefixLen": ep.prefixlen, "IPv6Gateway": "", "GlobalIPv6Address": "",
             "GlobalIPv6PrefixLen": 0, "DNSNames": [c.name, c.short_id, *ep.aliases] if ep.network != "bridge" else None,
         } for ep in c.endpoints}
@@ -105,8 +113,7 @@ def _networks(c: Container) -> JSONDict:
     # not running: the networks it will join at start (``--network``, ``network connect``)
     names = [mode, *(n for n in c.host.endpoints_config if n and n != mode)]
     return {name: {
-        "IPAMConfig": None, "Links": None, "Aliases": (c.host.endpoints_config.get(name) or {}).get("aliases") or None,
-        "MacAddress": "", "DriverOpts": None,
+        **_configured(c, name), "Aliases": (c.host.endpoints_config.get(name) or {}).get("aliases") or None,
         "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
         "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None,
     } for name in names}

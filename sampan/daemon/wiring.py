@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sampan import errors
 from sampan.api.services import Services
 from sampan.daemon.config import DaemonConfig
 from sampan.distribution.http import RegistryOptions
@@ -147,7 +148,17 @@ def build_networks(cfg: DaemonConfig, db: Database, events: EventBus, containers
         record_endpoints(networks, c)
         containers.save(c)
 
+    def link_aliases(cid: str, network: str) -> dict[str, str]:
+        from sampan.engine import links
+
+        try:  # build steps and removed containers have none
+            cfg = containers.get(cid).host.endpoints_config.get(network) or {}
+            return {alias.lower(): name.lower() for name, alias in map(links.parse, cfg.get("links") or [])}
+        except errors.SampanError:
+            return {}
+
     networks.containers = lookup
+    networks.link_aliases = link_aliases
     networks.changed = refresh  # type: ignore[method-assign]
     containers.networks = networks
     networks.reconcile()

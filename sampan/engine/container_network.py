@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sampan import errors
 from sampan.engine.model import Container, EndpointState, HostSpec, PublishedPort
@@ -157,9 +157,15 @@ def network_down(networks: NetworkService, c: Container) -> None:
     c.ports = []
 
 
-def connect(containers: ContainerService, networks: NetworkService, network: str, container: str, *,
-            aliases: Sequence[str] = (), ipv4: str = "") -> None:
-    """``network connect``: a running container is attached at once; a stopped one is attached at its next start."""
+def connect(containers: ContainerService, networks: NetworkService, network: str, container: str,
+            settings: dict[str, Any] | None = None) -> None:
+    """``network connect``: a running container is attached at once; a stopped one is attached at its next start.
+
+    ``settings`` are the endpoint's (``aliases``, ``ipv4``, ``mac``, ``links``, ``driver_opts``): kept on the
+    container either way, so that inspect shows them and a restart attaches the network again (Docker's)."""
+    settings = dict(settings or {})
+    aliases: list[str] = list(settings.get("aliases") or [])
+    ipv4 = str(settings.get("ipv4") or "")
     c = containers.get(container)
     mode = c.host.network_mode
     if mode == "host" or mode.startswith("container:"):
@@ -168,14 +174,16 @@ def connect(containers: ContainerService, networks: NetworkService, network: str
         raise errors.Conflict("container cannot be connected to multiple networks with one of the networks in private (none) mode")
     with containers.operation(c.id):
         if c.state.running:
-            networks.connect(network, c.id, aliases=aliases, ipv4=ipv4)
+            ep = networks.connect(network, c.id, aliases=aliases, ipv4=ipv4, mac=str(settings.get("mac") or ""))
+            c.host.endpoints_config[networks.get(ep.network_id).name] = settings
+            containers.save(c)
             return
         n = networks.get(network)
         if n.driver != "bridge":
             raise errors.InvalidArgument(f"network {n.name} cannot be connected to")
         if n.name == mode or n.name in c.host.endpoints_config:
             raise errors.Conflict(f"endpoint with name {c.name} already exists in network {n.name}")
-        c.host.endpoints_config[n.name] = {"aliases": list(aliases), "ipv4": ipv4}
+        c.host.endpoints_config[n.name] = settings
         containers.save(c)
 
 
@@ -192,6 +200,9 @@ def disconnect(containers: ContainerService, networks: NetworkService, network: 
     with containers.operation(c.id):
         if c.state.running:
             networks.disconnect(network, c.id, force=force)
+            name = networks.get(network).name
+            if name != c.host.network_mode and c.host.endpoints_config.pop(name, None) is not None:
+                containers.save(c)
             return
         n = networks.get(network)
         if n.name == c.host.network_mode:

@@ -23,6 +23,7 @@ from sampan import errors
 from sampan.engine import lifecycle
 
 if TYPE_CHECKING:
+    from sampan.engine.containers import ContainerService
     from sampan.engine.model import Container, HostSpec
 
 Lookup = Callable[[str], "Container"]
@@ -110,3 +111,21 @@ def _ports(exposed: list[str]) -> list[tuple[int, str]]:
         if first.isdigit() and (not last or last.isdigit()):
             out += [(p, proto or "tcp") for p in range(int(first), int(last or first) + 1)]
     return out
+
+
+def remove_link(containers: ContainerService, link_name: str) -> None:
+    """``DELETE /containers/<parent>/<alias>?link=1`` (``docker rm --link``): the parent forgets the
+    link (HostConfig.Links); both containers stay.  Takes effect in the parent's files at its next start."""
+    parent_name, _, alias = link_name.strip("/").rpartition("/")
+    if not parent_name:
+        raise errors.Conflict("Conflict, cannot remove the default link name of the container")
+    try:
+        parent = containers.get(parent_name)
+    except errors.NotFound:
+        raise errors.InvalidArgument(f"Cannot get parent /{parent_name} for link name /{link_name.strip('/')}") from None
+    with containers.operation(parent.id):
+        kept = [link for link in parent.host.links if parse(link)[1] != alias]
+        if len(kept) == len(parent.host.links):
+            raise errors.NotFound(f"Could not find entity for /{link_name.strip('/')}")
+        parent.host.links = kept
+        containers.save(parent)

@@ -71,6 +71,7 @@ class IpamConfig:
     subnet: str = ""
     gateway: str = ""
     ip_range: str = ""
+    aux_addresses: dict[str, str] = field(default_factory=dict)  # name -> address, reserved
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,7 @@ class SandboxMixin:
     subnets: dict[str, ipam.Subnet]
     dns: DnsServer
     containers: Callable[[str], tuple[str, str, Path | None]]
+    link_aliases: Callable[[str, str], dict[str, str]]
     _ensured: set[str]
     _applied: list[portmap.BridgeRules] | None
     _published_early: set[str]
@@ -229,14 +230,15 @@ class SandboxMixin:
 
     # ------------------------------------------------------------------ connect / disconnect
 
-    def connect(self, network: str, container: str, *, aliases: Sequence[str] = (), ipv4: str = "") -> EndpointInfo:
+    def connect(self, network: str, container: str, *, aliases: Sequence[str] = (), ipv4: str = "",
+                mac: str = "") -> EndpointInfo:
         """Attach a running container to one more network (``network connect``)."""
         cid, name, path = self.containers(container)
         if path is None:
             raise errors.NotImplementedFeature("network connect of a container that is not running")
         with self.lock:
             count = len(self._endpoints(container_id=cid))
-            ep = self._attach(cid, name, AttachRequest(network, tuple(aliases), ipv4), path, ifname=f"eth{count}",
+            ep = self._attach(cid, name, AttachRequest(network, tuple(aliases), ipv4, mac), path, ifname=f"eth{count}",
                               default_route=count == 0, ports=())
             self.sync_rules(added=[ep])
         if self.get(ep.network_id).name != "bridge":
@@ -272,11 +274,13 @@ class SandboxMixin:
             mine = {ep.network_id for ep in self._endpoints(container_id=container_id)}
             found: list[str] = []
             for nid in mine:
-                if self.get(nid).name == "bridge":
+                network = self.get(nid).name
+                if network == "bridge":
                     continue
+                wanted = self.link_aliases(container_id, network).get(name, name)  # a link's alias: its target
                 for ep in self._endpoints(network_id=nid):
                     names = {ep.container_name.lower(), ep.container_id[:12], *(a.lower() for a in ep.aliases)}
-                    if name in names or (len(name) >= 12 and ep.container_id.startswith(name)):
+                    if wanted in names or (len(wanted) >= 12 and ep.container_id.startswith(wanted)):
                         found.append(ep.address)
             return found or None
 

@@ -77,6 +77,8 @@ class NetworkService(SandboxMixin):
                                     upstream_port=cfg.dns_upstream_port)
         #: (container id or name) -> (id, name, netns or None); set by the daemon's wiring
         self.containers: Callable[[str], tuple[str, str, Path | None]] = self._no_containers
+        #: (container id, network name) -> {link alias: linked container's name} (links on user networks)
+        self.link_aliases: Callable[[str, str], dict[str, str]] = lambda cid, network: {}
         db.migrate(COMPONENT, MIGRATIONS)
         self._ensure_predefined()
         self._load_subnets()
@@ -121,7 +123,7 @@ class NetworkService(SandboxMixin):
         for n in self._all():
             if n.ipam and n.ipam[0].subnet:
                 c = n.ipam[0]
-                sub = ipam.Subnet.make(c.subnet, gateway=c.gateway, ip_range=c.ip_range)
+                sub = ipam.Subnet.make(c.subnet, gateway=c.gateway, ip_range=c.ip_range, aux=c.aux_addresses)
                 for ep in self._endpoints(network_id=n.id):
                     sub.allocated.add(ipam.IPv4(ep.address))
                 self.subnets[n.id] = sub
@@ -162,8 +164,9 @@ class NetworkService(SandboxMixin):
     # ------------------------------------------------------------------ create / inspect / list
 
     def create(self, name: str, *, driver: str = "bridge", subnet: str = "", gateway: str = "", ip_range: str = "",
-               internal: bool = False, attachable: bool = False, labels: dict[str, str] | None = None,
-               options: dict[str, str] | None = None, enable_ipv6: bool = False) -> Network:
+               aux_addresses: dict[str, str] | None = None, internal: bool = False, attachable: bool = False,
+               labels: dict[str, str] | None = None, options: dict[str, str] | None = None,
+               enable_ipv6: bool = False) -> Network:
         driver = driver or "bridge"
         if not name:
             raise errors.InvalidArgument("network name is required")
@@ -173,8 +176,8 @@ class NetworkService(SandboxMixin):
             raise errors.NotFound(f'could not find plugin {driver} in v1 plugin registry: plugin not found')
         if enable_ipv6:
             raise errors.NotImplementedFeature("IPv6 networks are not supported by sampan")
-        if (gateway or ip_range) and not subnet:
-            raise errors.InvalidArgument("gateway and ip-range need a subnet")
+        if (gateway or ip_range or aux_addresses) and not subnet:
+            raise errors.InvalidArgument("gateway, ip-range and aux-address need a subnet")
         nid = secrets.token_hex(32)
         opts = bridgemod.BridgeOptions.parse(dict(options or {}), default_name=f"br-{nid[:12]}")
         with self.lock:
@@ -187,10 +190,11 @@ class NetworkService(SandboxMixin):
                 ipam.check_no_overlap(net, [(n.name, ipam.parse_network(c.subnet)) for n in self._all() for c in n.ipam if c.subnet])
             else:
                 net = ipam.choose_subnet(self.cfg.default_pools, self._taken())
-            sub = ipam.Subnet.make(str(net), gateway=gateway, ip_range=ip_range)
+            sub = ipam.Subnet.make(str(net), gateway=gateway, ip_range=ip_range, aux=aux_addresses)
             n = Network(id=nid, name=name, driver=driver, created=_now(), internal=internal, attachable=attachable,
                         labels=dict(labels or {}), options=dict(options or {}), bridge=opts.name,
-                        ipam=[IpamConfig(str(sub.network), str(sub.gateway), ip_range and str(sub.ip_range))])
+                        ipam=[IpamConfig(str(sub.network), str(sub.gateway), ip_range and str(sub.ip_range),
+                                              dict(aux_addresses or {}))])
             bridgemod.ensure_bridge(opts.name, gateway=str(sub.gateway), prefixlen=sub.network.prefixlen, mtu=opts.mtu)
             self._ensured.add(opts.name)
             try:

@@ -59,6 +59,18 @@ def parse_time(text: str) -> float:
     return base + (float(frac) if frac and frac != "0." else 0.0)
 
 
+#: the operating systems and architectures containerd's platforms.Parse knows (GOOS and GOARCH values)
+_OSES = frozenset([
+    "aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos", "ios", "js", "linux", "nacl",
+    "netbsd", "openbsd", "plan9", "solaris", "wasip1", "windows", "zos",
+])
+_ARCHES = frozenset([
+    "386", "amd64", "amd64p32", "arm", "armbe", "arm64", "arm64be", "loong64", "mips", "mipsle", "mips64",
+    "mips64le", "mips64p32", "mips64p32le", "ppc", "ppc64", "ppc64le", "riscv", "riscv64", "s390", "s390x",
+    "sparc", "sparc64", "wasm",
+])
+
+
 def host_platform_pair() -> tuple[str, str]:
     machine = host_platform.machine()
     return "linux", _ARCH.get(machine, machine)
@@ -72,6 +84,10 @@ def parse_platform(text: str) -> tuple[str, str, str]:
     parts = text.lower().split("/")
     if len(parts) > 3 or not all(parts):
         raise InvalidArgument(f"invalid platform {text!r}: expected os[/arch[/variant]]")
+    if len(parts) == 1 and parts[0] not in _OSES and _ARCH.get(parts[0], parts[0]) in _ARCHES:
+        parts = ["linux", parts[0]]  # containerd's platforms.Parse: a lone architecture means linux
+    if parts[0] not in _OSES:
+        raise InvalidArgument(f"invalid platform {text!r}: unknown operating system or architecture")
     os_name = parts[0]
     arch = parts[1] if len(parts) > 1 else host_arch
     arch = _ARCH.get(arch, arch)

@@ -109,9 +109,10 @@ class Subnet:
     gateway: IPv4
     ip_range: Net
     allocated: set[IPv4] = field(default_factory=set)
+    reserved: set[IPv4] = field(default_factory=set)  # auxiliary addresses (``--aux-address``): never handed out
 
     @classmethod
-    def make(cls, subnet: str, *, gateway: str = "", ip_range: str = "") -> Subnet:
+    def make(cls, subnet: str, *, gateway: str = "", ip_range: str = "", aux: dict[str, str] | None = None) -> Subnet:
         net = parse_network(subnet)
         if net.prefixlen > 30:
             raise errors.InvalidArgument(f"subnet {net} is too small (at most /30)")
@@ -121,10 +122,17 @@ class Subnet:
         rng = parse_network(ip_range, "ip-range") if ip_range else net
         if not rng.subnet_of(net):
             raise errors.InvalidArgument(f"no matching subnet for range {rng}")
-        return cls(net, gw, rng)
+        reserved = set()
+        for name, text in (aux or {}).items():
+            addr = parse_address(text, f"auxiliary address {name!r}")
+            if addr not in net:
+                raise errors.InvalidArgument(f"no matching subnet for aux-address {addr}")
+            reserved.add(addr)
+        return cls(net, gw, rng, reserved=reserved)
 
     def _usable(self, addr: IPv4) -> bool:
-        return addr not in (self.network.network_address, self.network.broadcast_address, self.gateway)
+        return addr not in (self.network.network_address, self.network.broadcast_address, self.gateway) \
+            and addr not in self.reserved
 
     def allocate(self, requested: str = "") -> IPv4:
         """Take ``requested`` (``--ip``) or the lowest free address of the range."""

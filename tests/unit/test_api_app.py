@@ -178,7 +178,7 @@ TABLE: list[tuple[str, str, int, Check]] = [
     ("GET", "/system/df?type=image", 200, lambda b: "Volumes" not in json.loads(b) and "Images" in json.loads(b)),
     ("GET", "/system/df?type=bogus", 400, lambda b: "invalid type" in b),
     ("POST", "/images/create?fromImage=busybox", 501, lambda b: "not implemented" in b),
-    ("POST", "/images/create?fromSrc=http://x/y.tar", 501, lambda b: "URL" in b),
+    ("POST", "/images/create?fromSrc=http://127.0.0.1:9/y.tar", 200, lambda b: "127.0.0.1:9/y.tar" in b and "errorDetail" in b),
     ("GET", "/events?since=20&until=10", 400, lambda b: "cannot be after until time" in b),
     ("GET", '/events?until=1&filters={"colour":["red"]}', 400, lambda b: "invalid filter 'colour'" in b),
     ("PUT", "/_ping", 405, lambda b: "message" in json.loads(b)),

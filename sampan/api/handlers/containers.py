@@ -19,6 +19,7 @@ from sampan import errors
 from sampan.api import convert, types
 from sampan.api import types_containers as tc
 from sampan.api.services import api_version, services
+from sampan.engine import links
 from sampan.engine.container_query import ListOptions
 from sampan.engine.containers import ContainerService
 
@@ -142,8 +143,12 @@ async def unpause(request: web.Request) -> web.Response:
 
 async def remove(request: web.Request) -> web.Response:
     q = request.query
-    if types.query_bool(q.get("link")):
-        raise errors.NotImplementedFeature("legacy links are not supported")
+    if types.query_bool(q.get("link")):  # /containers/<parent>/<alias>?link=1: remove a legacy link
+        name = "/".join(p for p in (request.match_info["id"], request.match_info.get("alias", "")) if p)
+        await asyncio.to_thread(links.remove_link, container_service(request), name)
+        return web.Response(status=204)
+    if request.match_info.get("alias"):
+        raise errors.NoSuchContainer(f"{request.match_info['id']}/{request.match_info['alias']}")
     await asyncio.to_thread(
         container_service(request).remove, request.match_info["id"],
         force=types.query_bool(q.get("force")), volumes=types.query_bool(q.get("v")),

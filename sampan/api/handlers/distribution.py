@@ -18,6 +18,7 @@ from sampan.api.streams import JSONStream
 from sampan.distribution.auth import credentials_from_json, decode_registry_auth
 from sampan.engine.distribution import DistributionService
 from sampan.errors import InvalidArgument, NotImplementedFeature
+from sampan.image.config import parse_platform
 
 
 def registry_config(svc: DistributionService) -> dict[str, Any]:
@@ -70,6 +71,8 @@ async def pull(request: web.Request) -> web.StreamResponse:
     name, tag = q.get("fromImage", ""), q.get("tag", "")
     if not name:
         raise InvalidArgument("fromImage is required")
+    if q.get("platform"):  # as dockerd: a bad platform is a 400 before the stream starts
+        parse_platform(q["platform"])
     # as dockerd: no tag in ``tag`` nor in the name means every tag (the CLI sends "latest")
     all_tags = not tag and ":" not in name.rsplit("/", 1)[-1] and "@" not in name
 

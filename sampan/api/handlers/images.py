@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 from typing import Any
 
 from aiohttp import web
@@ -18,7 +19,7 @@ from sampan.api import types
 from sampan.api.services import api_version, services
 from sampan.api.streams import JSONStream, body_reader, response_writer
 from sampan.api.versions import at_least
-from sampan.errors import InvalidArgument, NotImplementedFeature
+from sampan.errors import InvalidArgument
 
 log = logging.getLogger("sampan.api")
 
@@ -110,7 +111,7 @@ async def create(request: web.Request) -> web.StreamResponse:
     if not source:
         raise InvalidArgument("either fromImage or fromSrc must be given")
     if source != "-":
-        raise NotImplementedFeature(f"importing from a URL is not supported: {source}")
+        return await _import_url(request, source)
     repo, tag_ = q.get("repo", ""), q.get("tag", "")
     reference = (f"{repo}:{tag_}" if tag_ else repo) or None
     changes = q.getall("changes", [])
@@ -128,6 +129,34 @@ async def create(request: web.Request) -> web.StreamResponse:
             platform=q.get("platform", ""),
         )
         await stream.send({"status": image.id})
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise
+    except Exception as exc:
+        await stream.send_error(exc)
+    return await stream.finish()
+
+
+async def _import_url(request: web.Request, source: str) -> web.StreamResponse:
+    """``fromSrc=<URL>``: dockerd downloads the tar (``http://`` when the URL has no scheme) and
+    imports it with the comment "Imported from <URL>" unless a message is given."""
+    from sampan.build.remote import download
+
+    q = request.query
+    url = source if "://" in source else f"http://{source}"
+    repo, tag_ = q.get("repo", ""), q.get("tag", "")
+    stream = JSONStream(request)
+    await stream.start()
+
+    def work() -> str:
+        with tempfile.TemporaryFile() as f:
+            download(url, f)
+            f.seek(0)
+            return services(request).images.import_rootfs(
+                f, reference=(f"{repo}:{tag_}" if tag_ else repo) or None, changes=q.getall("changes", []),
+                message=q.get("message", "") or f"Imported from {source}", platform=q.get("platform", "")).id
+
+    try:
+        await stream.send({"status": await asyncio.to_thread(work)})
     except (ConnectionResetError, asyncio.CancelledError):
         raise
     except Exception as exc:

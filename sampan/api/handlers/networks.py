@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from sampan import errors
-from sampan.api import types
+from sampan.api import convert, types
 from sampan.api.services import services
 from sampan.engine import container_network
 from sampan.engine.containers import ContainerService
@@ -42,9 +42,11 @@ def endpoint_json(ep: EndpointInfo) -> JSONDict:
 def network_json(n: Network, *, containers: bool = True) -> JSONDict:
     config = []
     for c in n.ipam:
-        item = {"Subnet": c.subnet, "Gateway": c.gateway}
+        item: JSONDict = {"Subnet": c.subnet, "Gateway": c.gateway}
         if c.ip_range:
             item["IPRange"] = c.ip_range
+        if c.aux_addresses:
+            item["AuxiliaryAddresses"] = dict(c.aux_addresses)
         config.append(item)
     return {
         "Name": n.name, "Id": n.id, "Created": n.created, "Scope": n.scope, "Driver": n.driver,
@@ -100,11 +102,10 @@ async def create(request: web.Request) -> web.Response:
     cfg = configs[0] if configs else {}
     if not isinstance(cfg, dict):
         raise errors.InvalidArgument("IPAM.Config entries must be objects")
-    if cfg.get("AuxiliaryAddresses"):
-        raise errors.NotImplementedFeature("IPAM auxiliary addresses (--aux-address)")
     n = await asyncio.to_thread(
         network_service(request).create, str(body.get("Name") or ""), driver=str(body.get("Driver") or "bridge"),
         subnet=str(cfg.get("Subnet") or ""), gateway=str(cfg.get("Gateway") or ""), ip_range=str(cfg.get("IPRange") or ""),
+        aux_addresses=_strings(cfg.get("AuxiliaryAddresses"), "IPAM.Config.AuxiliaryAddresses"),
         internal=bool(body.get("Internal")), attachable=bool(body.get("Attachable")),
         labels=_strings(body.get("Labels"), "Labels"), options=_strings(body.get("Options"), "Options"),
         enable_ipv6=bool(body.get("EnableIPv6")),
@@ -117,12 +118,9 @@ async def connect(request: web.Request) -> web.Response:
     container = str(body.get("Container") or "")
     if not container:
         raise errors.InvalidArgument("no container specified")
-    ep = body.get("EndpointConfig") or {}
-    ipam = (ep.get("IPAMConfig") or {}) if isinstance(ep, dict) else {}
-    aliases = [str(a) for a in (ep.get("Aliases") or [])] if isinstance(ep, dict) else []
+    settings = convert.endpoint_settings(body.get("EndpointConfig"))
     await asyncio.to_thread(container_network.connect, _containers(request), network_service(request),
-                            request.match_info["id"], container, aliases=aliases,
-                            ipv4=str(ipam.get("IPv4Address") or "") if isinstance(ipam, dict) else "")
+                            request.match_info["id"], container, settings)
     return web.Response(status=200)
 
 
