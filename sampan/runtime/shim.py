@@ -14,10 +14,10 @@ Life of a shim::
           hands the shim its fds (listener, shim.log, container stdio) and a short record,
           answers the launcher {"ok": true, "pid": shim pid, "container_pid": N}, exits;
           pid 1 (orphaned by the runtime) is re-parented to the shim, the subreaper
-    loop: poll(listener, clients, container stdout/stderr or PTY master, stdin, SIGCHLD pipe)
+    loop: poll(listener, clients, container stdout/stderr or PTY master, stdin, pidfds)
           a request line -> fork a handler (shimtasks.handle): it answers, or its exit code
           says what changed (start, wait, attach, close stdin, delete) and the loop applies it
-          output -> log + attached clients; SIGCHLD -> reap pid 1 and the children
+          output -> log + attached clients; a pidfd (pid 1, a child) -> reap
     pid 1 exits -> drain output, fork an answerer: state.json {status: stopped, exit_code,
           signal, exited_at}, answers to the waiters; end attach streams; serve until "delete"
     "delete" -> stop pid 1, runtime delete (in a child, which answers), remove the socket, exit
@@ -26,7 +26,10 @@ Memory is the budget (PSS per shim, measured with smem).  The shim is forked fro
 that pre-imported everything (``forkserver.py``), so it shares those pages, and every page it
 writes afterwards is its own: CPython writes one for each object it touches.  So the shim
 process runs nothing but this loop (the C ``_signal``/``_socket``, os, select, the log writer)
-and forks a throwaway child (``shimtasks``) for everything else, JSON included.
+and forks a throwaway child (``shimtasks``) for everything else, JSON included; and the fork
+server rehearses this loop once (``shimrehearsal``) so that first-run writes are shared.
+With 10 running containers: PSS ~1.4 MB per shim (Private_Dirty ~0.86 MB, of which ~0.15 MB
+is what any fork of CPython 3.11 writes).
 """
 
 from __future__ import annotations
