@@ -60,8 +60,12 @@ class JSONStream:
         message = error_message(exc)
         if not isinstance(exc, SampanError):
             log.error("%s %s failed", self.request.method, self.request.path, exc_info=exc)
+        detail: dict[str, Any] = {"message": message}
+        code = getattr(exc, "exit_code", None)  # a failed build step's status (dockerd's JSONError.Code)
+        if isinstance(code, int):
+            detail = {"code": code, "message": message}
         try:
-            await self.send({"errorDetail": {"message": message}, "error": message})
+            await self.send({"errorDetail": detail, "error": message})
         except ConnectionError:
             log.debug("%s %s: client gone before the error was sent: %s",
                       self.request.method, self.request.path, message)

@@ -47,8 +47,9 @@ from typing import Any, Literal, Protocol
 from sampan.image.schema import LayerRecord
 
 #: "bridge": the engine's default bridge network (NAT to the outside), when the backend was given a
-#: StepNetwork; "host": the host's network namespace; "none": loopback only.
-NetworkMode = Literal["bridge", "host", "none"]
+#: StepNetwork; "host": the host's network namespace; "none": loopback only; any other value names a
+#: user-defined network of the engine (``docker build --network NAME``; through the StepNetwork too).
+NetworkMode = str
 Output = Callable[[bytes], None]
 
 
@@ -57,7 +58,7 @@ class StepNetwork(Protocol):
     engine: the daemon hands the backend this).  ``attach`` returns the path of a network
     namespace with the step's endpoint; ``detach`` removes the endpoint and the namespace."""
 
-    def attach(self, step_id: str) -> Path: ...
+    def attach(self, step_id: str, network: str = "bridge") -> Path: ...
 
     def detach(self, step_id: str) -> None: ...
 

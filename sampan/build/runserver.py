@@ -5,9 +5,9 @@ Measured here: ``sampan-runtime run`` as a fresh ``python -I -S`` process takes 
 imported the runtime takes ~35 ms.  The builder's RUN steps go through this server::
 
     daemon (RunServer.run)                       run server (python -I -S, single-threaded)
-      pipe (out_r, out_w), socketpair (a, b)
-      send {root, id, bundle} + fds [b, out_w] ──SEQPACKET──>  recv; fork ──> child:
-      read out_r until EOF (the step's output)                   stdout/stderr = out_w
+      pipes (out_r, out_w), (err_r, err_w), socketpair (a, b)
+      send {root, id, bundle} + fds [b, out_w, err_w] ─SEQPACKET─>  recv; fork ──> child:
+      read out_r, err_r until EOF (the step's output)            stdout = out_w, stderr = err_w
       read the exit code on a  <──────────────────────────────   code = container.run(...)
 
 The server ignores SIGCHLD (the kernel reaps its children); a child restores it, because
@@ -41,6 +41,8 @@ from sampan.errors import SampanError
 
 #: How often a running step looks whether its build was cancelled (seconds).
 POLL_INTERVAL = 0.1
+#: dockerd's legacy builder shows a RUN step's stderr in red (streamformatter's stderr writer)
+STDERR_START, STDERR_END = b"\x1b[91m", b"\x1b[0m"
 
 _PKG_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _BOOT = ("import sys; sys.path.insert(0, {parent!r}); "
@@ -56,22 +58,22 @@ def serve(control_fd: int) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     while True:
         try:
-            msg, fds, _flags, _addr = socket.recv_fds(control, 65536, 2)
+            msg, fds, _flags, _addr = socket.recv_fds(control, 65536, 3)
         except OSError:
             return
         if not msg:
             return
-        if len(fds) != 2:
+        if len(fds) not in (2, 3):
             for fd in fds:
                 os.close(fd)
             continue
         if os.fork() == 0:
-            _child(control, msg, fds[0], fds[1])
+            _child(control, msg, fds[0], fds[1], fds[2] if len(fds) == 3 else fds[1])
         for fd in fds:
             os.close(fd)
 
 
-def _child(control: socket.socket, msg: bytes, reply_fd: int, out_fd: int) -> None:
+def _child(control: socket.socket, msg: bytes, reply_fd: int, out_fd: int, err_fd: int) -> None:
     code = 125
     try:
         control.close()
@@ -79,8 +81,9 @@ def _child(control: socket.socket, msg: bytes, reply_fd: int, out_fd: int) -> No
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(out_fd, 1)
-        os.dup2(out_fd, 2)
-        os.close(out_fd)
+        os.dup2(err_fd, 2)
+        for fd in {out_fd, err_fd}:
+            os.close(fd)
         request = json.loads(msg)
         from sampan.runtime import container
 
@@ -98,13 +101,16 @@ def _child(control: socket.socket, msg: bytes, reply_fd: int, out_fd: int) -> No
 
 
 def relay(fd: int, output: Callable[[bytes], None], *, cancelled: Callable[[], bool] | None,
-          stop: Callable[[], None]) -> bool:
-    """Pass what ``fd`` yields to ``output`` until its end.  With ``cancelled``, look every
-    POLL_INTERVAL whether it is true; from then on call ``stop`` at each look (until the end
-    comes).  Return whether the step was stopped."""
+          stop: Callable[[], None], err_fd: int | None = None) -> bool:
+    """Pass what ``fd`` (and ``err_fd``: the step's stderr) yield to ``output`` until their end;
+    each stderr chunk comes wrapped in red as dockerd's legacy builder sends it
+    (``ESC[91m`` ... ``ESC[0m``).  With ``cancelled``, look every POLL_INTERVAL whether it is
+    true; from then on call ``stop`` at each look (until the end comes).  Return whether the
+    step was stopped."""
     stopped = False
     next_look = 0.0
-    while True:
+    open_fds = [fd] if err_fd is None else [fd, err_fd]
+    while open_fds:
         if cancelled is not None:
             now = time.monotonic()
             if now >= next_look:
@@ -112,13 +118,19 @@ def relay(fd: int, output: Callable[[bytes], None], *, cancelled: Callable[[], b
                 if stopped or cancelled():
                     stopped = True
                     stop()
-            ready, _, _ = select.select([fd], [], [], POLL_INTERVAL)
-            if not ready:
-                continue
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            return stopped
-        output(chunk)
+        if cancelled is not None or len(open_fds) > 1:
+            ready, _, _ = select.select(open_fds, [], [], POLL_INTERVAL)
+        else:
+            ready = open_fds
+        for ready_fd in ready:
+            chunk = os.read(ready_fd, 65536)
+            if not chunk:
+                open_fds.remove(ready_fd)
+            elif ready_fd == err_fd:
+                output(STDERR_START + chunk + STDERR_END)
+            else:
+                output(chunk)
+    return stopped
 
 
 def kill_step(root: str, id: str) -> None:
@@ -158,18 +170,21 @@ class RunServer:
         """Run the bundle's container; ``output(bytes)`` gets its stdout and stderr.  When
         ``cancelled()`` becomes true the container is killed (see the module docstring)."""
         out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
         ours, theirs = socket.socketpair()
         try:
             request = json.dumps({"root": root, "id": id, "bundle": bundle}).encode()
-            socket.send_fds(self._server(), [request], [theirs.fileno(), out_w])
+            socket.send_fds(self._server(), [request], [theirs.fileno(), out_w, err_w])
         finally:
             theirs.close()
             os.close(out_w)
+            os.close(err_w)
         try:
-            relay(out_r, output, cancelled=cancelled, stop=lambda: kill_step(root, id))
+            relay(out_r, output, cancelled=cancelled, stop=lambda: kill_step(root, id), err_fd=err_r)
             reply = ours.recv(64)
         finally:
             os.close(out_r)
+            os.close(err_r)
             ours.close()
         try:
             return int(reply or b"125")

@@ -5,12 +5,15 @@
 * ``run`` writes an OCI bundle from ``oci.defaults.default_config`` (Docker's default
   capabilities, masked paths and seccomp profile) and runs it with ``sampan-runtime run`` in a
   child process (the runtime makes its caller a child subreaper; keeping that out of the
-  daemon is why it is a child), its stdout and stderr streamed back to the build log;
+  daemon is why it is a child), its stdout and stderr streamed back to the build log (stderr
+  in red, as dockerd's legacy builder shows it);
 * networking: ``bridge`` (the default, as Docker's: the step's network namespace gets an
   endpoint on the engine's default bridge through the :class:`~sampan.build.backend.StepNetwork`
   the daemon gives, so ``apt-get`` reaches the configured mirror through NAT), ``host`` (the
   step shares the host's network namespace; also the fallback for ``bridge`` when no
-  StepNetwork was given), or ``none`` (a fresh network namespace with only loopback). With
+  StepNetwork was given), ``none`` (a fresh network namespace with only loopback), or the name
+  of a user-defined network (an endpoint on it through the StepNetwork, ``/etc/resolv.conf``
+  naming its embedded DNS at 127.0.0.11). With
   ``bridge`` and ``host``, ``/etc/resolv.conf`` and ``/etc/hosts`` of the host are bind-mounted
   read-only over the image's when the image has those files (the default bridge uses the host's
   resolvers, as Docker's does);
@@ -277,15 +280,18 @@ class RuntimeSession:
                 process["user"]["additionalGids"] = list(ident.additional_gids)
         linux = config["linux"]
         mode = "host" if spec.network == "bridge" and self.network is None else spec.network
-        if mode == "bridge":
-            assert self.network is not None
-            netns = self.network.attach(cid)
+        if mode not in ("host", "none"):
+            if self.network is None:
+                raise InvalidArgument(f"network {mode}: this builder has no networks but host and none")
+            netns = self.network.attach(cid, mode)
             for ns in linux["namespaces"]:
                 if ns["type"] == "network":
                     ns["path"] = str(netns)
         elif mode == "host":
             linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network"]
-        if mode in ("bridge", "host"):
+        if mode not in ("bridge", "host", "none"):  # a user network: its embedded DNS, as containers have
+            self._bind_file(root, config, "resolv.conf", "nameserver 127.0.0.11\noptions ndots:0\n")
+        elif mode in ("bridge", "host"):
             for name in ("resolv.conf", "hosts"):
                 inside = root / "etc" / name
                 if inside.is_file() and not inside.is_symlink() and Path("/etc", name).is_file():
@@ -313,6 +319,16 @@ class RuntimeSession:
         (bundle / "config.json").write_text(json.dumps(config))
         self.mount_points[key] = created
         return bundle
+
+    def _bind_file(self, root: Path, config: dict[str, Any], name: str, text: str) -> None:
+        """``text`` bound read-only over the image's /etc/<name> (only when the image has one)."""
+        inside = root / "etc" / name
+        if not inside.is_file() or inside.is_symlink():
+            return
+        path = root.parent / name
+        path.write_text(text)
+        config["mounts"].append({"destination": f"/etc/{name}", "type": "bind", "source": str(path),
+                                 "options": ["rbind", "ro"]})
 
     def _extra_hosts(self, root: Path, config: dict[str, Any], extra: tuple[str, ...]) -> None:
         """``--add-host name:ip``: an /etc/hosts of the host's lines plus these, bound over
@@ -369,7 +385,7 @@ class RuntimeSession:
         try:
             code = self._run_bundle(key, self._bundle(key, spec, cid), cid, output)
         finally:
-            if spec.network == "bridge" and self.network is not None:
+            if spec.network not in ("host", "none") and self.network is not None:
                 self.network.detach(cid)  # also when the bundle failed half-way
         if self.cancelled is not None and self.cancelled():
             raise Unavailable("the build was cancelled: the client went away")
@@ -386,16 +402,17 @@ class RuntimeSession:
                "run", "--bundle", str(bundle), cid]
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, close_fds=True)
+                                    stderr=subprocess.PIPE, close_fds=True)
         except OSError as exc:
             raise from_oserror(exc, "start the OCI runtime for a RUN step") from exc
-        assert proc.stdout is not None
-        fd = proc.stdout.fileno()
+        assert proc.stdout is not None and proc.stderr is not None
         root = str(self.runtime_root)
         try:
-            relay(fd, output, cancelled=self.cancelled, stop=lambda: kill_step(root, cid))
+            relay(proc.stdout.fileno(), output, cancelled=self.cancelled, stop=lambda: kill_step(root, cid),
+                  err_fd=proc.stderr.fileno())
         finally:
             proc.stdout.close()
+            proc.stderr.close()
             code = proc.wait()
             self._remove_mount_points(key)
         return code

@@ -45,7 +45,12 @@ _METADATA = (ins.Env, ins.Label, ins.Cmd, ins.Entrypoint, ins.Expose, ins.Volume
 
 
 class BuildFailed(InvalidArgument):
-    """A step failed (a RUN's non-zero exit): the legacy builder's wording."""
+    """A step failed (a RUN's non-zero exit): the legacy builder's wording; ``exit_code`` is the
+    step's exit status (dockerd's ``errorDetail.code``)."""
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -325,12 +330,12 @@ class StageRun:
             network = step.network if step.network in ("none", "host") else self.r.opts.network
             spec = RunSpec(args=args, env=env, user=self.state.config.get("User") or "",
                            workdir=self.state.config.get("WorkingDir") or "/",
-                           network="none" if network == "none" else "host" if network == "host" else "bridge",
+                           network=network or "bridge",
                            resources=self.r.opts.resources, extra_hosts=tuple(self.r.opts.extra_hosts),
                            hostname=cid, mounts=tuple(mounts))
             code = self.s.run(work, spec, output=lambda data: self.b.say(data.decode("utf-8", "replace")))
             if code != 0:
-                raise BuildFailed(f"The command '{go_args(args)}' returned a non-zero code: {code}")
+                raise BuildFailed(f"The command '{go_args(args)}' returned a non-zero code: {code}", code)
             layer = self.s.commit(work, self.image, source_date_epoch=self.r.sde)
         finally:
             self.s.release(work)

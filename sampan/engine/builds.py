@@ -201,8 +201,8 @@ class BridgeSteps:
     def __init__(self, networks: NetworkService) -> None:
         self.networks = networks
 
-    def attach(self, step_id: str) -> Path:
-        sandbox = self.networks.setup(step_id, name=f"build-{step_id[:12]}", requests=[AttachRequest("bridge")])
+    def attach(self, step_id: str, network: str = "bridge") -> Path:
+        sandbox = self.networks.setup(step_id, name=f"build-{step_id[:12]}", requests=[AttachRequest(network)])
         return sandbox.netns
 
     def detach(self, step_id: str) -> None:

@@ -15,7 +15,10 @@ mounts and cgroup removed, nothing committed or cached).
 
 Network modes: ``default`` and ``bridge`` put RUN steps on the default bridge network (NAT to
 the outside, the host's resolvers), ``host`` in the host's network namespace, ``none`` on
-loopback only.
+loopback only; the name or ID of a user-defined network puts them on it (its embedded DNS
+resolves its containers' names and aliases).  ``extrahosts`` may repeat (as the docker CLI and
+docker-py send it) or hold a comma-separated list; ``squash`` is refused, as by a dockerd
+without experimental mode.
 """
 
 from __future__ import annotations
@@ -67,9 +70,11 @@ def options(q: Any) -> tuple[BuildOptions, str, bool]:
     cache_from = _json(q, "cachefrom", []) or []
     if not isinstance(build_args, dict) or not isinstance(labels, dict) or not isinstance(cache_from, list):
         raise InvalidArgument("buildargs and labels must be JSON objects, cachefrom a JSON list")
+    if types.query_bool(q.get("squash")):  # dockerd without --experimental says the same
+        raise InvalidArgument("squash is only supported with experimental mode")
     network = q.get("networkmode", "")
-    if network not in _NETWORKS:
-        raise NotImplementedFeature(f"network mode {network!r} is not supported for builds (use host or none)")
+    if network.startswith("container:"):
+        raise NotImplementedFeature(f"network mode {network!r} is not supported for builds")
     platform = q.get("platform", "")
     if platform and parse_platform(platform)[:2] != host_platform_pair():
         raise InvalidArgument(f"platform {platform} is not this machine's ({'/'.join(host_platform_pair())})")
@@ -77,9 +82,9 @@ def options(q: Any) -> tuple[BuildOptions, str, bool]:
         dockerfile="", tags=q.getall("t", []), build_args={str(k): str(v) for k, v in build_args.items()},
         labels={str(k): str(v) for k, v in labels.items()}, target=q.get("target", ""),
         no_cache=types.query_bool(q.get("nocache")), pull=types.query_bool(q.get("pull")),
-        cache_from=[str(c) for c in cache_from], network=_NETWORKS[network],
+        cache_from=[str(c) for c in cache_from], network=_NETWORKS.get(network, network),
         resources=Resources(memory=_int(q, "memory"), cpu_shares=_int(q, "cpushares"), shm_size=_int(q, "shmsize")),
-        extra_hosts=[h for h in q.get("extrahosts", "").split(",") if h], platform=platform,
+        extra_hosts=[h for v in q.getall("extrahosts", []) for h in v.split(",") if h], platform=platform,
     )
     return opts, q.get("dockerfile", ""), types.query_bool(q.get("q"))
 
@@ -104,6 +109,9 @@ async def build(request: web.Request) -> web.StreamResponse:
     if builds is None:
         raise Unavailable("builds are not available on this daemon")
     opts, dockerfile, quiet = options(request.query)
+    networks = services(request).networks
+    if opts.network not in ("bridge", "host", "none") and networks is not None:
+        await asyncio.to_thread(networks.get, opts.network)  # a missing network is a 404 before the stream
     auths = registry_config(request.headers.get("X-Registry-Config"))
     stream = JSONStream(request)
     await stream.start()
