@@ -42,7 +42,9 @@ MIGRATIONS = [
         ports TEXT NOT NULL,
         UNIQUE (network_id, container_id)
     );
-    """
+    """,
+    # IPAM.Options as the create request had them ('null': none given, shown as null as dockerd does)
+    "ALTER TABLE networks ADD COLUMN ipam_options TEXT NOT NULL DEFAULT '{}';",
 ]
 
 
@@ -112,6 +114,7 @@ class Network:
     labels: dict[str, str] = field(default_factory=dict)
     options: dict[str, str] = field(default_factory=dict)
     ipam: list[IpamConfig] = field(default_factory=list)
+    ipam_options: dict[str, str] | None = field(default_factory=dict)
     bridge: str = ""
     scope: str = "local"
     containers: dict[str, EndpointInfo] = field(default_factory=dict)
@@ -122,6 +125,7 @@ def network_from_row(r: sqlite3.Row) -> Network:
         id=str(r["id"]), name=str(r["name"]), driver=str(r["driver"]), created=str(r["created"]),
         internal=bool(r["internal"]), attachable=bool(r["attachable"]), labels=json.loads(r["labels"]),
         options=json.loads(r["options"]), ipam=[IpamConfig(**c) for c in json.loads(r["ipam"])],
+        ipam_options=json.loads(r["ipam_options"]),
         bridge=str(r["bridge"]),
     )
 

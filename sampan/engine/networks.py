@@ -132,10 +132,10 @@ class NetworkService(SandboxMixin):
 
     def _insert(self, n: Network) -> None:
         self.db.execute(
-            "INSERT INTO networks (id, name, driver, created, internal, attachable, labels, options, ipam, bridge)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO networks (id, name, driver, created, internal, attachable, labels, options, ipam, bridge,"
+            " ipam_options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (n.id, n.name, n.driver, n.created, int(n.internal), int(n.attachable), json.dumps(n.labels),
-             json.dumps(n.options), json.dumps([c.__dict__ for c in n.ipam]), n.bridge),
+             json.dumps(n.options), json.dumps([c.__dict__ for c in n.ipam]), n.bridge, json.dumps(n.ipam_options)),
         )
 
     def _all(self) -> builtins.list[Network]:
@@ -164,7 +164,8 @@ class NetworkService(SandboxMixin):
     # ------------------------------------------------------------------ create / inspect / list
 
     def create(self, name: str, *, driver: str = "bridge", subnet: str = "", gateway: str = "", ip_range: str = "",
-               aux_addresses: dict[str, str] | None = None, internal: bool = False, attachable: bool = False,
+               aux_addresses: dict[str, str] | None = None, ipam_options: dict[str, str] | None = None,
+               internal: bool = False, attachable: bool = False,
                labels: dict[str, str] | None = None, options: dict[str, str] | None = None,
                enable_ipv6: bool = False) -> Network:
         driver = driver or "bridge"
@@ -193,6 +194,7 @@ class NetworkService(SandboxMixin):
             sub = ipam.Subnet.make(str(net), gateway=gateway, ip_range=ip_range, aux=aux_addresses)
             n = Network(id=nid, name=name, driver=driver, created=_now(), internal=internal, attachable=attachable,
                         labels=dict(labels or {}), options=dict(options or {}), bridge=opts.name,
+                        ipam_options=None if ipam_options is None else dict(ipam_options),
                         ipam=[IpamConfig(str(sub.network), str(sub.gateway), ip_range and str(sub.ip_range),
                                               dict(aux_addresses or {}))])
             bridgemod.ensure_bridge(opts.name, gateway=str(sub.gateway), prefixlen=sub.network.prefixlen, mtu=opts.mtu)

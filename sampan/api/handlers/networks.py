@@ -51,7 +51,8 @@ def network_json(n: Network, *, containers: bool = True) -> JSONDict:
     return {
         "Name": n.name, "Id": n.id, "Created": n.created, "Scope": n.scope, "Driver": n.driver,
         "EnableIPv6": False,
-        "IPAM": {"Driver": "default", "Options": None if n.name == "bridge" or not n.ipam else {}, "Config": config},
+        "IPAM": {"Driver": "default", "Options": None if n.name == "bridge" or not n.ipam else n.ipam_options,
+                 "Config": config},
         "Internal": n.internal, "Attachable": n.attachable, "Ingress": False,
         "ConfigFrom": {"Network": ""}, "ConfigOnly": False,
         "Containers": {cid: endpoint_json(ep) for cid, ep in n.containers.items()} if containers else {},
@@ -106,6 +107,7 @@ async def create(request: web.Request) -> web.Response:
         network_service(request).create, str(body.get("Name") or ""), driver=str(body.get("Driver") or "bridge"),
         subnet=str(cfg.get("Subnet") or ""), gateway=str(cfg.get("Gateway") or ""), ip_range=str(cfg.get("IPRange") or ""),
         aux_addresses=_strings(cfg.get("AuxiliaryAddresses"), "IPAM.Config.AuxiliaryAddresses"),
+        ipam_options=None if ipam.get("Options") is None else _strings(ipam["Options"], "IPAM.Options"),
         internal=bool(body.get("Internal")), attachable=bool(body.get("Attachable")),
         labels=_strings(body.get("Labels"), "Labels"), options=_strings(body.get("Options"), "Options"),
         enable_ipv6=bool(body.get("EnableIPv6")),
