@@ -44,6 +44,7 @@ DEFAULT_START_INTERVAL = 5.0
 DEFAULT_RETRIES = 3
 MAX_LOG = 5
 MAX_OUTPUT = 4096
+PROBE_KILL_GRACE = 2.0  # s for the runtime's exec to reap a killed probe before it is killed too
 
 
 def probe_command(test: list[str]) -> list[str] | None:
@@ -196,6 +197,11 @@ class HealthMonitor:
             if pid > 0:  # the probe itself, inside the container
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
+            # the runtime's exec reaps the probe and exits; killing it first would orphan the
+            # probe's zombie to whatever init the daemon has, and the container's pid 1 cannot
+            # finish exiting until every process of its pid namespace is reaped
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(task), PROBE_KILL_GRACE)
             if e.proc is not None and e.proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     e.proc.kill()
