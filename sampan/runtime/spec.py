@@ -148,9 +148,9 @@ def process(raw: Any, field: str) -> oci.Process:
         number = getattr(resource, name, None)
         if not name.startswith("RLIMIT_") or not isinstance(number, int):
             raise InvalidConfig(f"{where}.type", f"unknown rlimit {name!r}")
-        soft = _type(rl.get("soft"), int, f"{where}.soft")
-        hard = _type(rl.get("hard"), int, f"{where}.hard")
-        if soft > hard:
+        soft = _rlim(_type(rl.get("soft"), int, f"{where}.soft"), f"{where}.soft")
+        hard = _rlim(_type(rl.get("hard"), int, f"{where}.hard"), f"{where}.hard")
+        if hard != resource.RLIM_INFINITY and (soft == resource.RLIM_INFINITY or soft > hard):
             raise InvalidConfig(where, f"soft limit {soft} is above hard limit {hard}")
         rlimits.append(oci.Rlimit(number, soft, hard))
     size = None
@@ -364,3 +364,15 @@ def _seccomp(raw: Any) -> None:
             if arg.get("op") not in SECCOMP_OPS:
                 raise InvalidConfig(f"{where}.args[{j}].op", f"unknown operator {arg.get('op')!r}")
             _type(arg.get("value", 0), int, f"{where}.args[{j}].value")
+
+
+_RLIM_MAX = (1 << 64) - 1  # the spec's uint64 "unlimited" (what dockerd writes for -1)
+
+
+def _rlim(value: int, where: str) -> int:
+    """An rlimit value as setrlimit takes it: 2**64-1 (and runc's tolerated -1) mean unlimited."""
+    if value in (_RLIM_MAX, -1):
+        return resource.RLIM_INFINITY
+    if not 0 <= value < _RLIM_MAX:
+        raise InvalidConfig(where, f"must be 0..2^64-1, got {value}")
+    return value

@@ -69,7 +69,7 @@ def with_process(spec: Spec, ctx: SpecContext) -> None:
             kind = RLIMITS.get(u.name)
             if kind is None:
                 raise errors.InvalidArgument(f"invalid ulimit type: {u.name}")
-            rlimits.append({"type": kind, "soft": u.soft, "hard": u.hard})
+            rlimits.append({"type": kind, "soft": _unlimited(u.soft), "hard": _unlimited(u.hard)})
         process["rlimits"] = rlimits
     if c.host.oom_score_adj:
         process["oomScoreAdj"] = c.host.oom_score_adj
@@ -140,3 +140,8 @@ def _int(text: str, what: str) -> int:
         return int(text)
     except ValueError:
         raise errors.InvalidArgument(f"invalid user/group entry for {what!r}: {text!r}") from None
+
+
+def _unlimited(value: int) -> int:
+    """Docker's -1 (unlimited) as the runtime spec's uint64 (what dockerd writes; runc rejects -1)."""
+    return (1 << 64) - 1 if value < 0 else value
