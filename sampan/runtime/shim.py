@@ -350,7 +350,16 @@ class Shim:
 
     def fork(self, work: Any, *args: Any, then: Any = None) -> int:
         """Run ``work(self, *args)`` in a throwaway child; ``then`` (a client) gets the
-        child's exit code applied (``handler_done``) when it has been reaped."""
+        child's exit code applied (``handler_done``) when it has been reaped.
+
+        A child writing state.json is waited for first: state.json is written by one child
+        at a time, in order, and no answer is sent before the state it reports is saved."""
+        if self.saver:
+            try:
+                os.waitpid(self.saver, 0)
+            except ChildProcessError:
+                pass
+            self.forget(self.saver)
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
             tasks.run_child(work, self, *args)
@@ -377,14 +386,7 @@ class Shim:
         return self.children.pop(pid, None)
 
     def answer(self, clients: list[_Client], *, save: bool) -> None:
-        """state.json (with ``save``) and the state to ``clients``, from a child.  One
-        child writes state.json at a time, in order: the last write is the newest state."""
-        if save and self.saver:
-            try:
-                os.waitpid(self.saver, 0)
-            except ChildProcessError:
-                pass
-            self.forget(self.saver)
+        """state.json (with ``save``) and the state to ``clients``, from a child."""
         pid = self.fork(tasks.answer, clients, save)
         if save:
             self.saver = pid
@@ -439,8 +441,20 @@ class Shim:
         _, status = os.waitpid(pid, 0)
         self.forget(pid)
         c.busy = False
-        self.drop(c)
-        self.done = os.waitstatus_to_exitcode(status) != tasks.FAILED
+        code = os.waitstatus_to_exitcode(status)
+        if code != tasks.DONE:  # the runtime refused (answered), or the child died
+            if code == tasks.FAILED:
+                self.drop(c)
+            else:
+                self.send(c, _CHILD_FAILED)
+            return
+        # deleted: close everything, then answer from here (this process ends right after,
+        # its memory no longer matters), so that the answer means nothing is left running
+        del self.clients[c.sock.fileno()]
+        self.close()
+        tasks.answer(self, [c], save=False)
+        c.sock.close()
+        self.done = True
 
     # ------------------------------------------------------------ exit
 

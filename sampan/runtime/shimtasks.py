@@ -320,8 +320,8 @@ def answer(shim: Shim, clients: list[_Client], save: bool) -> int:
 
 
 def finish_delete(shim: Shim, c: _Client, force: bool) -> int:
-    """The runtime's delete of a stopped container, then the answer: DONE, or FAILED (the
-    error answered) when the runtime refused."""
+    """The runtime's delete of a stopped container: DONE (the shim answers, then exits), or
+    FAILED (the error answered here) when the runtime refused."""
     cfg = ShimConfig(json.loads(shim.raw_config))
     try:
         cli = ["--force"] if force else []
@@ -331,5 +331,4 @@ def finish_delete(shim: Shim, c: _Client, force: bool) -> int:
     except errors.SampanError as exc:
         _send(c.sock, proto.error_reply(exc))
         return FAILED
-    _send(c.sock, {"ok": True, **state_of(shim, cfg)})
     return DONE
