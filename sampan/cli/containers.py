@@ -83,8 +83,13 @@ CONTAINER_INSPECT = Spec(
 )
 
 
-def for_each(ctx: Context, names: list[str], action: Callable[[Client, str], object], *, what: str = "") -> int:
-    """Run ``action`` on each name; print the name on success, the daemon's error otherwise."""
+def for_each(ctx: Context, names: list[str], action: Callable[[Client, str], object], *, what: str = "",
+             missing_ok: bool = False) -> int:
+    """Run ``action`` on each name; print the name on success, the daemon's error otherwise.
+
+    With ``missing_ok`` (``rm -f``) a name the daemon does not know is reported on stderr at once
+    and does not fail the command, as the docker CLI does: ``docker rm -f $(docker ps -a)`` removes
+    the real containers, names each table word it could not find, and exits 0."""
     from sampan.client.client import from_daemon
 
     client = ctx.client()
@@ -95,6 +100,11 @@ def for_each(ctx: Context, names: list[str], action: Callable[[Client, str], obj
         except errors.SampanError as exc:
             if not from_daemon(exc):
                 raise
+            if missing_ok and isinstance(exc, errors.NotFound):
+                ctx.stdout.flush()
+                ctx.stderr.write(f"Error response from daemon: {exc}\n")
+                ctx.stderr.flush()
+                continue
             failed.append(f"Error response from daemon: {exc}")
             continue
         ctx.stdout.write(name + "\n")
@@ -143,7 +153,7 @@ def rm(ctx: Context, opts: Options, args: list[str]) -> int:
     def action(client: Client, name: str) -> object:
         return client.request("DELETE", f"/containers/{name}", query=query).read()
 
-    return for_each(ctx, args, action)
+    return for_each(ctx, args, action, missing_ok=bool(opts["force"]))
 
 
 def rename(ctx: Context, opts: Options, args: list[str]) -> int:

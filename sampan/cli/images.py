@@ -294,12 +294,14 @@ def rmi(ctx: Context, opts: Options, args: list[str]) -> int:
 
     client = ctx.client()
     failures = []
+    fatal = False  # with -f, names the daemon does not know are reported but do not fail (docker CLI)
     for name in args:
         try:
             items = client.remove_image(name, force=bool(opts["force"]), noprune=bool(opts["no_prune"]))
         except errors.SampanError as exc:
             if not from_daemon(exc):
                 raise
+            fatal = fatal or not isinstance(exc, errors.NotFound)
             failures.append(f"Error response from daemon: {exc}")
             continue
         for item in items:
@@ -310,7 +312,7 @@ def rmi(ctx: Context, opts: Options, args: list[str]) -> int:
     if failures:
         ctx.stdout.flush()
         ctx.stderr.write("\n".join(failures) + "\n")
-        return 1
+        return 1 if fatal or not opts["force"] else 0
     return 0
 
 
