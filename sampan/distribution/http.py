@@ -247,6 +247,12 @@ class RegistryClient:
             )
         return http.client.HTTPConnection(name, port, timeout=TIMEOUT, blocksize=1 << 20)
 
+    def _drop_idle(self, ep: Endpoint) -> None:
+        with self._lock:
+            idle = self._pool.pop((ep.scheme, ep.host, ep.verify), [])
+        for conn in idle:
+            conn.close()
+
     def _releaser(self, ep: Endpoint) -> Any:
         def release(conn: http.client.HTTPConnection, reuse: bool) -> None:
             if not reuse:
@@ -274,7 +280,9 @@ class RegistryClient:
         """Send one request to ``ep`` (``target`` is a path or an absolute URL on that host).
 
         A connection error is :class:`Unavailable` naming the URL.  A stale pooled connection
-        is retried once on a fresh one (only for bodies that can be sent again).
+        is retried once on a fresh one (only for bodies that can be sent again), and the
+        endpoint's other idle connections are dropped with it: after a registry restart every
+        one of them is stale, and a retry on the next of them would fail again.
         """
         if target.startswith(("http://", "https://")):
             parts = urlsplit(target)
@@ -299,6 +307,8 @@ class RegistryClient:
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 if reused and attempt == 0 and (body is None or isinstance(body, bytes)):
+                    # the registry closed it (e.g. restarted): its other idle ones are as stale
+                    self._drop_idle(ep)
                     continue
                 raise Unavailable(f"{url}: {_describe(exc)}") from None
             if method == "HEAD":
