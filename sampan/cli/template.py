@@ -38,7 +38,9 @@ __all__ = ["FormatterRow", "Template", "TemplateError", "escape_html", "go_float
 
 
 def _tokens(src: str) -> list[tuple[str, Any]]:
-    """Tokens of one action: (kind, value); kinds: field var str num bool nil ident | ( ) := , ="""
+    """Tokens of one action: (kind, value); kinds: field chain var str num bool nil ident | ( ) := , =
+
+    ``chain`` is a field path right after ``)``: ``(index .Networks "n").IPAddress``."""
     out: list[tuple[str, Any]] = []
     i, n = 0, len(src)
     while i < n:
@@ -76,7 +78,9 @@ def _tokens(src: str) -> list[tuple[str, Any]]:
             while j < n and (src[j].isalnum() or src[j] in "._$"):
                 j += 1
             word = src[i:j]
-            if c == ".":
+            if c == "." and i > 0 and src[i - 1] == ")":  # (pipeline).Field: a field of its result
+                out.append(("chain", [p for p in word.split(".") if p]))
+            elif c == ".":
                 out.append(("field", [p for p in word.split(".") if p] if word != "." else []))
             elif c == "$":
                 name, *path = word.split(".")
@@ -165,10 +169,14 @@ def _parse_pipeline(tokens: list[tuple[str, Any]]) -> Pipeline:
                 j += 1
             if depth:
                 raise TemplateError("unclosed left paren")
-            cmds[-1].append(("pipe", _parse_pipeline(tokens[i + 1 : j - 1])))
+            operand: tuple[str, Any] = ("pipe", _parse_pipeline(tokens[i + 1 : j - 1]))
+            if j < len(tokens) and tokens[j][0] == "chain":
+                operand = ("chain", (operand, tokens[j][1]))
+                j += 1
+            cmds[-1].append(operand)
             i = j
             continue
-        elif kind in (")", ",", ":=", "="):
+        elif kind in (")", ",", ":=", "=", "chain"):
             raise TemplateError(f"unexpected {value!r} in operand")
         else:
             cmds[-1].append((kind, value))
@@ -262,6 +270,9 @@ def _operand(op: tuple[str, Any], scope: _Scope) -> Any:
         return _field(scope.vars[name], path)
     if kind == "pipe":
         return _pipeline(value, scope)
+    if kind == "chain":
+        inner, path = value
+        return _field(_operand(inner, scope), path)
     if kind == "ident":
         return FUNCS[value]()
     return value
@@ -297,6 +308,8 @@ def _describe(op: tuple[str, Any]) -> str:
     kind, value = op
     if kind == "field":
         return "." + ".".join(value)
+    if kind == "chain":
+        return "(...)." + ".".join(value[1])
     return str(value)
 
 
