@@ -233,8 +233,12 @@ ip02=$(sampan inspect -f '{{(index .NetworkSettings.Networks "walkthrough-net").
 run sampan exec walkthrough-t01 ping -c 1 -W 2 "$ip02"
 run sampan exec walkthrough-t01 ping -c 1 -W 2 walkthrough-t02
 run sampan exec walkthrough-t01 wget -qO- http://walkthrough-t02:8080/hostname
+# a container of the default bridge joins the user network: names resolve for it from then on
+run sampan network connect walkthrough-net walkthrough-tomcat
+run sampan exec walkthrough-tomcat ping -c 1 -W 2 walkthrough-t02
 run sampan network inspect -f '{{range .Containers}}{{.Name}} {{.IPv4Address}}  {{end}}' walkthrough-net
 echo
+run sampan network disconnect walkthrough-net walkthrough-tomcat
 ipweb=$(sampan inspect -f '{{.NetworkSettings.IPAddress}}' walkthrough-tomcat)
 run sampan exec walkthrough-mysql wget -qO- "http://$ipweb:8080/hostname"   # the default bridge: by IP only
 run sampan port walkthrough-tomcat

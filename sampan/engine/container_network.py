@@ -177,6 +177,8 @@ def connect(containers: ContainerService, networks: NetworkService, network: str
             ep = networks.connect(network, c.id, aliases=aliases, ipv4=ipv4, mac=str(settings.get("mac") or ""))
             c.host.endpoints_config[networks.get(ep.network_id).name] = settings
             containers.save(c)
+            if networks.get(ep.network_id).name != "bridge":
+                use_embedded_dns(networks, c)
             return
         n = networks.get(network)
         if n.driver != "bridge":
@@ -185,6 +187,32 @@ def connect(containers: ContainerService, networks: NetworkService, network: str
             raise errors.Conflict(f"endpoint with name {c.name} already exists in network {n.name}")
         c.host.endpoints_config[n.name] = settings
         containers.save(c)
+
+
+def use_embedded_dns(networks: NetworkService, c: Container) -> None:
+    """Point a running container's resolv.conf at the embedded DNS server once it joined a user
+    network (it started on the default bridge with the host's servers), as Docker rebuilds it
+    when the sandbox gets its resolver: names on the new network resolve from then on.
+
+    The file is rewritten in place: it is bind-mounted into the container, which would keep
+    seeing the old file if a new one were renamed over it."""
+    import tempfile
+
+    target = Path(c.resolv_conf_path or Path(c.bundle_dir) / "resolv.conf")
+    try:
+        with tempfile.TemporaryDirectory(dir=c.bundle_dir) as tmp:
+            networks.write_files(c.id, Path(tmp), hostname=c.spec.hostname or c.short_id,
+                                 domainname=c.spec.domainname, dns=c.host.dns, dns_search=c.host.dns_search,
+                                 dns_options=c.host.dns_options)
+            text = (Path(tmp) / "resolv.conf").read_text()
+        with open(target, "r+") as f:
+            if f.read() == text:
+                return
+            f.seek(0)
+            f.write(text)
+            f.truncate()
+    except OSError as exc:
+        raise errors.from_oserror(exc, f"rewrite {target}") from exc
 
 
 def disconnect(containers: ContainerService, networks: NetworkService, network: str, container: str, *,

@@ -101,6 +101,7 @@ def test_walkthrough_runs_every_chapter(netd: Daemon, names: Names, tmp_path: Pa
         f"master {names.bridge}", "one end of a veth pair; the host end is veth",
         f"walkthrough-net bridge {subnet} gw {next(subnet.hosts())}",
         "PING walkthrough-t02 (", "1 packets transmitted, 1 packets received",
+        "$ sampan exec walkthrough-tomcat ping -c 1 -W 2 walkthrough-t02\x1b[0m\nPING walkthrough-t02 (",
         f"8080/tcp -> 0.0.0.0:{ports['WALKTHROUGH_WEB_PORT']}",
         "walkthrough: done",
     ]
