@@ -57,8 +57,11 @@ class Created:
 
 
 class RuntimeDriver:
-    def __init__(self, cfg: ShimConfig) -> None:
+    def __init__(self, cfg: ShimConfig, *, throwaway: bool = False) -> None:
+        """``throwaway``: the caller is a child that exits after the call, so sampan's
+        runtime is called right here rather than in a forked helper (start, kill, delete)."""
         self.cfg = cfg
+        self.throwaway = throwaway
         self.created_pid = 0  # set as soon as the runtime reports pid 1
 
     def create(self) -> Created:
@@ -140,7 +143,9 @@ class RuntimeDriver:
 
     def call(self, call: str, cli: list[str], **kwargs: Any) -> None:
         """One runtime call: in process (``sampan``) or as a CLI with arguments ``cli``."""
-        if self.cfg.runtime == "sampan":
+        if self.cfg.runtime == "sampan" and self.throwaway:
+            proto.raise_for(call_container(call, self.cfg, kwargs))
+        elif self.cfg.runtime == "sampan":
             self.in_process(call, **kwargs)
         else:
             self.run_cli([call, *cli])

@@ -240,7 +240,7 @@ def _start(shim: Shim, cfg: ShimConfig, c: _Client, req: dict[str, Any]) -> int:
         raise errors.NotModified("container already started")
     if shim.status != "created":
         raise errors.ContainerNotRunning(f"cannot start a container that is {shim.status}")
-    RuntimeDriver(cfg).call("start", [cfg.container_id])
+    RuntimeDriver(cfg, throwaway=True).call("start", [cfg.container_id])
     return STARTED
 
 
@@ -249,7 +249,8 @@ def _signal(shim: Shim, cfg: ShimConfig, c: _Client, req: dict[str, Any]) -> int
     if shim.status == "stopped":
         raise errors.ContainerNotRunning(f"container {cfg.container_id} is not running")
     if req.get("all"):
-        RuntimeDriver(cfg).call("kill", ["--all", cfg.container_id, str(sig)], sig=sig, all=True)
+        driver = RuntimeDriver(cfg, throwaway=True)
+        driver.call("kill", ["--all", cfg.container_id, str(sig)], sig=sig, all=True)
     else:
         os.kill(shim.pid, sig)
     _send(c.sock, {"ok": True})
@@ -325,7 +326,7 @@ def finish_delete(shim: Shim, c: _Client, force: bool) -> int:
     cfg = ShimConfig(json.loads(shim.raw_config))
     try:
         cli = ["--force"] if force else []
-        RuntimeDriver(cfg).call("delete", [*cli, cfg.container_id], force=force)
+        RuntimeDriver(cfg, throwaway=True).call("delete", [*cli, cfg.container_id], force=force)
     except errors.NotFound:
         pass
     except errors.SampanError as exc:
