@@ -58,6 +58,7 @@ MAX_CLIENT_BUFFER = 4 << 20
 # answers the loop sends itself (no JSON encoder in the shim's process)
 _OK = b'{"ok":true}\n'
 _ATTACHED = (b'{"ok":true,"tty":false}\n', b'{"ok":true,"tty":true}\n')
+_WAIT = proto.encode({"op": "wait"}).rstrip(b"\n")  # made once, in the fork server
 _CHILD_FAILED = b'{"ok":false,"error":"shim: the request handler failed","kind":"Internal"}\n'
 
 
@@ -319,8 +320,11 @@ class Shim:
             if b"\n" in c.inbuf:
                 line = bytes(c.inbuf[: c.inbuf.index(b"\n")])
                 c.inbuf.clear()
-                c.busy = True
-                self.fork(tasks.handle, c, line, then=c)
+                if line == _WAIT:  # ShimClient.wait()'s exact bytes: no child needed
+                    self.handler_done(c, tasks.WAIT)
+                else:
+                    c.busy = True
+                    self.fork(tasks.handle, c, line, then=c)
             elif len(c.inbuf) > 65536:
                 self.drop(c)
 
