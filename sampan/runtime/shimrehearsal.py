@@ -26,18 +26,18 @@ if TYPE_CHECKING:
     from types import FrameType
 
 # runc's argument shape: --log L --log-format json <command> ...; the stand-in pid 1 waits on
-# a fifo for "start", writes a line on each stream, and exits on "kill"
+# a fifo for "start", writes a line on each stream, then sleeps until "kill" signals it
 _RUNTIME = """#!/bin/sh
 state=$(dirname "$2")
 case "$5" in
 create) mkfifo "$state/go"
-        (read x < "$state/go"; echo rehearsal; echo rehearsal >&2; read y < "$state/go") &
+        (read x < "$state/go"; echo rehearsal; echo rehearsal >&2; exec sleep 30) &
         echo $! > "$9" ;;
 start) echo start > "$state/go" ;;
-kill) echo kill > "$state/go" ;;
+kill) kill -TERM "$(cat "$state/init.pid")" ;;
 esac
 """
-_TIMEOUT = 10  # seconds for the whole rehearsal
+_TIMEOUT = 5  # seconds for the whole rehearsal (it takes ~0.1 s)
 
 
 def rehearse() -> bool:
@@ -115,29 +115,32 @@ def _client(path: str) -> None:
     from sampan.runtime.shimproto import ShimClient, connect_unix, encode, read_frames
 
     client = ShimClient(path, timeout=_TIMEOUT)
-    client.status()
-    waiter = connect_unix(path, _TIMEOUT)
-    waiter.sendall(encode({"op": "wait"}))
-    stream = client.attach(stdin=False)
-    client.start()
     try:
-        client.call("rehearse")  # an unknown request: its error answer
-    except errors.InvalidArgument:
-        pass
-    client.signal(0)
-    buf, seen = bytearray(), set[int]()
-    while seen != {1, 2}:  # a line on each stream, in frames
-        chunk = stream.recv(4096)
-        if not chunk:
-            break
-        buf += chunk
-        seen.update(kind for kind, _ in read_frames(buf))
-    client.signal(signal.SIGTERM, all=True)
-    waiter.recv(4096)
-    while stream.recv(4096):  # the shim ends the stream at the exit
-        pass
-    client.status()
-    client.delete()
+        client.status()
+        waiter = connect_unix(path, _TIMEOUT)
+        waiter.sendall(encode({"op": "wait"}))
+        stream = client.attach(stdin=False)
+        stream.settimeout(_TIMEOUT)
+        client.start()
+        try:
+            client.call("rehearse")  # an unknown request: its error answer
+        except errors.InvalidArgument:
+            pass
+        client.signal(0)
+        buf, seen = bytearray(), set[int]()
+        while seen != {1, 2}:  # a line on each stream, in frames
+            chunk = stream.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+            seen.update(kind for kind, _ in read_frames(buf))
+        client.signal(signal.SIGTERM, all=True)
+        waiter.recv(4096)
+        while stream.recv(4096):  # the shim ends the stream at the exit
+            pass
+        client.status()
+    finally:
+        client.delete(force=True)  # whatever happened: the rehearsal's loop ends
 
 
 def _end_children() -> None:
