@@ -230,6 +230,7 @@ def endpoint_settings(ep: Any) -> dict[str, Any]:
     opts = ep.get("DriverOpts") or {}
     return {"aliases": [str(a) for a in ep.get("Aliases") or []],
             "ipv4": str(ipam.get("IPv4Address") or "") if isinstance(ipam, dict) else "",
+            "ipv6": str(ipam.get("IPv6Address") or "") if isinstance(ipam, dict) else "",
             "mac": str(ep.get("MacAddress") or ""),
             "links": [str(link) for link in ep.get("Links") or []],
             "driver_opts": {str(k): str(v) for k, v in opts.items()} if isinstance(opts, dict) else {}}

@@ -94,8 +94,9 @@ def container_summary(c: Container, api_version: str) -> JSONDict:
 def _configured(c: Container, network: str) -> JSONDict:
     """The endpoint settings the container was created or connected with (Docker keeps them)."""
     cfg = c.host.endpoints_config.get(network) or (c.host.endpoints_config.get("") if network == c.host.network_mode else None) or {}
-    ipv4 = str(cfg.get("ipv4") or "")
-    return {"IPAMConfig": {"IPv4Address": ipv4} if ipv4 else None, "Links": list(cfg.get("links") or []) or None,
+    ipv4, ipv6 = str(cfg.get("ipv4") or ""), str(cfg.get("ipv6") or "")
+    ipam = {k: v for k, v in (("IPv4Address", ipv4), ("IPv6Address", ipv6)) if v}
+    return {"IPAMConfig": ipam or None, "Links": list(cfg.get("links") or []) or None,
             "DriverOpts": dict(cfg.get("driver_opts") or {}) or None, "MacAddress": str(cfg.get("mac") or "")}
 
 
@@ -104,8 +105,8 @@ def _networks(c: Container) -> JSONDict:
         return {ep.network: {
             **_configured(c, ep.network), "Aliases": ep.aliases or None, "MacAddress": ep.mac_address,
             "NetworkID": ep.network_id, "EndpointID": ep.endpoint_id, "Gateway": ep.gateway,
-            "IPAddress": ep.ip_address, "IPPrefixLen": ep.prefixlen, "IPv6Gateway": "", "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0, "DNSNames": [c.name, c.short_id, *ep.aliases] if ep.network != "bridge" else None,
+            "IPAddress": ep.ip_address, "IPPrefixLen": ep.prefixlen, "IPv6Gateway": ep.ipv6_gateway,
+            "GlobalIPv6Address": ep.ipv6_address, "GlobalIPv6PrefixLen": ep.ipv6_prefixlen, "DNSNames": [c.name, c.short_id, *ep.aliases] if ep.network != "bridge" else None,
         } for ep in c.endpoints}
     mode = c.host.network_mode
     if mode.startswith("container:"):  # it has no network of its own
@@ -130,8 +131,9 @@ def _network_settings(c: Container) -> JSONDict:
         "Bridge": "", "SandboxID": c.id if c.sandbox_key else "", "SandboxKey": c.sandbox_key, "Ports": ports,
         "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": None,
         "SecondaryIPv6Addresses": None, "EndpointID": ep.endpoint_id if ep else "", "Gateway": ep.gateway if ep else "",
-        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": ep.ip_address if ep else "",
-        "IPPrefixLen": ep.prefixlen if ep else 0, "IPv6Gateway": "", "MacAddress": ep.mac_address if ep else "",
+        "GlobalIPv6Address": ep.ipv6_address if ep else "", "GlobalIPv6PrefixLen": ep.ipv6_prefixlen if ep else 0,
+        "IPAddress": ep.ip_address if ep else "",
+        "IPPrefixLen": ep.prefixlen if ep else 0, "IPv6Gateway": ep.ipv6_gateway if ep else "", "MacAddress": ep.mac_address if ep else "",
         "Networks": _networks(c),
     }
 

@@ -43,6 +43,7 @@ CREATE_FLAGS: tuple[Flag, ...] = (
     Flag("init", help="Run an init inside the container that forwards signals and reaps processes"),
     Flag("interactive", "i", help="Keep STDIN open even if not attached"),
     Flag("ip", kind="string", help="IPv4 address (e.g., 172.30.100.104)"),
+    Flag("ip6", kind="string", help="IPv6 address (e.g., 2001:db8::33)"),
     Flag("ipc", kind="string", help="IPC mode to use"),
     Flag("label", "l", kind="list", help="Set meta data on a container"),
     Flag("log-driver", kind="string", help="Logging driver for the container"),
@@ -420,8 +421,8 @@ def create_body(
     endpoint: dict[str, Any] = {}
     if opts["network_alias"]:
         endpoint["Aliases"] = list(opts["network_alias"])
-    if opts["ip"]:
-        endpoint["IPAMConfig"] = {"IPv4Address": str(opts["ip"])}
+    if opts["ip"] or opts["ip6"]:
+        endpoint["IPAMConfig"] = {k: str(v) for k, v in (("IPv4Address", opts["ip"]), ("IPv6Address", opts["ip6"])) if v}
     if opts["mac_address"]:
         endpoint["MacAddress"] = str(opts["mac_address"])
     if (network and network not in ("none", "host", "default", "bridge")) or endpoint:

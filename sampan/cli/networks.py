@@ -79,24 +79,61 @@ def _pairs(values: list[str]) -> dict[str, str]:
     return out
 
 
-def _one(opts: Options, name: str) -> str:
-    values = list(opts[name])  # type: ignore[call-overload]
-    if len(values) > 1:
-        raise errors.NotImplementedFeature(f"more than one --{name.replace('_', '-')} (sampan networks have one IPv4 subnet)")
-    return str(values[0]) if values else ""
+def _configs(opts: Options) -> list[dict[str, str]]:
+    """``--subnet``/``--gateway``/``--ip-range`` as IPAM configs, each gateway and range with the
+    subnet that holds it (the docker CLI's pairing; one IPv4 and one IPv6 subnet with ``--ipv6``)."""
+    subnets: list[str] = list(opts["subnet"])  # type: ignore[call-overload]
+    configs = [{"Subnet": s} for s in subnets]
+    for key, flag in (("Gateway", "gateway"), ("IPRange", "ip_range")):
+        for value in list(opts[flag]):  # type: ignore[call-overload]
+            if not configs:
+                raise errors.InvalidArgument("every ip-range or gateway must have a corresponding subnet")
+            target = _holder(configs, str(value), key)
+            if target is None:
+                what = "gateway" if key == "Gateway" else "range"
+                raise errors.InvalidArgument(f"no matching subnet for {what} {value}")
+            if key in target:
+                raise errors.InvalidArgument(f"cannot configure multiple {'gateways' if key == 'Gateway' else 'ranges'} ({value}, {target[key]}) for the same subnet ({target['Subnet']})")
+            target[key] = str(value)
+    return configs
+
+
+def _holder(configs: list[dict[str, str]], value: str, key: str) -> dict[str, str] | None:
+    import ipaddress
+
+    if len(configs) == 1 and not _parses(value):
+        return configs[0]  # the daemon names the bad value
+    for c in configs:
+        try:
+            net = ipaddress.ip_network(c["Subnet"], strict=False)
+            inner = ipaddress.ip_network(value, strict=False) if key == "IPRange" else ipaddress.ip_address(value)
+        except ValueError:
+            continue
+        if (isinstance(inner, (ipaddress.IPv4Network, ipaddress.IPv6Network)) and inner.version == net.version
+                and inner.subnet_of(net)) or (  # type: ignore[arg-type]
+                isinstance(inner, (ipaddress.IPv4Address, ipaddress.IPv6Address)) and inner in net):
+            return c
+    return None
+
+
+def _parses(value: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def create(ctx: Context, opts: Options, args: list[str]) -> int:
     if opts["aux_address"]:
         raise errors.NotImplementedFeature("--aux-address")
-    config = {k: v for k, v in (("Subnet", _one(opts, "subnet")), ("Gateway", _one(opts, "gateway")),
-                                ("IPRange", _one(opts, "ip_range"))) if v}
-    if config and "Subnet" not in config:
-        raise errors.InvalidArgument("every ip-range or gateway must have a corresponding subnet")
+    configs = _configs(opts)
     body = {
         "Name": args[0], "Driver": str(opts["driver"]) or "bridge", "Internal": bool(opts["internal"]),
         "Attachable": bool(opts["attachable"]), "EnableIPv6": bool(opts["ipv6"]), "CheckDuplicate": True,
-        "IPAM": {"Driver": str(opts["ipam_driver"]) or "default", "Config": [config] if config else [], "Options": {}},
+        "IPAM": {"Driver": str(opts["ipam_driver"]) or "default", "Config": configs, "Options": {}},
         "Options": _pairs(list(opts["opt"])), "Labels": _pairs(list(opts["label"])),  # type: ignore[call-overload]
     }
     result = ctx.client().json("POST", "/networks/create", body=body) or {}
@@ -166,11 +203,9 @@ def prune(ctx: Context, opts: Options, args: list[str]) -> int:
 
 
 def connect(ctx: Context, opts: Options, args: list[str]) -> int:
-    if opts["ip6"]:
-        raise errors.NotImplementedFeature("--ip6: sampan networks are IPv4 only")
     endpoint: dict[str, Any] = {"Aliases": list(opts["alias"])}  # type: ignore[call-overload]
-    if opts["ip"]:
-        endpoint["IPAMConfig"] = {"IPv4Address": str(opts["ip"])}
+    if opts["ip"] or opts["ip6"]:
+        endpoint["IPAMConfig"] = {k: str(v) for k, v in (("IPv4Address", opts["ip"]), ("IPv6Address", opts["ip6"])) if v}
     _post(ctx, f"/networks/{args[0]}/connect", {"Container": args[1], "EndpointConfig": endpoint})
     return 0
 

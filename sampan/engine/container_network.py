@@ -20,6 +20,7 @@ from sampan import errors
 from sampan.engine.model import Container, EndpointState, HostSpec, PublishedPort
 from sampan.engine.network_model import PortBinding
 from sampan.engine.network_sandbox import AttachRequest
+from sampan.network import ipam
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -52,7 +53,21 @@ def check_mode(networks: NetworkService, host: HostSpec) -> list[str]:
     host.network_mode = mode
     if mode in NO_SANDBOX:
         host.endpoints_config.pop(mode, None)
+    for name, cfg in host.endpoints_config.items():  # --ip6: refused at create, not at start
+        if cfg.get("ipv6"):
+            check_ipv6(networks, name or mode, str(cfg["ipv6"]))
     return warnings
+
+
+def check_ipv6(networks: NetworkService, network: str, address: str) -> None:
+    """``--ip6`` on ``network``: an IPv6 address of its IPv6 subnet (an ``--ipv6`` network)."""
+    n = networks.get(network)
+    c6 = n.ipam6
+    if c6 is None:
+        raise errors.InvalidArgument(f"invalid IPv6 address {address}: network {n.name} has no IPv6 subnet (create it with --ipv6)")
+    addr = ipam.parse_address6(address, "IPv6 address")
+    if addr not in ipam.parse_network6(c6.subnet):
+        raise errors.InvalidArgument(f"invalid address {addr}: it does not belong to the network's subnet {c6.subnet}")
 
 
 def port_requests(host: HostSpec, exposed: list[str]) -> list[PortBinding]:
@@ -120,11 +135,11 @@ def network_up(networks: NetworkService, c: Container, link_hosts: Sequence[str]
     configs = c.host.endpoints_config
     first = configs.get(mode) or configs.get("") or {}
     requests = [AttachRequest(mode, tuple(first.get("aliases") or ()), str(first.get("ipv4") or ""),
-                              str(first.get("mac") or ""))]
+                              str(first.get("mac") or ""), str(first.get("ipv6") or ""))]
     for name, ep in configs.items():
         if name and name != mode:
             requests.append(AttachRequest(name, tuple(ep.get("aliases") or ()), str(ep.get("ipv4") or ""),
-                                          str(ep.get("mac") or "")))
+                                          str(ep.get("mac") or ""), str(ep.get("ipv6") or "")))
     sandbox = networks.setup(c.id, name=c.name, requests=requests, ports=port_requests(c.host, c.spec.exposed_ports))
     try:
         networks.write_files(c.id, Path(c.bundle_dir), hostname=c.spec.hostname or c.short_id,
@@ -143,7 +158,8 @@ def record_endpoints(networks: NetworkService, c: Container) -> None:
     eps = networks.endpoints_of(c.id)
     c.endpoints = [EndpointState(network=networks.get(ep.network_id).name, network_id=ep.network_id, endpoint_id=ep.id,
                                  ip_address=ep.address, prefixlen=ep.prefixlen, gateway=ep.gateway,
-                                 mac_address=ep.mac, aliases=list(ep.aliases)) for ep in eps]
+                                 mac_address=ep.mac, aliases=list(ep.aliases), ipv6_address=ep.address6,
+                                 ipv6_prefixlen=ep.prefixlen6, ipv6_gateway=ep.gateway6) for ep in eps]
     c.ports = [PublishedPort(f"{p.container_port}/{p.proto}", p.host_ip or "0.0.0.0", str(p.host_port))
                for ep in eps for p in ep.ports]
 
@@ -174,7 +190,8 @@ def connect(containers: ContainerService, networks: NetworkService, network: str
         raise errors.Conflict("container cannot be connected to multiple networks with one of the networks in private (none) mode")
     with containers.operation(c.id):
         if c.state.running:
-            ep = networks.connect(network, c.id, aliases=aliases, ipv4=ipv4, mac=str(settings.get("mac") or ""))
+            ep = networks.connect(network, c.id, aliases=aliases, ipv4=ipv4, mac=str(settings.get("mac") or ""),
+                                  ipv6=str(settings.get("ipv6") or ""))
             c.host.endpoints_config[networks.get(ep.network_id).name] = settings
             containers.save(c)
             if networks.get(ep.network_id).name != "bridge":

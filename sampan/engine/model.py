@@ -183,6 +183,9 @@ class EndpointState:
     gateway: str = ""
     mac_address: str = ""
     aliases: list[str] = field(default_factory=list)
+    ipv6_address: str = ""  # on an --ipv6 network
+    ipv6_prefixlen: int = 0
+    ipv6_gateway: str = ""
 
 
 @dataclass

@@ -45,6 +45,12 @@ MIGRATIONS = [
     """,
     # IPAM.Options as the create request had them ('null': none given, shown as null as dockerd does)
     "ALTER TABLE networks ADD COLUMN ipam_options TEXT NOT NULL DEFAULT '{}';",
+    # an endpoint's IPv6 address on an --ipv6 network ('' otherwise)
+    """
+    ALTER TABLE endpoints ADD COLUMN address6 TEXT NOT NULL DEFAULT '';
+    ALTER TABLE endpoints ADD COLUMN prefixlen6 INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE endpoints ADD COLUMN gateway6 TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 
@@ -55,6 +61,8 @@ class NetworkConfig:
     exec_root: Path
     bridge_name: str = DEFAULT_BRIDGE  # --bridge (``none``: no default bridge)
     bip: str = ""  # --bip, e.g. 172.17.0.1/16
+    ipv6: bool = False  # --ipv6: the default bridge gets ``fixed_cidr_v6`` too
+    fixed_cidr_v6: str = ""  # --fixed-cidr-v6
     default_pools: tuple[ipam.PoolSpec, ...] = ipam.DEFAULT_POOLS  # --default-address-pool
     nft: bool = True  # --nft=false: no rules at all (userland proxy for published ports)
     nft_table: str = "sampan"  # --nft-table
@@ -101,6 +109,9 @@ class EndpointInfo:
     ifname: str = "eth0"
     netns: str = ""
     ports: list[PortBinding] = field(default_factory=list)
+    address6: str = ""  # on an --ipv6 network: the endpoint's IPv6 address, prefix length, gateway
+    prefixlen6: int = 0
+    gateway6: str = ""
 
 
 @dataclass
@@ -118,6 +129,20 @@ class Network:
     bridge: str = ""
     scope: str = "local"
     containers: dict[str, EndpointInfo] = field(default_factory=dict)
+
+    @property
+    def ipam4(self) -> IpamConfig | None:
+        """The IPv4 subnet's config (every bridge network has one)."""
+        return next((c for c in self.ipam if c.subnet and not ipam.is_ipv6(c.subnet)), None)
+
+    @property
+    def ipam6(self) -> IpamConfig | None:
+        """The IPv6 subnet's config: only on an ``--ipv6`` network."""
+        return next((c for c in self.ipam if ipam.is_ipv6(c.subnet)), None)
+
+    @property
+    def enable_ipv6(self) -> bool:
+        return self.ipam6 is not None
 
 
 def network_from_row(r: sqlite3.Row) -> Network:
@@ -137,6 +162,7 @@ def endpoint_from_row(r: sqlite3.Row) -> EndpointInfo:
         gateway=str(r["gateway"]), mac=str(r["mac"]), aliases=list(json.loads(r["aliases"])),
         ifname=str(r["ifname"]), netns=str(r["netns"]),
         ports=[PortBinding(**p) for p in json.loads(r["ports"])],
+        address6=str(r["address6"]), prefixlen6=int(r["prefixlen6"]), gateway6=str(r["gateway6"]),
     )
 
 

@@ -51,6 +51,7 @@ class AttachRequest:
     aliases: tuple[str, ...] = ()
     ipv4: str = ""
     mac: str = ""
+    ipv6: str = ""  # --ip6 (an --ipv6 network only)
 
 
 @dataclass
@@ -60,11 +61,15 @@ class Sandbox:
     embedded_dns: bool = False
 
 
+def _family(host_ip: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host_ip else socket.AF_INET
+
+
 def random_port(proto: str, host_ip: str, taken: set[int]) -> int:
     """A free host port from the kernel's ephemeral range, not used by another mapping."""
     kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
     for _ in range(64):
-        with socket.socket(socket.AF_INET, kind) as s:
+        with socket.socket(_family(host_ip), kind) as s:
             s.bind((host_ip if host_ip not in ("", "0.0.0.0") else "0.0.0.0", 0))
             port = int(s.getsockname()[1])
         if port not in taken:
@@ -78,7 +83,7 @@ def free_port_in(proto: str, host_ip: str, ports: range, taken: set[int]) -> int
     for port in ports:
         if port in taken:
             continue
-        with socket.socket(socket.AF_INET, kind) as s:
+        with socket.socket(_family(host_ip), kind) as s:
             try:
                 s.bind((host_ip if host_ip not in ("", "0.0.0.0") else "0.0.0.0", port))
             except OSError:
@@ -92,6 +97,7 @@ class SandboxMixin:
     db: Database
     lock: threading.RLock
     subnets: dict[str, ipam.Subnet]
+    subnets6: dict[str, ipam.Subnet6]
     dns: DnsServer
     containers: Callable[[str], tuple[str, str, Path | None]]
     link_aliases: Callable[[str, str], dict[str, str]]
@@ -147,40 +153,51 @@ class SandboxMixin:
             raise errors.InvalidArgument(f"container cannot be connected to network {n.name} (driver {n.driver}) with others")
         if self._endpoints(network_id=n.id, container_id=container_id):
             raise errors.Conflict(f"endpoint with name {name} already exists in network {n.name}")
-        if req.ipv4 and n.name == "bridge":
+        if (req.ipv4 or req.ipv6) and n.name == "bridge":
             raise errors.InvalidArgument("user specified IP address is supported on user defined networks only")
         sub = self.subnets[n.id]
+        sub6 = self.subnets6.get(n.id)
+        if req.ipv6 and sub6 is None:
+            raise errors.InvalidArgument(f"invalid IPv6 address {req.ipv6}: network {n.name} has no IPv6 subnet (create it with --ipv6)")
         opts = bridgemod.BridgeOptions.parse(n.options, default_name=n.bridge)
         if n.bridge not in self._ensured or not netlink.link_exists(n.bridge):
             bridgemod.ensure_bridge(n.bridge, gateway=str(sub.gateway), prefixlen=sub.network.prefixlen, mtu=opts.mtu)
             self._ensured.add(n.bridge)
         addr = sub.allocate(req.ipv4)
+        addr6 = None
         try:
-            bindings = self._bindings(ports, opts.host_binding_ipv4)
+            addr6 = sub6.allocate(req.ipv6) if sub6 is not None else None
+            bindings = self._bindings(ports, opts.host_binding_ipv4, ipv6=addr6 is not None)
             mac = ipam.check_mac(req.mac) if req.mac else ipam.mac_for(addr)
             ep = EndpointInfo(id=secrets.token_hex(32), network_id=n.id, container_id=container_id, container_name=name,
                               address=str(addr), prefixlen=sub.network.prefixlen, gateway=str(sub.gateway), mac=mac,
-                              aliases=list(req.aliases), ifname=ifname, netns=str(path), ports=bindings)
+                              aliases=list(req.aliases), ifname=ifname, netns=str(path), ports=bindings,
+                              address6=str(addr6 or ""), prefixlen6=sub6.network.prefixlen if sub6 else 0,
+                              gateway6=str(sub6.gateway) if sub6 else "")
             # the ports' nft run overlaps the two `ip` runs (it needs only the address)
             pending = self._publish_early(n, ep)
             try:
                 bridgemod.attach(bridgemod.Endpoint(ep.id, n.bridge, path, ifname, ep.address, ep.prefixlen,
-                                                    ep.gateway, mac, opts.mtu, default_route))
+                                                    ep.gateway, mac, opts.mtu, default_route,
+                                                    ep.address6, ep.prefixlen6, ep.gateway6))
             finally:
                 if pending is not None:
                     pending.result()
             self.db.execute(
                 "INSERT INTO endpoints (id, network_id, container_id, container_name, address, prefixlen, gateway,"
-                " mac, aliases, ifname, netns, ports) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " mac, aliases, ifname, netns, ports, address6, prefixlen6, gateway6)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (ep.id, n.id, container_id, name, ep.address, ep.prefixlen, ep.gateway, mac,
-                 _json(ep.aliases), ifname, str(path), ports_json(bindings)),
+                 _json(ep.aliases), ifname, str(path), ports_json(bindings), ep.address6, ep.prefixlen6, ep.gateway6),
             )
         except BaseException:
             sub.release(addr)
+            if addr6 is not None and sub6 is not None:
+                sub6.release(addr6)
             if "ep" in locals() and ep.id in self._published_early:
                 self._published_early.discard(ep.id)
-                maps = [portmap.PortMapping(p.proto, p.host_ip, p.host_port, ep.address, p.container_port, n.bridge)
-                        for p in ep.ports]
+                maps = [portmap.PortMapping(p.proto, p.host_ip, p.host_port, ep.address, p.container_port, n.bridge,
+                                            ep.address6) for p in ep.ports]
                 table = self.cfg.nft_table
                 self.writer.submit(lambda: portmap.apply(portmap.elements(table, maps, add=False)))
             raise
@@ -191,16 +208,19 @@ class SandboxMixin:
         if not ep.ports or not self.nft or not self._applied or n.internal \
                 or not any(r.bridge == n.bridge for r in self._applied):
             return None
-        maps = [portmap.PortMapping(p.proto, p.host_ip, p.host_port, ep.address, p.container_port, n.bridge)
+        maps = [portmap.PortMapping(p.proto, p.host_ip, p.host_port, ep.address, p.container_port, n.bridge, ep.address6)
                 for p in ep.ports]
         table = self.cfg.nft_table
         self._published_early.add(ep.id)
         return self.writer.start(lambda: portmap.apply(portmap.elements(table, maps, add=True)))
 
-    def _bindings(self, ports: Sequence[PortBinding], default_ip: str) -> list[PortBinding]:
+    def _bindings(self, ports: Sequence[PortBinding], default_ip: str, *, ipv6: bool = False) -> list[PortBinding]:
         taken = {(p.proto, p.host_port) for ep in self._endpoints() for p in ep.ports}
         out = []
         for p in ports:
+            if ":" in p.host_ip and p.host_ip != "::1" and not ipv6:
+                raise errors.InvalidArgument(f"cannot publish on IPv6 address [{p.host_ip}]: the container's first network "
+                                             "has no IPv6 subnet (create it with --ipv6)")
             host_ip = p.host_ip or ("" if default_ip in ("", "0.0.0.0") else default_ip)
             port = p.host_port
             if port == 0:
@@ -231,14 +251,14 @@ class SandboxMixin:
     # ------------------------------------------------------------------ connect / disconnect
 
     def connect(self, network: str, container: str, *, aliases: Sequence[str] = (), ipv4: str = "",
-                mac: str = "") -> EndpointInfo:
+                mac: str = "", ipv6: str = "") -> EndpointInfo:
         """Attach a running container to one more network (``network connect``)."""
         cid, name, path = self.containers(container)
         if path is None:
             raise errors.NotImplementedFeature("network connect of a container that is not running")
         with self.lock:
             count = len(self._endpoints(container_id=cid))
-            ep = self._attach(cid, name, AttachRequest(network, tuple(aliases), ipv4, mac), path, ifname=f"eth{count}",
+            ep = self._attach(cid, name, AttachRequest(network, tuple(aliases), ipv4, mac, ipv6), path, ifname=f"eth{count}",
                               default_route=count == 0, ports=())
             self.sync_rules(added=[ep])
         if self.get(ep.network_id).name != "bridge":
@@ -282,6 +302,8 @@ class SandboxMixin:
                     names = {ep.container_name.lower(), ep.container_id[:12], *(a.lower() for a in ep.aliases)}
                     if wanted in names or (len(wanted) >= 12 and ep.container_id.startswith(wanted)):
                         found.append(ep.address)
+                        if ep.address6:  # AAAA (dns.answer picks the family the query asks for)
+                            found.append(ep.address6)
             return found or None
 
         return resolve

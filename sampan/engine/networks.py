@@ -66,6 +66,7 @@ class NetworkService(SandboxMixin):
         self.events = events or EventBus()
         self.lock = threading.RLock()
         self.subnets: dict[str, ipam.Subnet] = {}
+        self.subnets6: dict[str, ipam.Subnet6] = {}  # --ipv6 networks' IPv6 subnets
         self._applied: builtins.list[portmap.BridgeRules] | None = None  # the bridges last applied
         self.writer = portmap.RuleWriter()
         self.proxy: UserlandProxy | None = None
@@ -116,17 +117,22 @@ class NetworkService(SandboxMixin):
         return IpamConfig(subnet=str(net), gateway=str(next(net.hosts())))
 
     def _taken(self, exclude: str = "") -> list[ipam.Net]:
-        taken = [ipam.parse_network(c.subnet) for n in self._all() if n.id != exclude for c in n.ipam if c.subnet]
+        taken = [ipam.parse_network(c.subnet) for n in self._all() if n.id != exclude and n.ipam4
+                 for c in [n.ipam4]]
         return taken + netlink.routed_networks()
 
     def _load_subnets(self) -> None:
         for n in self._all():
-            if n.ipam and n.ipam[0].subnet:
-                c = n.ipam[0]
+            c, c6 = n.ipam4, n.ipam6
+            if c is not None:
                 sub = ipam.Subnet.make(c.subnet, gateway=c.gateway, ip_range=c.ip_range, aux=c.aux_addresses)
                 for ep in self._endpoints(network_id=n.id):
                     sub.allocated.add(ipam.IPv4(ep.address))
                 self.subnets[n.id] = sub
+            if c6 is not None:
+                sub6 = ipam.Subnet6.make(c6.subnet, gateway=c6.gateway, ip_range=c6.ip_range, aux=c6.aux_addresses)
+                sub6.allocated.update(ipam.IPv6(ep.address6) for ep in self._endpoints(network_id=n.id) if ep.address6)
+                self.subnets6[n.id] = sub6
 
     # ------------------------------------------------------------------ rows
 
@@ -167,7 +173,10 @@ class NetworkService(SandboxMixin):
                aux_addresses: dict[str, str] | None = None, ipam_options: dict[str, str] | None = None,
                internal: bool = False, attachable: bool = False,
                labels: dict[str, str] | None = None, options: dict[str, str] | None = None,
-               enable_ipv6: bool = False) -> Network:
+               enable_ipv6: bool = False, subnet6: str = "", gateway6: str = "", ip_range6: str = "",
+               aux_addresses6: dict[str, str] | None = None) -> Network:
+        """A bridge network; with ``enable_ipv6`` also an IPv6 subnet (``subnet6``, required: there is
+        no default IPv6 pool, as dockerd without one) on the same bridge."""
         driver = driver or "bridge"
         if not name:
             raise errors.InvalidArgument("network name is required")
@@ -175,8 +184,12 @@ class NetworkService(SandboxMixin):
             raise errors.Conflict(f"operation is not permitted on predefined {name} network")
         if driver != "bridge":
             raise errors.NotFound(f'could not find plugin {driver} in v1 plugin registry: plugin not found')
-        if enable_ipv6:
-            raise errors.NotImplementedFeature("IPv6 networks are not supported by sampan")
+        if subnet6 and not enable_ipv6:
+            raise errors.InvalidArgument(ipam.V6_NOT_ENABLED)
+        if (gateway6 or ip_range6 or aux_addresses6) and not subnet6:
+            raise errors.InvalidArgument("gateway, ip-range and aux-address need a subnet")
+        if enable_ipv6 and not subnet6:
+            raise errors.Unavailable(ipam.NO_V6_POOL)
         if (gateway or ip_range or aux_addresses) and not subnet:
             raise errors.InvalidArgument("gateway, ip-range and aux-address need a subnet")
         nid = secrets.token_hex(32)
@@ -188,28 +201,53 @@ class NetworkService(SandboxMixin):
                 raise errors.Conflict(f"bridge name {opts.name} is already used by another network")
             if subnet:
                 net = ipam.parse_network(subnet)
-                ipam.check_no_overlap(net, [(n.name, ipam.parse_network(c.subnet)) for n in self._all() for c in n.ipam if c.subnet])
+                ipam.check_no_overlap(net, self._subnets_in_use())
             else:
                 net = ipam.choose_subnet(self.cfg.default_pools, self._taken())
             sub = ipam.Subnet.make(str(net), gateway=gateway, ip_range=ip_range, aux=aux_addresses)
+            configs = [IpamConfig(str(sub.network), str(sub.gateway), ip_range and str(sub.ip_range),
+                                  dict(aux_addresses or {}))]
+            sub6 = None
+            if subnet6:
+                sub6 = ipam.Subnet6.make(subnet6, gateway=gateway6, ip_range=ip_range6, aux=aux_addresses6)
+                ipam.check_no_overlap(sub6.network, self._subnets_in_use())
+                configs.append(IpamConfig(str(sub6.network), str(sub6.gateway), ip_range6 and str(sub6.ip_range),
+                                          dict(aux_addresses6 or {})))
             n = Network(id=nid, name=name, driver=driver, created=_now(), internal=internal, attachable=attachable,
                         labels=dict(labels or {}), options=dict(options or {}), bridge=opts.name,
-                        ipam_options=None if ipam_options is None else dict(ipam_options),
-                        ipam=[IpamConfig(str(sub.network), str(sub.gateway), ip_range and str(sub.ip_range),
-                                              dict(aux_addresses or {}))])
-            bridgemod.ensure_bridge(opts.name, gateway=str(sub.gateway), prefixlen=sub.network.prefixlen, mtu=opts.mtu)
-            self._ensured.add(opts.name)
+                        ipam_options=None if ipam_options is None else dict(ipam_options), ipam=configs)
             try:
+                self._ensure_bridge(n, opts.mtu)
                 self._insert(n)
                 self.subnets[nid] = sub
+                if sub6 is not None:
+                    self.subnets6[nid] = sub6
                 self.sync_rules()
             except BaseException:
                 self.db.execute("DELETE FROM networks WHERE id = ?", (nid,))
                 self.subnets.pop(nid, None)
+                self.subnets6.pop(nid, None)
                 bridgemod.delete_bridge(opts.name)
+                self._ensured.discard(opts.name)
                 raise
         self.events.publish("network", "create", nid, {"name": name, "type": driver})
         return self.inspect(nid)
+
+    def _subnets_in_use(self) -> builtins.list[tuple[str, ipam.Net | ipam.Net6]]:
+        out: builtins.list[tuple[str, ipam.Net | ipam.Net6]] = []
+        for n in self._all():
+            for c in n.ipam:
+                if c.subnet:
+                    out.append((n.name, ipam.parse_network6(c.subnet) if ipam.is_ipv6(c.subnet) else ipam.parse_network(c.subnet)))
+        return out
+
+    def _ensure_bridge(self, n: Network, mtu: int) -> None:
+        """The network's bridge, up, with its gateway addresses (IPv4, and IPv6 on an --ipv6 network)."""
+        c, c6 = n.ipam4, n.ipam6
+        assert c is not None
+        bridgemod.ensure_bridge(n.bridge, gateway=c.gateway, prefixlen=int(c.subnet.split("/")[1]), mtu=mtu,
+                                gateway6=c6.gateway if c6 else "", prefixlen6=int(c6.subnet.split("/")[1]) if c6 else 0)
+        self._ensured.add(n.bridge)
 
     def inspect(self, ref: str) -> Network:
         n = self.get(ref)
@@ -263,6 +301,7 @@ class NetworkService(SandboxMixin):
                     f"({', '.join(ep.container_name or ep.container_id[:12] for ep in users)})")
             self.db.execute("DELETE FROM networks WHERE id = ?", (n.id,))
             self.subnets.pop(n.id, None)
+            self.subnets6.pop(n.id, None)
             self.sync_rules()
             bridgemod.delete_bridge(n.bridge)
             self._ensured.discard(n.bridge)
@@ -291,19 +330,22 @@ class NetworkService(SandboxMixin):
         used = {ep.network_id for ep in self._endpoints()}
         # the default bridge counts only while it has endpoints: a daemon that never ran a
         # container there leaves another daemon's sampan0 (same name) alone
-        nets = [n for n in self._all() if n.driver == "bridge" and n.ipam and netlink.link_exists(n.bridge)
+        nets = [n for n in self._all() if n.driver == "bridge" and n.ipam4 and netlink.link_exists(n.bridge)
                 and (n.name != "bridge" or n.id in used or n.bridge in self._ensured)]
         by_net = {n.id: n for n in nets}
         rules = []
         for n in nets:
             opts = bridgemod.BridgeOptions.parse(n.options, default_name=n.bridge)
-            rules.append(portmap.BridgeRules(bridge=n.bridge, subnet=n.ipam[0].subnet, masquerade=opts.masquerade,
-                                             icc=opts.icc, internal=n.internal))
+            c4, c6 = n.ipam4, n.ipam6
+            assert c4 is not None
+            rules.append(portmap.BridgeRules(bridge=n.bridge, subnet=c4.subnet, masquerade=opts.masquerade,
+                                             icc=opts.icc, internal=n.internal, subnet6=c6.subnet if c6 else ""))
         return sorted(rules, key=lambda r: r.bridge), self._mappings(self._endpoints(), by_net), by_net
 
     @staticmethod
     def _mappings(endpoints: builtins.list[EndpointInfo], by_net: dict[str, Network]) -> builtins.list[portmap.PortMapping]:
-        return [portmap.PortMapping(p.proto, p.host_ip, p.host_port, ep.address, p.container_port, by_net[ep.network_id].bridge)
+        return [portmap.PortMapping(p.proto, p.host_ip, p.host_port, ep.address, p.container_port, by_net[ep.network_id].bridge,
+                                    ep.address6)
                 for ep in endpoints if ep.network_id in by_net and not by_net[ep.network_id].internal for p in ep.ports]
 
     def sync_rules(self, *, added: builtins.list[EndpointInfo] | None = None,
@@ -320,6 +362,7 @@ class NetworkService(SandboxMixin):
             if not self.nft:
                 self._sync_proxies(ports)
                 return
+            self._sync_proxies(portmap.loopback6(ports))  # [::1] on --ipv6 networks (nothing otherwise)
             table = self.cfg.nft_table
             if not rules:
                 if self._applied is not None or portmap.table_exists(table):
@@ -343,6 +386,9 @@ class NetworkService(SandboxMixin):
             forwarding = any(not n.internal for n in by_net.values()) and bool(self._endpoints())
             if forwarding and netlink.get_sysctl("net.ipv4.ip_forward") == "0":
                 netlink.set_sysctl("net.ipv4.ip_forward", "1")
+            forwarding6 = forwarding and any(not n.internal and n.enable_ipv6 for n in by_net.values())
+            if forwarding6 and netlink.get_sysctl("net.ipv6.conf.all.forwarding") == "0":  # as dockerd with --ipv6
+                netlink.set_sysctl("net.ipv6.conf.all.forwarding", "1")
 
     def _sync_proxies(self, ports: builtins.list[portmap.PortMapping]) -> None:
         """Without nftables, published ports are served by the userland proxy."""
@@ -364,11 +410,9 @@ class NetworkService(SandboxMixin):
                 if not Path(ep.netns).exists() or not netlink.link_exists(bridgemod.host_veth_name(ep.id)):
                     self._forget(ep)
             for n in self._all():
-                if n.driver == "bridge" and n.ipam and (n.name != "bridge" or self._endpoints(network_id=n.id)):
+                if n.driver == "bridge" and n.ipam4 and (n.name != "bridge" or self._endpoints(network_id=n.id)):
                     opts = bridgemod.BridgeOptions.parse(n.options, default_name=n.bridge)
-                    c = n.ipam[0]
-                    bridgemod.ensure_bridge(n.bridge, gateway=c.gateway, prefixlen=int(c.subnet.split("/")[1]), mtu=opts.mtu)
-                    self._ensured.add(n.bridge)
+                    self._ensure_bridge(n, opts.mtu)
             self._applied = None  # whatever is in the kernel now, rebuild it whole
             self.sync_rules()
             # containers that outlived a daemon restart: their embedded DNS died with it
@@ -385,6 +429,9 @@ class NetworkService(SandboxMixin):
         sub = self.subnets.get(ep.network_id)
         if sub is not None:
             sub.release(ep.address)
+        sub6 = self.subnets6.get(ep.network_id)
+        if sub6 is not None and ep.address6:
+            sub6.release(ep.address6)
 
     def close(self) -> None:
         """Clean shutdown: with no endpoint left, sampan's table and the default bridge go;

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sampan import errors
 from sampan.network import netlink
+from sampan.network.netns import entered as netns_entered
 
 DEFAULT_BRIDGE = "sampan0"
 DEFAULT_MTU = 1500
@@ -77,8 +78,12 @@ def _bool(options: dict[str, str], key: str) -> bool:
     raise errors.InvalidArgument(f"invalid value for {key}: {value!r} (want true or false)")
 
 
-def ensure_bridge(name: str, *, gateway: str, prefixlen: int, mtu: int, route_localnet: bool = True) -> bool:
-    """Create the bridge with its gateway address (idempotent); return whether it was made."""
+def ensure_bridge(name: str, *, gateway: str, prefixlen: int, mtu: int, route_localnet: bool = True,
+                  gateway6: str = "", prefixlen6: int = 0) -> bool:
+    """Create the bridge with its gateway address (idempotent); return whether it was made.
+
+    ``gateway6`` (an ``--ipv6`` network) is added too, without duplicate address detection so
+    that it is usable at once; IPv6 is switched on for this bridge only."""
     created = False
     batch = netlink.Batch()
     if not netlink.link_exists(name):
@@ -86,8 +91,16 @@ def ensure_bridge(name: str, *, gateway: str, prefixlen: int, mtu: int, route_lo
         created = True
     if created or not _has_address(name, gateway):
         batch.add("addr", "replace", f"{gateway}/{prefixlen}", "dev", name)
-    batch.add("link", "set", name, "up")
     try:
+        if gateway6:
+            if created:
+                batch.run(what=f"create bridge {name}")
+                batch = netlink.Batch()
+            _write(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "0")
+            _write(f"/proc/sys/net/ipv6/conf/{name}/accept_dad", "0")
+            if not _has_address(name, gateway6, family="-6"):
+                batch.add("addr", "replace", f"{gateway6}/{prefixlen6}", "dev", name, "nodad")
+        batch.add("link", "set", name, "up")
         batch.run(what=f"create bridge {name}")
         if route_localnet:  # 127.0.0.1:HOSTPORT publishing (see portmap.py)
             _write(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
@@ -98,8 +111,8 @@ def ensure_bridge(name: str, *, gateway: str, prefixlen: int, mtu: int, route_lo
     return created
 
 
-def _has_address(name: str, address: str) -> bool:
-    for link in netlink.query("-4", "addr", "show", "dev", name):
+def _has_address(name: str, address: str, *, family: str = "-4") -> bool:
+    for link in netlink.query(family, "addr", "show", "dev", name):
         infos = link.get("addr_info")
         for info in infos if isinstance(infos, list) else []:
             if isinstance(info, dict) and info.get("local") == address:
@@ -137,6 +150,9 @@ class Endpoint:
     mac: str
     mtu: int = DEFAULT_MTU
     default_route: bool = True
+    address6: str = ""  # on an --ipv6 network
+    prefixlen6: int = 0
+    gateway6: str = ""
 
     @property
     def host_veth(self) -> str:
@@ -157,15 +173,30 @@ class Endpoint:
         b = netlink.Batch().add("link", "set", "lo", "up")
         b.add("addr", "add", f"{self.address}/{self.prefixlen}", "dev", self.ifname)
         b.add("link", "set", self.ifname, "up")
+        if self.address6:  # no DAD: the address is usable at once (sysctls: ``ipv6_sysctls``)
+            b.add("addr", "add", f"{self.address6}/{self.prefixlen6}", "dev", self.ifname, "nodad")
         if self.default_route and self.gateway:
             b.add("route", "replace", "default", "via", self.gateway, "dev", self.ifname)
+        if self.default_route and self.address6 and self.gateway6:
+            b.add("route", "replace", "default", "via", self.gateway6, "dev", self.ifname)
         return b
+
+    def ipv6_sysctls(self) -> dict[str, str]:
+        """Inside the container's namespace (never the host's): IPv6 on for this interface, no DAD."""
+        if not self.address6:
+            return {}
+        return {f"net.ipv6.conf.{self.ifname}.disable_ipv6": "0", f"net.ipv6.conf.{self.ifname}.accept_dad": "0"}
 
 
 def attach(ep: Endpoint) -> None:
     """Create the veth pair and configure the inside; nothing is left behind on failure."""
     ep.host_batch().run(what=f"create veth for {ep.ifname} on {ep.bridge}")
     try:
+        sysctls = ep.ipv6_sysctls()
+        if sysctls:
+            with netns_entered(ep.netns):
+                for key, value in sysctls.items():
+                    netlink.set_sysctl(key, value)
         ep.inside_batch().run(netns=ep.netns, what=f"configure {ep.ifname} in {ep.netns}")
     except BaseException:
         netlink.delete_links([ep.host_veth])

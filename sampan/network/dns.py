@@ -11,8 +11,8 @@ network service need not share a loop).
 
 Names: a query for a container name, a network alias or a short ID answers with that
 container's addresses on the networks the asking container shares with it (``Resolver``,
-given by the engine).  AAAA for a known name answers with no records (sampan networks are
-IPv4).  Any other name is forwarded, as received, to the host's resolvers (from the host's
+given by the engine).  AAAA answers with its IPv6 addresses on ``--ipv6`` networks (none
+otherwise: an empty answer, as Docker's).  Any other name is forwarded, as received, to the host's resolvers (from the host's
 ``/etc/resolv.conf``) over UDP, or TCP for TCP queries; no answer in 3 s is SERVFAIL.
 """
 
@@ -76,19 +76,21 @@ def build_query(name: str, qtype: int = TYPE_A, qid: int = 0x1234) -> bytes:
 
 
 def answer(packet: bytes, addresses: Sequence[str], *, rcode: int = 0) -> bytes:
-    """A response to ``packet`` with A records for ``addresses`` (TTL 600, as Docker's)."""
+    """A response to ``packet`` with A (or AAAA) records for those ``addresses`` of the family asked (TTL 600, as Docker's)."""
     qid, _name, qtype, _qclass, end = parse_question(packet)
     rd = struct.unpack("!H", packet[2:4])[0] & 0x0100
-    records = [a for a in addresses if qtype == TYPE_A]
+    want = {TYPE_A: 4, TYPE_AAAA: 6}.get(qtype)
+    records = [ipaddress.ip_address(a) for a in addresses]
+    records = [a for a in records if a.version == want]
     flags = 0x8000 | 0x0400 | rd | 0x0080 | rcode  # QR, AA, RD copied, RA
     out = struct.pack("!HHHHHH", qid, flags, 1, len(records), 0, 0) + packet[12:end]
     for addr in records:
-        out += struct.pack("!HHHIH", 0xC00C, TYPE_A, CLASS_IN, 600, 4) + ipaddress.IPv4Address(addr).packed
+        out += struct.pack("!HHHIH", 0xC00C, qtype, CLASS_IN, 600, len(addr.packed)) + addr.packed
     return out
 
 
 def parse_answers(packet: bytes) -> list[str]:
-    """The A addresses of a response (tests)."""
+    """The A and AAAA addresses of a response (tests)."""
     _qid, _name, _qtype, _qclass, pos = parse_question(packet)
     count = struct.unpack("!H", packet[6:8])[0]
     out = []
@@ -103,6 +105,8 @@ def parse_answers(packet: bytes) -> list[str]:
         pos += 10
         if rtype == TYPE_A and rdlen == 4:
             out.append(str(ipaddress.IPv4Address(packet[pos:pos + 4])))
+        elif rtype == TYPE_AAAA and rdlen == 16:
+            out.append(str(ipaddress.IPv6Address(packet[pos:pos + 16])))
         pos += rdlen
     return out
 

@@ -29,6 +29,11 @@ from sampan import errors
 
 IPv4 = ipaddress.IPv4Address
 Net = ipaddress.IPv4Network
+IPv6 = ipaddress.IPv6Address
+Net6 = ipaddress.IPv6Network
+
+NO_V6_POOL = "could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network"
+V6_NOT_ENABLED = "IPv6 has not been enabled for this network, but an IPv6 subnet has been provided"
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,31 @@ def parse_address(text: str, what: str = "address") -> IPv4:
     return addr
 
 
+def is_ipv6(text: str) -> bool:
+    """Whether a CIDR or address is IPv6 (a quick look; parsing checks the rest)."""
+    return ":" in text
+
+
+def parse_network6(text: str, what: str = "subnet") -> Net6:
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise errors.InvalidArgument(f"invalid {what}: {text!r} is not a CIDR") from None
+    if not isinstance(net, Net6):
+        raise errors.InvalidArgument(f"invalid {what}: {text!r} is not an IPv6 CIDR")
+    return net
+
+
+def parse_address6(text: str, what: str = "address") -> IPv6:
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        raise errors.InvalidArgument(f"invalid {what}: {text!r}") from None
+    if not isinstance(addr, IPv6):
+        raise errors.InvalidArgument(f"invalid {what}: {text!r} is not an IPv6 address")
+    return addr
+
+
 def choose_subnet(pools: Iterable[PoolSpec], taken: Iterable[Net]) -> Net:
     """The first subnet of the pools that overlaps nothing in ``taken``."""
     used = list(taken)
@@ -95,9 +125,9 @@ def choose_subnet(pools: Iterable[PoolSpec], taken: Iterable[Net]) -> Net:
     )
 
 
-def check_no_overlap(net: Net, taken: Iterable[tuple[str, Net]]) -> None:
+def check_no_overlap(net: Net | Net6, taken: Iterable[tuple[str, Net | Net6]]) -> None:
     for name, other in taken:
-        if net.overlaps(other):
+        if net.version == other.version and net.overlaps(other):  # type: ignore[arg-type]
             raise errors.Conflict(f"Pool overlaps with other one on this address space ({name} uses {other})")
 
 
@@ -152,6 +182,64 @@ class Subnet:
 
     def release(self, addr: IPv4 | str) -> None:
         self.allocated.discard(IPv4(addr) if isinstance(addr, str) else addr)
+
+
+@dataclass
+class Subnet6:
+    """One network's IPv6 subnet (``--ipv6 --subnet fd..::/64``): gateway ``::1`` unless
+    ``--gateway``, addresses handed out in order from ``::2`` (Docker's sequential allocator)."""
+
+    network: Net6
+    gateway: IPv6
+    ip_range: Net6
+    allocated: set[IPv6] = field(default_factory=set)
+    reserved: set[IPv6] = field(default_factory=set)
+
+    @classmethod
+    def make(cls, subnet: str, *, gateway: str = "", ip_range: str = "", aux: dict[str, str] | None = None) -> Subnet6:
+        net = parse_network6(subnet)
+        if net.prefixlen > 126:
+            raise errors.InvalidArgument(f"subnet {net} is too small (at most /126)")
+        gw = parse_address6(gateway, "gateway") if gateway else net.network_address + 1
+        if gw not in net or gw == net.network_address:
+            raise errors.InvalidArgument(f"no matching subnet for gateway {gw}")
+        rng = parse_network6(ip_range, "ip-range") if ip_range else net
+        if not rng.subnet_of(net):
+            raise errors.InvalidArgument(f"no matching subnet for range {rng}")
+        reserved = set()
+        for name, text in (aux or {}).items():
+            addr = parse_address6(text, f"auxiliary address {name!r}")
+            if addr not in net:
+                raise errors.InvalidArgument(f"no matching subnet for aux-address {addr}")
+            reserved.add(addr)
+        return cls(net, gw, rng, reserved=reserved)
+
+    def _usable(self, addr: IPv6) -> bool:
+        return addr not in (self.network.network_address, self.gateway) and addr not in self.reserved
+
+    def allocate(self, requested: str = "") -> IPv6:
+        """Take ``requested`` (``--ip6``) or the lowest free address of the range."""
+        if requested:
+            addr = parse_address6(requested, "IPv6 address")
+            if addr not in self.network:
+                raise errors.InvalidArgument(f"invalid address {addr}: it does not belong to the network's subnet {self.network}")
+            if not self._usable(addr) or addr in self.allocated:
+                raise errors.Conflict(f"Address already in use: {addr}")
+            self.allocated.add(addr)
+            return addr
+        addr = self.ip_range.network_address
+        last = self.ip_range.broadcast_address
+        while addr <= last:  # the lowest free one: the allocated set is small, a /64 is not
+            if self._usable(addr) and addr not in self.allocated:
+                self.allocated.add(addr)
+                return addr
+            if addr == last:
+                break
+            addr += 1
+        raise errors.Unavailable(f"no available IPv6 addresses on this network's address pools ({self.ip_range})")
+
+    def release(self, addr: IPv6 | str) -> None:
+        self.allocated.discard(IPv6(addr) if isinstance(addr, str) else addr)
 
 
 def mac_for(addr: IPv4) -> str:

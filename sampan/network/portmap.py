@@ -59,6 +59,7 @@ class BridgeRules:
     icc: bool = True
     internal: bool = False
     isolated: bool = True  # isolated from sampan's other bridges (Docker: every bridge network)
+    subnet6: str = ""  # CIDR of an --ipv6 network's IPv6 subnet
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class PortMapping:
     container_ip: str
     container_port: int
     bridge: str
+    container_ip6: str = ""  # the container's IPv6 address on an --ipv6 network
 
 
 def check_table(name: str) -> str:
@@ -87,31 +89,64 @@ def _meta(key: str) -> Json:
     return {"meta": {"key": key}}
 
 
-def _ip(field: str) -> Json:
-    return {"payload": {"protocol": "ip", "field": field}}
+def _ip(field: str, protocol: str = "ip") -> Json:
+    return {"payload": {"protocol": protocol, "field": field}}
 
 
 def _prefix(cidr: str) -> Json:
     addr, _, length = cidr.partition("/")
-    return {"prefix": {"addr": addr, "len": int(length or 32)}}
+    return {"prefix": {"addr": addr, "len": int(length or (128 if ":" in addr else 32))}}
 
 
 _LOCAL = _match({"fib": {"result": "type", "flags": ["daddr"]}}, "local")
 _TH_DPORT = {"payload": {"protocol": "th", "field": "dport"}}
 MAP_ADDR = "publish_addr"  # host ip . proto . port -> container ip . port
 MAP_ANY = "publish_any"  # proto . port -> container ip . port (every host address)
+MAP_ADDR6 = "publish_addr6"  # the same for IPv6 (--ipv6 networks): host ip6 . proto . port -> container ip6
+MAP_ANY6 = "publish_any6"
+ANY_HOST = ("", "0.0.0.0", "::")
+LOOPBACK6 = "::1"
 
 
 def _specific(p: PortMapping) -> bool:
-    return bool(p.host_ip) and p.host_ip != "0.0.0.0"
+    return p.host_ip not in ANY_HOST
 
 
-def _key(p: PortMapping) -> Json:
-    return {"concat": [p.host_ip, p.proto, p.host_port] if _specific(p) else [p.proto, p.host_port]}
+def _v6_host(p: PortMapping) -> bool:
+    return ":" in p.host_ip
 
 
-def _elem(p: PortMapping, suffix: str) -> list[Any]:
-    return [_key(p), p.container_ip if suffix == "_ip" else p.container_port]
+def _maps(p: PortMapping) -> list[str]:
+    """The maps holding ``p``: IPv4 ones unless published on an IPv6 address; IPv6 ones when the
+    container has an IPv6 address and the port is on every address (``""``/``::``) or a
+    non-loopback IPv6 one (``::1`` is served by the userland proxy: ``loopback6``)."""
+    out = []
+    if not _v6_host(p) or p.host_ip == "::":
+        out.append(MAP_ADDR if _specific(p) else MAP_ANY)
+    if p.container_ip6 and p.host_ip != "0.0.0.0" and p.host_ip != LOOPBACK6 and (_v6_host(p) or not p.host_ip):
+        out.append(MAP_ADDR6 if _specific(p) else MAP_ANY6)
+    return out
+
+
+def _key(p: PortMapping, kind: str = MAP_ANY) -> Json:
+    specific = kind in (MAP_ADDR, MAP_ADDR6)
+    return {"concat": [p.host_ip, p.proto, p.host_port] if specific else [p.proto, p.host_port]}
+
+
+def _elem(p: PortMapping, suffix: str, kind: str = MAP_ANY) -> list[Any]:
+    ip = p.container_ip6 if kind in (MAP_ADDR6, MAP_ANY6) else p.container_ip
+    return [_key(p, kind), ip if suffix == "_ip" else p.container_port]
+
+
+def loopback6(ports: Iterable[PortMapping]) -> list[PortMapping]:
+    """Ports to serve on ``[::1]`` with the userland proxy, towards the container's IPv6 address.
+
+    The kernel does not route a ``::1`` source out of the loopback device (IPv6 has no
+    ``route_localnet``), so DNAT cannot reach a container from ``[::1]``; dockerd's docker-proxy
+    serves it the same way (towards the IPv4 address of a container without IPv6, for ``-p [::1]:P:C``)."""
+    return [PortMapping(p.proto, LOOPBACK6, p.host_port, p.container_ip6 or p.container_ip, p.container_port, p.bridge,
+                        p.container_ip6)
+            for p in ports if p.host_ip == LOOPBACK6 or (p.container_ip6 and p.host_ip in ("", "::"))]
 
 
 def elements(table: str, ports: Iterable[PortMapping], *, add: bool) -> Json:
@@ -124,10 +159,10 @@ def elements(table: str, ports: Iterable[PortMapping], *, add: bool) -> Json:
     verb = "add" if add else "delete"
     cmds: list[Json] = []
     for p in ports:
-        for suffix in ("_ip", "_port"):
-            elem = _elem(p, suffix) if add else _key(p)
-            cmds.append({verb: {"element": {"family": "inet", "table": table,
-                                            "name": (MAP_ADDR if _specific(p) else MAP_ANY) + suffix, "elem": [elem]}}})
+        for kind in _maps(p):
+            for suffix in ("_ip", "_port"):
+                elem = _elem(p, suffix, kind) if add else _key(p, kind)
+                cmds.append({verb: {"element": {"family": "inet", "table": table, "name": kind + suffix, "elem": [elem]}}})
     return {"nftables": cmds}
 
 
@@ -170,17 +205,25 @@ def ruleset(table: str, bridges: Iterable[BridgeRules], ports: Iterable[PortMapp
 
     # nft 1.0.6 cannot take a concatenated map value (ip . port) in JSON (it crashes), so each
     # kind of published port has two maps with the same key: one for the address, one for the port
-    for kind, key_type, key in ((MAP_ADDR, ["ipv4_addr", "inet_proto", "inet_service"], [_ip("daddr"), _meta("l4proto"), _TH_DPORT]),
-                                (MAP_ANY, ["inet_proto", "inet_service"], [_meta("l4proto"), _TH_DPORT])):
-        chosen = [p for p in ports if (kind == MAP_ADDR) == _specific(p)]
-        for suffix, data_type in (("_ip", "ipv4_addr"), ("_port", "inet_service")):
+    kinds: list[tuple[str, str, list[str], list[Json]]] = [
+        (MAP_ADDR, "ip", ["ipv4_addr", "inet_proto", "inet_service"], [_ip("daddr"), _meta("l4proto"), _TH_DPORT]),
+        (MAP_ANY, "ip", ["inet_proto", "inet_service"], [_meta("l4proto"), _TH_DPORT])]
+    if any(b.subnet6 for b in bridges):  # --ipv6 networks: the same for IPv6 (not ::1, see loopback6)
+        kinds += [(MAP_ADDR6, "ip6", ["ipv6_addr", "inet_proto", "inet_service"],
+                   [_ip("daddr", "ip6"), _meta("l4proto"), _TH_DPORT]),
+                  (MAP_ANY6, "ip6", ["inet_proto", "inet_service"], [_meta("l4proto"), _TH_DPORT])]
+    for kind, family, key_type, key in kinds:
+        chosen = [p for p in ports if kind in _maps(p)]
+        addr_type = "ipv6_addr" if family == "ip6" else "ipv4_addr"
+        for suffix, data_type in (("_ip", addr_type), ("_port", "inet_service")):
             m: Json = {"family": "inet", "table": table, "name": kind + suffix, "type": key_type, "map": data_type}
             if chosen:
-                m["elem"] = [_elem(p, suffix) for p in chosen]
+                m["elem"] = [_elem(p, suffix, kind) for p in chosen]
             cmds.append({"add": {"map": m}})
         lookup = {"concat": key}
-        rule("publish", {"dnat": {"family": "ip", "addr": {"map": {"key": lookup, "data": f"@{kind}_ip"}},
-                                  "port": {"map": {"key": lookup, "data": f"@{kind}_port"}}}})
+        guard = [_match(_meta("nfproto"), "ipv6"), _match(_ip("daddr", "ip6"), LOOPBACK6, "!=")] if kind == MAP_ANY6 else []
+        rule("publish", *guard, {"dnat": {"family": family, "addr": {"map": {"key": lookup, "data": f"@{kind}_ip"}},
+                                          "port": {"map": {"key": lookup, "data": f"@{kind}_port"}}}})
     for b in bridges:
         if b.masquerade and not b.internal:
             rule("postrouting", _match(_ip("saddr"), _prefix(b.subnet)),
@@ -192,6 +235,12 @@ def ruleset(table: str, bridges: Iterable[BridgeRules], ports: Iterable[PortMapp
         # (no iifname: with br_netfilter a bridged, DNAT'ed frame has no input device here)
         rule("postrouting", _match(_ip("saddr"), _prefix(b.subnet)), _match(_meta("oifname"), b.bridge),
              _match({"ct": {"key": "status"}}, "dnat", "in"), {"masquerade": None}, comment="hairpin")
+        if b.subnet6:  # the same for the IPv6 subnet of an --ipv6 network (no ::1 rule: see network docs)
+            if b.masquerade and not b.internal:
+                rule("postrouting", _match(_ip("saddr", "ip6"), _prefix(b.subnet6)),
+                     _match(_meta("oifname"), b.bridge, "!="), {"masquerade": None})
+            rule("postrouting", _match(_ip("saddr", "ip6"), _prefix(b.subnet6)), _match(_meta("oifname"), b.bridge),
+                 _match({"ct": {"key": "status"}}, "dnat", "in"), {"masquerade": None}, comment="hairpin")
     isolated = [b.bridge for b in bridges if b.isolated]
     for b in bridges:
         if b.internal:

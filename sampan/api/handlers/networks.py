@@ -36,7 +36,8 @@ def _containers(request: web.Request) -> ContainerService:
 
 def endpoint_json(ep: EndpointInfo) -> JSONDict:
     return {"Name": ep.container_name, "EndpointID": ep.id, "MacAddress": ep.mac,
-            "IPv4Address": f"{ep.address}/{ep.prefixlen}", "IPv6Address": ""}
+            "IPv4Address": f"{ep.address}/{ep.prefixlen}",
+            "IPv6Address": f"{ep.address6}/{ep.prefixlen6}" if ep.address6 else ""}
 
 
 def network_json(n: Network, *, containers: bool = True) -> JSONDict:
@@ -50,7 +51,7 @@ def network_json(n: Network, *, containers: bool = True) -> JSONDict:
         config.append(item)
     return {
         "Name": n.name, "Id": n.id, "Created": n.created, "Scope": n.scope, "Driver": n.driver,
-        "EnableIPv6": False,
+        "EnableIPv6": n.enable_ipv6,
         "IPAM": {"Driver": "default", "Options": None if n.name == "bridge" or not n.ipam else n.ipam_options,
                  "Config": config},
         "Internal": n.internal, "Attachable": n.attachable, "Ingress": False,
@@ -98,11 +99,15 @@ async def create(request: web.Request) -> web.Response:
     if (ipam.get("Driver") or "default") != "default":
         raise errors.NotImplementedFeature(f"IPAM driver {ipam.get('Driver')!r}: only the default driver exists")
     configs = ipam.get("Config") or []
-    if not isinstance(configs, list) or len(configs) > 1:
-        raise errors.NotImplementedFeature("more than one IPAM config (subnet) per network")
-    cfg = configs[0] if configs else {}
-    if not isinstance(cfg, dict):
-        raise errors.InvalidArgument("IPAM.Config entries must be objects")
+    if not isinstance(configs, list) or not all(isinstance(c, dict) for c in configs):
+        raise errors.InvalidArgument("IPAM.Config must be a list of objects")
+    # one IPv4 and one IPv6 subnet at most (as Docker's bridge driver)
+    v6 = [c for c in configs if ":" in str(c.get("Subnet") or "")]
+    v4 = [c for c in configs if c not in v6]
+    if len(v4) > 1 or len(v6) > 1:
+        raise errors.NotImplementedFeature("more than one IPAM config (subnet) per address family")
+    cfg = v4[0] if v4 else {}
+    cfg6 = v6[0] if v6 else {}
     n = await asyncio.to_thread(
         network_service(request).create, str(body.get("Name") or ""), driver=str(body.get("Driver") or "bridge"),
         subnet=str(cfg.get("Subnet") or ""), gateway=str(cfg.get("Gateway") or ""), ip_range=str(cfg.get("IPRange") or ""),
@@ -110,7 +115,9 @@ async def create(request: web.Request) -> web.Response:
         ipam_options=None if ipam.get("Options") is None else _strings(ipam["Options"], "IPAM.Options"),
         internal=bool(body.get("Internal")), attachable=bool(body.get("Attachable")),
         labels=_strings(body.get("Labels"), "Labels"), options=_strings(body.get("Options"), "Options"),
-        enable_ipv6=bool(body.get("EnableIPv6")),
+        enable_ipv6=bool(body.get("EnableIPv6")), subnet6=str(cfg6.get("Subnet") or ""),
+        gateway6=str(cfg6.get("Gateway") or ""), ip_range6=str(cfg6.get("IPRange") or ""),
+        aux_addresses6=_strings(cfg6.get("AuxiliaryAddresses"), "IPAM.Config.AuxiliaryAddresses"),
     )
     return web.json_response({"Id": n.id, "Warning": ""}, status=201)
 
