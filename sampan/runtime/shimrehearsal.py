@@ -37,6 +37,7 @@ start) echo start > "$state/go" ;;
 kill) kill -TERM "$(cat "$state/init.pid")" ;;
 esac
 """
+_BASE = "/tmp/.shim-rehearsal-"
 _TIMEOUT = 5  # seconds for the whole rehearsal (it takes ~0.1 s)
 
 
@@ -47,7 +48,8 @@ def rehearse() -> bool:
 
     from sampan._sys.reaper import set_child_subreaper
 
-    work = f"/tmp/.shim-rehearsal-{os.getpid()}-{time.monotonic_ns()}"
+    _remove_stale(time.time() - 60)  # left by a fork server killed while it rehearsed
+    work = f"{_BASE}{os.getpid()}-{time.monotonic_ns()}"
     saved = [os.dup(fd) for fd in (0, 1, 2)]
     old_chld = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     old_alrm = signal.signal(signal.SIGALRM, _timeout)
@@ -169,6 +171,20 @@ def _end_children() -> None:
 
 def _timeout(signum: int, frame: FrameType | None) -> None:
     raise TimeoutError("shim rehearsal timed out")
+
+
+def _remove_stale(before: float) -> None:
+    base, prefix = os.path.split(_BASE)
+    try:
+        names = [n for n in os.listdir(base) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        try:
+            if os.lstat(f"{base}/{name}").st_mtime < before:
+                _remove(f"{base}/{name}")
+        except OSError:
+            pass
 
 
 def _remove(work: str) -> None:

@@ -60,6 +60,25 @@ def test_rehearsal_goes_through_and_leaves_nothing() -> None:
     assert _leftovers(pid) == []
 
 
+def test_stale_rehearsal_dirs_are_removed() -> None:
+    stale = f"{shimrehearsal._BASE}999999-1"
+    os.mkdir(stale)
+    with open(f"{stale}/state.json", "w") as f:
+        f.write("{}")
+    os.utime(stale, (0, 0))
+    fresh = f"{shimrehearsal._BASE}999999-2"
+    os.mkdir(fresh)
+    try:
+        assert _in_child()[0] == 0
+        assert not os.path.exists(stale) and os.path.isdir(fresh)
+    finally:
+        for path in (stale, fresh):
+            if os.path.isdir(path):
+                for name in os.listdir(path):
+                    os.unlink(f"{path}/{name}")
+                os.rmdir(path)
+
+
 @pytest.mark.parametrize("how", ["broken", "hangs"])
 def test_failed_rehearsal_leaves_nothing(how: str) -> None:
     code, pid = _in_child(how)
