@@ -44,6 +44,8 @@ KEYS: dict[str, tuple[str, type]] = {
     "registry-certs-dir": ("registry_certs_dir", str),
     "bridge": ("bridge", str),
     "bip": ("bip", str),
+    "ipv6": ("ipv6", bool),
+    "fixed-cidr-v6": ("fixed_cidr_v6", str),
     "nft": ("nft", bool),
     "nft-table": ("nft_table", str),
     "default-address-pools": ("default_address_pools", list),
@@ -84,6 +86,8 @@ class DaemonConfig:
     registry_certs_dir: Path = Path("/etc/sampan/certs.d")
     bridge: str = "sampan0"
     bip: str = ""
+    ipv6: bool = False
+    fixed_cidr_v6: str = ""
     nft: bool = True
     nft_table: str = "sampan"
     default_address_pools: list[str] = field(default_factory=list)
@@ -198,7 +202,8 @@ def merge(flags: dict[str, Any], file_settings: dict[str, Any], *, file: Path) -
             setattr(cfg, KEYS[key][0], int(values[key]))
     if values.get("registry-certs-dir"):
         cfg.registry_certs_dir = Path(values["registry-certs-dir"])
-    for key in ("bridge", "bip", "nft-table"):
+    cfg.ipv6 = bool(values.get("ipv6", False))
+    for key in ("bridge", "bip", "nft-table", "fixed-cidr-v6"):
         if values.get(key):
             setattr(cfg, KEYS[key][0], str(values[key]))
     if values.get("nft") is not None:

@@ -79,6 +79,8 @@ def parser() -> argparse.ArgumentParser:
                    help="per-registry CA certificates, <dir>/<host:port>/ca.crt (default /etc/sampan/certs.d)")
     p.add_argument("-b", "--bridge", metavar="NAME", help="bridge of the default network (default sampan0; none: no default bridge)")
     p.add_argument("--bip", metavar="CIDR", help="address and prefix of the default bridge (e.g. 172.17.0.1/16)")
+    p.add_argument("--ipv6", action="store_true", help="IPv6 on the default bridge (needs --fixed-cidr-v6)")
+    p.add_argument("--fixed-cidr-v6", metavar="CIDR", help="IPv6 subnet of the default bridge (with --ipv6)")
     p.add_argument("--nft", type=cfgmod.parse_bool, metavar="BOOL",
                    help="manage NAT and published ports with nftables (default true; false: userland proxy)")
     p.add_argument("--nft-table", metavar="NAME", help="sampan's own nftables table (default: inet sampan)")

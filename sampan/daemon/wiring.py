@@ -133,7 +133,7 @@ def build_networks(cfg: DaemonConfig, db: Database, events: EventBus, containers
 
     pools = tuple(parse_pool(p) for p in cfg.default_address_pools) or DEFAULT_POOLS
     ncfg = NetworkConfig(exec_root=cfg.exec_root, bridge_name=cfg.bridge, bip=cfg.bip, default_pools=pools,
-                         nft=cfg.nft, nft_table=cfg.nft_table, mtu=cfg.mtu)
+                         nft=cfg.nft, nft_table=cfg.nft_table, mtu=cfg.mtu, ipv6=cfg.ipv6, fixed_cidr_v6=cfg.fixed_cidr_v6)
     networks = NetworkService(ncfg, db, events)
 
     def lookup(ref: str) -> tuple[str, str, Path | None]:

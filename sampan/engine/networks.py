@@ -91,8 +91,12 @@ class NetworkService(SandboxMixin):
     # ------------------------------------------------------------------ startup
 
     def _ensure_predefined(self) -> None:
+        if self.cfg.bridge_enabled and self.cfg.ipv6 and not self.cfg.fixed_cidr_v6:
+            raise errors.Unavailable(f"Error creating default \"bridge\" network: {ipam.NO_V6_POOL}")
         for name, driver in PREDEFINED:
             if self.db.query_one("SELECT 1 FROM networks WHERE name = ?", (name,)):
+                if name == "bridge":
+                    self._default_bridge_v6()
                 continue
             if driver == "bridge" and not self.cfg.bridge_enabled:
                 continue
@@ -105,8 +109,25 @@ class NetworkService(SandboxMixin):
                 options = {bridgemod.OPT_DEFAULT: "true", bridgemod.OPT_NAME: bridge,
                            bridgemod.OPT_ICC: "true", bridgemod.OPT_MASQ: "true",
                            bridgemod.OPT_HOST_IP: "0.0.0.0", bridgemod.OPT_MTU: str(self.cfg.mtu)}
+            configs = [cfg] if cfg.subnet else []
+            if driver == "bridge" and self.cfg.ipv6:
+                configs.append(self._default_bridge_ipam6())
             self._insert(Network(id=secrets.token_hex(32), name=name, driver=driver, created=_now(),
-                                 ipam=[cfg] if cfg.subnet else [], options=options, bridge=bridge))
+                                 ipam=configs, options=options, bridge=bridge))
+
+    def _default_bridge_ipam6(self) -> IpamConfig:
+        """``--ipv6 --fixed-cidr-v6 CIDR``: the default bridge's IPv6 subnet, gateway ``::1`` of it."""
+        sub6 = ipam.Subnet6.make(self.cfg.fixed_cidr_v6)
+        return IpamConfig(subnet=str(sub6.network), gateway=str(sub6.gateway))
+
+    def _default_bridge_v6(self) -> None:
+        """A restart with other ``--ipv6``/``--fixed-cidr-v6`` flags: the default bridge follows them
+        (while no container is on it, as its addresses are handed out)."""
+        n = self.get("bridge")
+        want = [c for c in n.ipam if c is n.ipam4] + ([self._default_bridge_ipam6()] if self.cfg.ipv6 else [])
+        if [c.__dict__ for c in want] == [c.__dict__ for c in n.ipam] or self._endpoints(network_id=n.id):
+            return
+        self.db.execute("UPDATE networks SET ipam = ? WHERE id = ?", (json.dumps([c.__dict__ for c in want]), n.id))
 
     def _default_bridge_ipam(self) -> IpamConfig:
         if self.cfg.bip:

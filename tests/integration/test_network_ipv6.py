@@ -172,3 +172,37 @@ def test_published_ports_over_v6_and_reconcile_after_sigkill(netd: Daemon, names
     nov6 = docker(netd, "run", "-d", "-p", f"[fd5a::1]:{loop_port}:8080", "--name", "nov6", "busybox", "true", check=False)
     assert nov6.returncode != 0 and "has no IPv6 subnet" in nov6.stderr, nov6.stderr
     docker(netd, "rm", "-f", "nov6")
+
+
+def test_default_bridge_with_daemon_ipv6_flags(tmp_path: Path, names, busybox_rootfs_tar: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.daemon_fixture import cleanup, new_daemon
+    from tests.integration.container_daemon import import_busybox
+
+    first = next(ipaddress.IPv4Network(names.subnet).subnets(new_prefix=26))
+    base = ("--bridge", names.bridge, "--nft-table", names.nft_table, "--bip", f"{next(first.hosts())}/26")
+    refused = new_daemon(tmp_path / "refused", *base, "--ipv6")
+    try:
+        with pytest.raises(RuntimeError, match="non-overlapping IPv6 address pool"):
+            refused.start()
+    finally:
+        cleanup(refused)
+    d = new_daemon(tmp_path / "v6", *base, "--ipv6", "--fixed-cidr-v6", v6(names, 9))
+    prefix = v6(names, 9).split("::")[0]
+    try:
+        d.start()
+        import_busybox(d, busybox_rootfs_tar)
+        net = json.loads(docker(d, "network", "inspect", "bridge").stdout)[0]
+        assert net["EnableIPv6"] is True and net["IPAM"]["Config"][1] == {"Subnet": v6(names, 9), "Gateway": f"{prefix}::1"}
+        docker(d, "run", "-d", "--name", "one", "busybox", "sleep", "60")
+        ns = json.loads(docker(d, "inspect", "one").stdout)[0]["NetworkSettings"]
+        assert (ns["GlobalIPv6Address"], ns["GlobalIPv6PrefixLen"], ns["IPv6Gateway"]) == (f"{prefix}::2", 64, f"{prefix}::1")
+        out = docker(d, "run", "--rm", "busybox", "sh", "-c", f"ping6 -c 1 -W 2 {prefix}::2 >/dev/null && echo ok").stdout
+        assert out == "ok\n"
+        docker(d, "rm", "-f", "one")
+    finally:
+        try:
+            if d.proc is not None and d.proc.poll() is None:
+                for c in json.loads(d.request("GET", "/containers/json?all=1").body or b"[]"):
+                    d.request("DELETE", f"/containers/{c['Id']}?force=1")
+        finally:
+            cleanup(d)
