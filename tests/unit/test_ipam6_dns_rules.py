@@ -102,3 +102,13 @@ def test_endpoint_commands_and_sysctls() -> None:
                             default_route=False)
     assert not any("fd00" in c or "nodad" in c for c in plain.inside_batch().commands)
     assert plain.ipv6_sysctls() == {}
+
+
+def test_cli_pairs_gateways_and_ranges_with_their_subnets() -> None:
+    from sampan.cli.networks import _configs
+
+    opts = {"subnet": ["10.1.0.0/24", "fd00::/64"], "gateway": ["fd00::fe"], "ip_range": ["10.1.0.128/25"]}
+    assert _configs(opts) == [{"Subnet": "10.1.0.0/24", "IPRange": "10.1.0.128/25"},  # type: ignore[arg-type]
+                              {"Subnet": "fd00::/64", "Gateway": "fd00::fe"}]
+    with pytest.raises(errors.InvalidArgument, match=r"no matching subnet for gateway 10\.2\.0\.1"):
+        _configs({"subnet": ["10.1.0.0/24"], "gateway": ["10.2.0.1"], "ip_range": []})  # type: ignore[arg-type]
