@@ -321,7 +321,8 @@ class SandboxMixin:
             hname, ip = resolv.parse_add_host(item)
             extra.append((hname, self._default_gateway() if ip == "host-gateway" else ip))
         aliases = [a for ep in eps for a in ep.aliases] if embedded else []
-        hosts = resolv.render_hosts(hostname, [ep.address for ep in eps[:1]], aliases=aliases, extra=extra,
+        own = [a for ep in eps[:1] for a in (ep.address, ep.address6) if a]  # and its IPv6 one, as Docker's
+        hosts = resolv.render_hosts(hostname, own, aliases=aliases, extra=extra,
                                     domainname=domainname)
         return resolv.write_files(directory, hostname=hostname, hosts=hosts, resolv=conf)
 

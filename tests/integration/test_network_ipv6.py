@@ -88,6 +88,8 @@ def test_v6_traffic_names_and_inspect(netd: Daemon, names) -> None:  # type: ign
     assert lines[1:3] == ["ping-ok", "1"], out
     assert len(lines) == 5 and lines[3].startswith("hello from ") and lines[3] == lines[4], out
 
+    hosts = docker(netd, "exec", "fixed", "cat", "/etc/hosts").stdout
+    assert f"{prefix}::99\t" in hosts, hosts
     docker(netd, "rm", "-f", "srv", "fixed")
     docker(netd, "network", "rm", "v6net")
     assert not Path(f"/sys/class/net/{bridge(names, 1)}").exists()
