@@ -6,7 +6,9 @@ gateway address; an *endpoint* is one container's attachment: a veth pair whose 
 (``veth<7 hex>``) is enslaved to the bridge and whose other end is created directly inside the
 container's network namespace as ``eth0`` (``eth1``... for further networks), with its address,
 MAC (Docker's ``02:42:<IP bytes>`` unless ``--mac-address``) and, for the first network, the
-default route through the gateway.
+default route through the gateway.  On an ``--ipv6`` network the bridge also holds the IPv6
+gateway and each endpoint its IPv6 address (both without duplicate address detection) and, on
+its first network, an IPv6 default route; IPv6 is switched on for those interfaces only.
 
 Setup is two ``ip -batch`` runs (host side, then inside the namespace); teardown is one
 (deleting the host end deletes the pair).  Both stay well under the 10 ms budget.

@@ -5,6 +5,8 @@ Vocabulary: a *pool* is a range subnets are carved from (Docker's default addres
 is one such block (or the user's ``--subnet``); its *gateway* is the bridge's address (the
 first host unless ``--gateway``); its *range* (``--ip-range``) is where dynamic addresses
 come from (the whole subnet by default); an *allocation* is one address held by an endpoint.
+An ``--ipv6`` network has a second, IPv6 subnet (:class:`Subnet6`: gateway ``::1``, addresses
+handed out in order from ``::2``); there is no default IPv6 pool, as in dockerd without one.
 
 This module is pure logic: the engine's network service persists subnets and allocations in
 the database (``storage/db.py``; the network layer never imports storage) and rebuilds

@@ -19,6 +19,11 @@ Chains (hooks and priorities as Docker's iptables rules have them, in nft terms)
                                ip saddr 127.0.0.0/8 oifname BRIDGE masquerade  (127.0.0.1:HP)
                                ip saddr SUBNET oifname BRIDGE ct status dnat masquerade (hairpin)
 
+With an ``--ipv6`` network (``BridgeRules.subnet6``) the same masquerade and hairpin rules
+match ``ip6 saddr``, and ``publish`` gets the IPv6 maps (``publish_addr6_*``, ``publish_any6_*``,
+``dnat ip6``); ports on ``[::1]`` cannot be DNAT'ed (no ``route_localnet`` in IPv6) and are
+listed by ``loopback6`` for the userland proxy.  Without IPv6 networks the table has none of it.
+
 Published ports are *elements of two maps*, so a container's ports are added with one cheap
 ``add element`` document (``elements``) instead of rewriting chains; the chains change only
 when networks do.
