@@ -321,6 +321,8 @@ class ContainerService(Supervision):
                 c.state.exit_code = code
                 lifecycle.apply(c.state, lifecycle.EXITED if c.has_been_started else lifecycle.CREATED)
                 self._save(c)
+            if c.host.auto_remove:  # as dockerd: a --rm container whose start failed goes (the CLI waits for it)
+                threading.Thread(target=self._auto_remove, args=(c.id,), daemon=True).start()
             raise err from exc
         with self._lock:
             lifecycle.apply(c.state, lifecycle.RUNNING)

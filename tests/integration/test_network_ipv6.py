@@ -134,6 +134,10 @@ def test_bad_input_errors_and_leaves_nothing(netd: Daemon, names) -> None:  # ty
     assert bad.returncode != 0 and "does not belong to the network's subnet" in bad.stderr
     members = json.loads(docker(netd, "network", "inspect", "v6net").stdout)[0]["Containers"]
     assert members == {}
+    # an IPv4 --ip outside the subnet fails at start: a --rm container then goes (dockerd's), the CLI returns
+    bad = docker(netd, "run", "--rm", "--network", "v6net", "--ip", "10.255.255.5", "busybox", "true", check=False)
+    assert bad.returncode == 125 and "does not belong to the network's subnet" in bad.stderr
+    assert json.loads(netd.request("GET", "/containers/json?all=1").body) == []
     docker(netd, "network", "rm", "v6net")
     assert addresses6(bridge(names, 1)) == []
     assert [n["Name"] for n in json.loads(netd.request("GET", "/networks").body)] == [n["Name"] for n in before]

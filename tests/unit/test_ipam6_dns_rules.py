@@ -112,3 +112,19 @@ def test_cli_pairs_gateways_and_ranges_with_their_subnets() -> None:
                               {"Subnet": "fd00::/64", "Gateway": "fd00::fe"}]
     with pytest.raises(errors.InvalidArgument, match=r"no matching subnet for gateway 10\.2\.0\.1"):
         _configs({"subnet": ["10.1.0.0/24"], "gateway": ["10.2.0.1"], "ip_range": []})  # type: ignore[arg-type]
+
+
+def test_schema_migration_keeps_old_endpoints(tmp_path: Path) -> None:
+    from sampan.engine.network_model import MIGRATIONS, endpoint_from_row
+    from sampan.storage.db import Database
+
+    db = Database.open(tmp_path / "s.db")
+    db.migrate("networks", MIGRATIONS[:2])  # a database of the IPv4-only schema
+    db.execute("INSERT INTO networks (id, name, driver, created, labels, options, ipam, bridge)"
+               " VALUES ('n', 'x', 'bridge', 't', '{}', '{}', '[]', 'b')")
+    db.execute("INSERT INTO endpoints (id, network_id, container_id, container_name, address, prefixlen, gateway, mac,"
+               " aliases, ifname, netns, ports) VALUES ('e', 'n', 'c', 'c', '10.0.0.2', 24, '10.0.0.1', 'm', '[]',"
+               " 'eth0', '/x', '[]')")
+    assert db.migrate("networks", MIGRATIONS) == 3
+    ep = endpoint_from_row(db.query("SELECT * FROM endpoints")[0])
+    assert (ep.address, ep.address6, ep.prefixlen6, ep.gateway6) == ("10.0.0.2", "", 0, "")
