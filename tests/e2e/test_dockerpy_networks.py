@@ -192,6 +192,72 @@ def test_connect_with_ipv4_address(client: Any, mod_names: Names) -> None:  # no
     assert net["IPAMConfig"]["IPv4Address"] == address
 
 
+def _v6(names: Names) -> ipaddress.IPv6Network:
+    """The module's own ULA /64 (upstream uses 2001:389::/64)."""
+    return ipaddress.IPv6Network(f"fd5a:{names.tag[:4]}:{names.tag[4:8]}:e2e::/64")
+
+
+def _range96(names: Names) -> str:
+    return str(next(_v6(names).subnets(new_prefix=96)))
+
+
+def _ipv6_disabled() -> bool:
+    try:
+        with open("/proc/sys/net/ipv6/conf/all/disable_ipv6") as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return True
+
+
+needs_ipv6 = pytest.mark.skipif(_ipv6_disabled(), reason="IPv6 is disabled on this host")
+
+
+def _v6net(client: Any, names: Names, **pool: str) -> str:
+    # internal: upstream's networks are not, but an internal one keeps the host's IPv6 forwarding
+    # setting as it is (this module runs in the host's network namespace)
+    return mknet(client, names, enable_ipv6=True, internal=True, ipam=docker.types.IPAMConfig(
+        driver="default", pool_configs=[docker.types.IPAMPool(subnet=str(_v6(names)), **pool)]))[0]
+
+
+@needs_ipv6
+def test_create_with_ipv6_address(client: Any, mod_names: Names) -> None:  # noqa: F811
+    net_name = _v6net(client, mod_names)
+    address = str(_v6(mod_names)[0xf00d])
+    container = top(client, host_config=client.create_host_config(network_mode=net_name),
+                    networking_config=client.create_networking_config({
+                        net_name: client.create_endpoint_config(ipv6_address=address)}))
+    net = client.inspect_container(container)["NetworkSettings"]["Networks"][net_name]
+    assert net["IPAMConfig"]["IPv6Address"] == address
+    assert net["GlobalIPv6Address"] == address
+
+
+@needs_ipv6
+def test_connect_with_ipv6_address(client: Any, mod_names: Names) -> None:  # noqa: F811
+    net_name = _v6net(client, mod_names, iprange=_range96(mod_names),
+                      gateway=str(_v6(mod_names)[0xffff]))
+    container = top(client, host_config=client.create_host_config(network_mode=net_name))
+    client.disconnect_container_from_network(container, net_name)
+    address = str(_v6(mod_names)[0x11])
+    client.connect_container_to_network(container, net_name, ipv6_address=address)
+    net = client.inspect_container(container)["NetworkSettings"]["Networks"][net_name]
+    assert net["IPAMConfig"]["IPv6Address"] == address
+    assert net["GlobalIPv6Address"] == address and net["IPv6Gateway"] == str(_v6(mod_names)[0xffff])
+
+
+@needs_ipv6
+def test_create_network_ipv6_enabled(client: Any, mod_names: Names) -> None:  # noqa: F811
+    net_name = _v6net(client, mod_names, iprange=_range96(mod_names),
+                      gateway=str(_v6(mod_names)[0xffff]))
+    net = client.inspect_network(net_name)
+    assert net["EnableIPv6"] is True
+    v6 = [c for c in net["IPAM"]["Config"] if ":" in c["Subnet"]]
+    assert v6 == [{"Subnet": str(_v6(mod_names)), "IPRange": _range96(mod_names),
+                   "Gateway": str(_v6(mod_names)[0xffff])}]
+    with pytest.raises(docker.errors.APIError, match="IPv6 has not been enabled for this network"):
+        mknet(client, mod_names, ipam=docker.types.IPAMConfig(
+            driver="default", pool_configs=[docker.types.IPAMPool(subnet=str(_v6(mod_names)))]))
+
+
 def test_connect_with_mac_address(client: Any, mod_names: Names) -> None:  # noqa: F811
     net_name, _ = mknet(client, mod_names)
     container = client.create_container(BUSYBOX, ["sleep", "60"])
