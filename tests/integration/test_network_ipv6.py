@@ -13,6 +13,7 @@ import json
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,16 @@ pytestmark = [
                        reason="IPv6 is disabled on this host (net.ipv6.conf.all.disable_ipv6 = 1)"),
 ]
 netd = _netd
+FORWARDING = Path("/proc/sys/net/ipv6/conf/all/forwarding")
+
+
+@pytest.fixture(autouse=True)
+def _host_forwarding() -> Iterator[None]:
+    """sampan switches IPv6 forwarding on (as dockerd with --ipv6); put the host's setting back."""
+    before = FORWARDING.read_text().strip()
+    yield
+    if FORWARDING.read_text().strip() != before:
+        FORWARDING.write_text(before)
 
 
 def v6(names, n: int = 0) -> str:  # type: ignore[no-untyped-def]
