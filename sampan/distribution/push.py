@@ -137,6 +137,9 @@ class PushSource:
             self.emit({"status": status, **({"progressDetail": detail or {}, "id": ident} if ident else {})})
 
 
+_FINAL = ("Pushed", "Layer already exists")
+
+
 def manifest_for(image: SourceImage, *, docker_types: bool) -> tuple[bytes, str]:
     """The manifest bytes, byte for byte as dockerd writes them (Go's ``MarshalIndent`` with
     three spaces, descriptor keys mediaType, size, digest): the same image pushed by docker and
@@ -173,6 +176,7 @@ class RegistryDestination:
         self._manifest: tuple[bytes, str] | None = None
         self._image: SourceImage | None = None
         self._lock = threading.Lock()
+        self._reported: set[str] = set()  # layers whose final status was sent
         self.result: PushResult | None = None
 
     def _ident(self, desc: Descriptor) -> str:
@@ -181,6 +185,12 @@ class RegistryDestination:
     def _send(self, status: str, ident: str = "", detail: dict[str, int] | None = None) -> None:
         if self.emit is not None:
             with self._lock:
+                if ident and (status in _FINAL or status.startswith("Mounted from ")):
+                    # an image listing one layer twice: dockerd's upload manager sends its final
+                    # status once (both were "Preparing")
+                    if ident in self._reported:
+                        return
+                    self._reported.add(ident)
                 self.emit({"status": status, **({"progressDetail": detail or {}, "id": ident} if ident else {})})
 
     def has_blob(self, desc: Descriptor) -> bool:
