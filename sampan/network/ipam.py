@@ -24,8 +24,9 @@ Typical use::
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sampan import errors
 
@@ -33,6 +34,7 @@ IPv4 = ipaddress.IPv4Address
 Net = ipaddress.IPv4Network
 IPv6 = ipaddress.IPv6Address
 Net6 = ipaddress.IPv6Network
+T = TypeVar("T")
 
 NO_V6_POOL = "could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network"
 V6_NOT_ENABLED = "IPv6 has not been enabled for this network, but an IPv6 subnet has been provided"
@@ -70,24 +72,28 @@ def parse_pool(text: str) -> PoolSpec:
     return PoolSpec(base, size)
 
 
-def parse_network(text: str, what: str = "subnet") -> Net:
+def _parsed(text: str, what: str, kind: type[T], parse: Callable[[str], object], noun: str) -> T:
+    """``parse(text)`` as ``kind`` (one address family), or an error naming ``what``."""
     try:
-        net = ipaddress.ip_network(text, strict=False)
+        value = parse(text)
     except ValueError:
-        raise errors.InvalidArgument(f"invalid {what}: {text!r} is not a CIDR") from None
-    if not isinstance(net, Net):
-        raise errors.NotImplementedFeature(f"IPv6 {what} {text!r}: sampan networks are IPv4 only")
-    return net
+        raise errors.InvalidArgument(f"invalid {what}: {text!r} is not {'a CIDR' if noun == 'CIDR' else 'an address'}") from None
+    if not isinstance(value, kind):
+        family = "IPv6" if kind in (Net6, IPv6) else "IPv4"
+        raise errors.InvalidArgument(f"invalid {what}: {text!r} is not an {family} {noun}")
+    return value
+
+
+def _network(text: str) -> object:
+    return ipaddress.ip_network(text, strict=False)
+
+
+def parse_network(text: str, what: str = "subnet") -> Net:
+    return _parsed(text, what, Net, _network, "CIDR")
 
 
 def parse_address(text: str, what: str = "address") -> IPv4:
-    try:
-        addr = ipaddress.ip_address(text)
-    except ValueError:
-        raise errors.InvalidArgument(f"invalid {what}: {text!r}") from None
-    if not isinstance(addr, IPv4):
-        raise errors.NotImplementedFeature(f"IPv6 {what} {text!r}: sampan networks are IPv4 only")
-    return addr
+    return _parsed(text, what, IPv4, ipaddress.ip_address, "address")
 
 
 def is_ipv6(text: str) -> bool:
@@ -96,23 +102,11 @@ def is_ipv6(text: str) -> bool:
 
 
 def parse_network6(text: str, what: str = "subnet") -> Net6:
-    try:
-        net = ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        raise errors.InvalidArgument(f"invalid {what}: {text!r} is not a CIDR") from None
-    if not isinstance(net, Net6):
-        raise errors.InvalidArgument(f"invalid {what}: {text!r} is not an IPv6 CIDR")
-    return net
+    return _parsed(text, what, Net6, _network, "CIDR")
 
 
 def parse_address6(text: str, what: str = "address") -> IPv6:
-    try:
-        addr = ipaddress.ip_address(text)
-    except ValueError:
-        raise errors.InvalidArgument(f"invalid {what}: {text!r}") from None
-    if not isinstance(addr, IPv6):
-        raise errors.InvalidArgument(f"invalid {what}: {text!r} is not an IPv6 address")
-    return addr
+    return _parsed(text, what, IPv6, ipaddress.ip_address, "address")
 
 
 def choose_subnet(pools: Iterable[PoolSpec], taken: Iterable[Net]) -> Net:

@@ -63,8 +63,10 @@ def test_requested_address_gateway_and_range() -> None:
         ipam.Subnet.make("10.6.0.0/24", ip_range="10.6.1.0/25")
     with pytest.raises(errors.InvalidArgument, match="invalid subnet"):
         ipam.Subnet.make("10.6.0.300/24")
-    with pytest.raises(errors.NotImplementedFeature):
+    with pytest.raises(errors.InvalidArgument, match="'fd00::/64' is not an IPv4 CIDR"):
         ipam.Subnet.make("fd00::/64")
+    with pytest.raises(errors.InvalidArgument, match="'10.0.0.1' is not an IPv6 address"):
+        ipam.parse_address6("10.0.0.1")
 
 
 def test_overlap_check_names_the_other_network() -> None:
