@@ -65,7 +65,7 @@ def test_requested_address_gateway_and_range() -> None:
         ipam.Subnet.make("10.6.0.300/24")
     with pytest.raises(errors.InvalidArgument, match="'fd00::/64' is not an IPv4 CIDR"):
         ipam.Subnet.make("fd00::/64")
-    with pytest.raises(errors.InvalidArgument, match="'10.0.0.1' is not an IPv6 address"):
+    with pytest.raises(errors.InvalidArgument, match=r"'10\.0\.0\.1' is not an IPv6 address"):
         ipam.parse_address6("10.0.0.1")
 
 
