@@ -99,7 +99,12 @@ def load_big(ctx: Context) -> Scenario:
         env = docker_env()
 
         def docker_rmi() -> None:
-            subprocess.run(["docker", "rmi", "-f", name], capture_output=True, env=env)
+            # also what an interrupted pull-200m left (<registry>/bench/big): dockerd would find
+            # the layer already there and skip unpacking it
+            listed = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"],
+                                    capture_output=True, text=True, env=env).stdout.split()
+            stale = [ref for ref in listed if ref.split(":")[-2].endswith("/bench/big")]
+            subprocess.run(["docker", "rmi", "-f", name, *stale], capture_output=True, env=env)
 
         s.variants["docker"] = _timed(["docker", "load", "-q", "-i", str(archive)], env, before=docker_rmi)
     return s
