@@ -12,6 +12,10 @@ them.
 
 from __future__ import annotations
 
+TYPE_CHECKING = False  # typing is not imported at run time (the CLI imports this module)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 _SIZE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
 _BINARY = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _DURATION = {"ns": 1, "us": 1000, "µs": 1000, "μs": 1000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
@@ -71,9 +75,14 @@ def ram_in_bytes(text: str) -> int:
     return int(amount * _BINARY[unit])
 
 
-def parse_duration(text: str) -> int:
+def _quoted(text: str) -> str:
+    return f'"{text}"'
+
+
+def parse_duration(text: str, quote: Callable[[str], str] = _quoted) -> int:
     """Go's ``time.ParseDuration`` in nanoseconds: a signed sequence of decimal numbers, each
-    with a unit (ns, us, µs, ms, s, m, h); "0" alone needs none."""
+    with a unit (ns, us, µs, ms, s, m, h); "0" alone needs none.  ``quote`` renders the text
+    in the ValueError messages (the builder passes Go's ``strconv.Quote``)."""
     s = text
     sign = 1
     if s[:1] in ("+", "-"):
@@ -82,7 +91,7 @@ def parse_duration(text: str) -> int:
     if s == "0":
         return 0
     if not s:
-        raise ValueError(f'time: invalid duration "{text}"')
+        raise ValueError(f"time: invalid duration {quote(text)}")
     total = 0.0
     pos = 0
     while pos < len(s):
@@ -91,14 +100,14 @@ def parse_duration(text: str) -> int:
             pos += 1
         number = s[start:pos]
         if number in ("", ".") or number.count(".") > 1:
-            raise ValueError(f'time: invalid duration "{text}"')
+            raise ValueError(f"time: invalid duration {quote(text)}")
         ustart = pos
         while pos < len(s) and not (s[pos].isdigit() or s[pos] == "."):
             pos += 1
         unit = s[ustart:pos]
         if not unit:
-            raise ValueError(f'time: missing unit in duration "{text}"')
+            raise ValueError(f"time: missing unit in duration {quote(text)}")
         if unit not in _DURATION:
-            raise ValueError(f'time: unknown unit "{unit}" in duration "{text}"')
+            raise ValueError(f"time: unknown unit {quote(unit)} in duration {quote(text)}")
         total += float(number) * _DURATION[unit]
     return sign * round(total)

@@ -13,9 +13,9 @@ Durations (HEALTHCHECK) are integers in nanoseconds, as Docker's image config st
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
+from sampan import units
 from sampan.build.parser import chomp_heredoc, parse_heredoc
 from sampan.build.runmount import Mount
 from sampan.build.shellwords import go_quote
@@ -310,45 +310,14 @@ class Flags:
 
 # --- durations -----------------------------------------------------------------------------
 
-_UNITS = {
-    "ns": 1,
-    "us": 10**3,
-    "µs": 10**3,
-    "μs": 10**3,
-    "ms": 10**6,
-    "s": 10**9,
-    "m": 60 * 10**9,
-    "h": 3600 * 10**9,
-}
-_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)([a-zµμ]+)")
-
 
 def parse_duration(text: str) -> int:
-    """Go's ``time.ParseDuration`` ("1m30s", "500ms", "1.5h") in nanoseconds."""
-    bad = InvalidArgument(f"time: invalid duration {go_quote(text)}")
-    s = text
-    sign = 1
-    if s[:1] in ("+", "-"):
-        sign = -1 if s[0] == "-" else 1
-        s = s[1:]
-    if s == "0":
-        return 0
-    if not s:
-        raise bad
-    total = 0.0
-    pos = 0
-    while pos < len(s):
-        match = _DURATION_PART.match(s, pos)
-        if match is None or match.group(1) in ("", "."):
-            raise bad
-        unit = _UNITS.get(match.group(2))
-        if unit is None:
-            raise InvalidArgument(
-                f"time: unknown unit {go_quote(match.group(2))} in duration {go_quote(text)}"
-            )
-        total += float(match.group(1)) * unit
-        pos = match.end()
-    return sign * round(total)
+    """Go's ``time.ParseDuration`` ("1m30s", "500ms", "1.5h") in nanoseconds, with BuildKit's
+    messages (the text quoted as Go's strconv.Quote does)."""
+    try:
+        return units.parse_duration(text, quote=go_quote)
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from None
 
 
 # --- EXPOSE --------------------------------------------------------------------------------
