@@ -44,7 +44,8 @@ def _host_forwarding() -> Iterator[None]:
 
 def v6(names, n: int = 0) -> str:  # type: ignore[no-untyped-def]
     """The test's own ULA /64s: fd5a:<tag>:<n>::/64."""
-    return f"fd5a:{names.tag[:4]}:{names.tag[4:8]}:{n}::/64"
+    # in canonical form (no leading zeros), as inspect and nft print it
+    return str(ipaddress.IPv6Network(f"fd5a:{names.tag[:4]}:{names.tag[4:8]}:{n}::/64"))
 
 
 def v4(names, n: int) -> str:  # type: ignore[no-untyped-def]
